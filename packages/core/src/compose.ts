@@ -1,0 +1,340 @@
+import binaryen from "binaryen";
+import { C_FUNCTIONS, emitCApi, type CFunction } from "./c-api.ts";
+import { Codegen, PAGE_SIZE } from "./codegen.ts";
+import type {
+  AllocatorFunctions,
+  BuildLimits,
+  EmitContext,
+  MemoryDescription,
+  PageBackend,
+  Parent,
+  Strategy,
+} from "./contracts.ts";
+import { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
+import { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
+import { instantiateAllocator, type AllocatorInstance, type InstantiateOptions } from "./instantiate.ts";
+import { withOptimizeSettings, type OptimizeMode } from "./optimize.ts";
+
+/** The C functions exported when `exports` is not given. */
+export const DEFAULT_EXPORTS: readonly CFunction[] = ["malloc", "free", "calloc", "realloc", "aligned_alloc"];
+
+/** The default minimum alignment of every block: 8 bytes (i64 and f64). */
+export const DEFAULT_MIN_ALIGN = 8;
+
+/** What every allocator is made of. */
+export interface AllocatorOptions {
+  /** The strategy stack, top first: `[sizeClasses(), freeList()]`, or a single strategy. */
+  readonly strategy: Strategy | readonly Strategy[];
+  /** Where fresh pages come from. Default: {@link growBackend} (`memory.grow`). */
+  readonly backend?: PageBackend;
+  /** Alignment of every block malloc returns: a power of two from the pointer size to 65536. Default 8. */
+  readonly minAlign?: number;
+  /** Prefix of every emitted name (see {@link Codegen}). Default `~alloc`. */
+  readonly prefix?: string;
+  /**
+   * Use bulk-memory instructions (`memory.fill`, `memory.copy`). Default: true for a standalone
+   * module; for {@link installAllocator}, whether the target module has the feature enabled.
+   */
+  readonly bulkMemory?: boolean;
+}
+
+/**
+ * Which functions to export: a list of names (C functions such as `malloc`, or extras of the top
+ * strategy such as bump's `reset`), or a map from those names to the export names to use.
+ */
+export type ExportRequest = readonly string[] | Readonly<Record<string, string>>;
+
+/** The memory of a standalone allocator module. */
+export interface MemoryOptions {
+  /** "export" (default): the module defines its memory and exports it. "import": it imports one. */
+  readonly mode?: "export" | "import";
+  /** Export name, or import field name. Default "memory". */
+  readonly name?: string;
+  /** Import module name. Default "env". */
+  readonly importModule?: string;
+  /** Initial pages (the minimum an imported memory must have). Default: what the backend needs, at least 1. */
+  readonly initialPages?: number;
+  /** Declared maximum pages of the module's own memory. Default 65535. Not used for imports. */
+  readonly maximumPages?: number;
+}
+
+export interface BuildOptions extends AllocatorOptions {
+  readonly memory?: MemoryOptions;
+  /** Default: malloc, free, calloc, realloc, aligned_alloc. */
+  readonly exports?: ExportRequest;
+  /** "size" (default, like -Oz), "speed" (like -O3), or "none". */
+  readonly optimize?: OptimizeMode;
+}
+
+/** The memory of a built allocator, with every default resolved. */
+export interface ResolvedMemory {
+  readonly mode: "export" | "import";
+  readonly name: string;
+  readonly importModule: string;
+  readonly initialPages: number;
+  readonly maximumPages: number | undefined;
+}
+
+/** A standalone allocator module. */
+export interface BuiltAllocator {
+  /** The module's bytes. */
+  readonly binary: Uint8Array;
+  /** The module as WebAssembly text. */
+  readonly text: string;
+  /** Byte size of the module. */
+  readonly size: number;
+  /** Export names in order: functions, then the memory when it is exported. */
+  readonly exports: readonly string[];
+  readonly memory: ResolvedMemory;
+  /** Compiles and instantiates the module, with typed wrappers for its exports. */
+  instantiate(options?: InstantiateOptions): Promise<AllocatorInstance>;
+}
+
+export interface InstallOptions extends AllocatorOptions {
+  /** Which functions to emit (C functions or extras of the top strategy). Default: the five C functions. */
+  readonly functions?: readonly string[];
+  /** Also export some of them from the module (names as in {@link BuildOptions.exports}). Default: none. */
+  readonly exports?: ExportRequest;
+}
+
+/** An allocator installed into a module: the internal names of its functions, for `module.call`. */
+export interface InstalledAllocator {
+  /** Function name (e.g. "malloc") to emitted internal name (e.g. "~alloc/malloc"). */
+  readonly functions: Readonly<Record<string, string>>;
+  /** Export name to function name, for the exports that were added. */
+  readonly exports: Readonly<Record<string, string>>;
+}
+
+/**
+ * Installs an allocator's functions into an existing Binaryen module, which must have a memory
+ * (the allocator uses its first one). Nothing is optimised: that is the module owner's call.
+ * Several allocators can share one module if each has its own `prefix`.
+ */
+export function installAllocator(module: binaryen.Module, options: InstallOptions): InstalledAllocator {
+  check(module.hasMemory(), "installAllocator: the module has no memory; add one (module.setMemory) first");
+  const info = module.getMemoryInfo();
+  check(!info.is64, "installAllocator: memory64 modules are not supported yet");
+  const memory: MemoryDescription = {
+    mode: "existing",
+    initialPages: info.initial,
+    maximumPages: info.max,
+  };
+  const hasBulk = (module.getFeatures() & binaryen.Features.BulkMemoryOpt) !== 0;
+  const bulkMemory = options.bulkMemory ?? hasBulk;
+  check(
+    !bulkMemory || hasBulk,
+    "installAllocator: bulkMemory is on but the module does not enable the bulk-memory feature; " +
+      "enable it (module.setFeatures) or pass bulkMemory: false",
+  );
+  const plan = plan_(options, options.functions ?? DEFAULT_EXPORTS, options.exports ?? []);
+  const functions = emit(module, { ...options, bulkMemory }, memory, plan);
+  const exports: Record<string, string> = {};
+  for (const [fn, exportName] of plan.exports) {
+    module.addFunctionExport(functions[fn]!, exportName);
+    exports[exportName] = fn;
+  }
+  return { functions, exports };
+}
+
+/**
+ * Builds a standalone allocator module: memory (own and exported, or imported), the strategy
+ * stack over the backend, the exported C functions, optimised by Binaryen.
+ */
+export function buildAllocator(options: BuildOptions): BuiltAllocator {
+  const backend = options.backend ?? growBackend();
+  const memory = resolveMemory(options.memory ?? {}, backend);
+  const request = options.exports ?? DEFAULT_EXPORTS;
+  const plan = plan_(options, Array.isArray(request) ? request : Object.keys(request), request);
+  const optimize = options.optimize ?? "size";
+  check(["size", "speed", "none"].includes(optimize), `optimize must be "size", "speed" or "none", got "${optimize}"`);
+
+  const module = new binaryen.Module();
+  try {
+    const bulkMemory = options.bulkMemory ?? true;
+    module.setFeatures(
+      binaryen.Features.MutableGlobals |
+        binaryen.Features.SignExt |
+        (bulkMemory ? binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt : 0),
+    );
+    const internal = "0";
+    if (memory.mode === "export") {
+      module.setMemory(memory.initialPages, memory.maximumPages ?? -1, memory.name, [], false, false, internal);
+    } else {
+      module.setMemory(memory.initialPages, -1, null, [], false, false, internal);
+      module.addMemoryImport(internal, memory.importModule, memory.name);
+    }
+    const functions = emit(
+      module,
+      { ...options, backend, bulkMemory },
+      {
+        mode: memory.mode === "export" ? "own" : "import",
+        initialPages: memory.initialPages,
+        maximumPages: memory.maximumPages,
+      },
+      plan,
+    );
+    const exports: string[] = [];
+    for (const [fn, exportName] of plan.exports) {
+      module.addFunctionExport(functions[fn]!, exportName);
+      exports.push(exportName);
+    }
+    if (memory.mode === "export") exports.push(memory.name);
+
+    if (!module.validate()) throw new Error("alloc: internal error: the generated module does not validate");
+    if (optimize !== "none") {
+      withOptimizeSettings(optimize, { zeroFilledMemory: memory.mode === "export" }, () => module.optimize());
+    }
+    const binary = module.emitBinary();
+    if (!WebAssembly.validate(binary as BufferSource)) throw new Error("alloc: internal error: the engine rejects the generated module");
+    const text = module.emitText();
+    const exportMap = new Map(plan.exports.map(([fn, exportName]) => [exportName, fn]));
+    return {
+      binary,
+      text,
+      size: binary.byteLength,
+      exports,
+      memory,
+      instantiate: (instantiateOptions) => instantiateAllocator(binary, memory, exportMap, instantiateOptions),
+    };
+  } finally {
+    module.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Plan {
+  readonly stack: readonly Strategy[];
+  readonly backend: PageBackend;
+  readonly limits: BuildLimits;
+  /** Functions to emit: C functions and extras of the top strategy. */
+  readonly functions: ReadonlySet<string>;
+  /** [function, export name] pairs. */
+  readonly exports: readonly (readonly [string, string])[];
+}
+
+/** Validates everything that can be checked before emitting: throws AllocConfigError. */
+function plan_(options: AllocatorOptions, functions: readonly string[], exportRequest: ExportRequest): Plan {
+  const stack = Array.isArray(options.strategy) ? (options.strategy as readonly Strategy[]) : [options.strategy as Strategy];
+  check(stack.length > 0, "the strategy stack is empty: give at least one strategy");
+  for (const [i, s] of stack.entries()) {
+    check(s && typeof s.emit === "function", `strategy #${i + 1} is not a strategy (got ${JSON.stringify(s)})`);
+  }
+  stack.forEach((s, i) => {
+    const below = i === stack.length - 1 ? "pages" : "allocator";
+    const what = below === "pages" ? "directly on a page backend" : `on top of "${stack[i + 1]!.name}"`;
+    const fix =
+      below === "pages"
+        ? `put a strategy that takes pages (e.g. free-list or bump) below it`
+        : `"${s.name}" must be the bottom of the stack`;
+    check(s.accepts.includes(below), `strategy "${s.name}" cannot sit ${what}: ${fix}`);
+  });
+
+  const minAlign = options.minAlign ?? DEFAULT_MIN_ALIGN;
+  check(
+    isPowerOfTwo(minAlign) && minAlign >= 4 && minAlign <= PAGE_SIZE,
+    `minAlign must be a power of two from 4 to 65536, got ${minAlign}`,
+  );
+  const limits: BuildLimits = { minAlign, maxAlign: PAGE_SIZE };
+  for (const s of stack) s.validate?.(limits);
+
+  const prefix = options.prefix ?? "~alloc";
+  check(typeof prefix === "string" && prefix.length > 0 && !prefix.includes("/"), `prefix must be a non-empty name without "/", got ${JSON.stringify(prefix)}`);
+
+  const top = stack[0]!;
+  const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {})]);
+  const describe = () => `known: ${[...known].join(", ")}`;
+  for (const fn of functions) check(known.has(fn), `unknown function "${fn}" for strategy "${top.name}" (${describe()})`);
+  const pairs: (readonly [string, string])[] = Array.isArray(exportRequest)
+    ? (exportRequest as readonly string[]).map((fn) => [fn, fn] as const)
+    : Object.entries(exportRequest as Record<string, string>);
+  const seen = new Set<string>();
+  for (const [fn, exportName] of pairs) {
+    check(known.has(fn), `cannot export unknown function "${fn}" (${describe()})`);
+    check(functions.includes(fn), `cannot export "${fn}": it is not among the installed functions`);
+    check(typeof exportName === "string" && exportName.length > 0, `export name for "${fn}" must be a non-empty string`);
+    check(!seen.has(exportName), `export name "${exportName}" is used twice`);
+    seen.add(exportName);
+  }
+  return {
+    stack,
+    backend: options.backend ?? growBackend(),
+    limits,
+    functions: new Set(functions),
+    exports: pairs,
+  };
+}
+
+function resolveMemory(options: MemoryOptions, backend: PageBackend): ResolvedMemory {
+  const mode = options.mode ?? "export";
+  check(mode === "export" || mode === "import", `memory mode must be "export" or "import", got "${mode}"`);
+  const initialPages = options.initialPages ?? Math.max(1, backend.minimumMemoryPages ?? 1);
+  const maximumPages = mode === "export" ? (options.maximumPages ?? WASM32_MAX_PAGES) : undefined;
+  check(
+    mode === "export" || options.maximumPages === undefined,
+    "memory.maximumPages applies to the module's own memory; an imported memory's maximum is the host's",
+  );
+  check(
+    Number.isInteger(initialPages) && initialPages >= 0 && initialPages <= WASM32_MAX_PAGES,
+    `memory.initialPages must be an integer from 0 to ${WASM32_MAX_PAGES}, got ${initialPages}`,
+  );
+  check(
+    maximumPages === undefined ||
+      (Number.isInteger(maximumPages) && maximumPages >= initialPages && maximumPages <= WASM32_MAX_PAGES),
+    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${WASM32_MAX_PAGES}, got ${maximumPages}`,
+  );
+  const min = backend.minimumMemoryPages ?? 0;
+  check(
+    initialPages >= min,
+    `memory.initialPages (${initialPages}) is smaller than the ${backend.name} backend needs (${min})`,
+  );
+  return {
+    mode,
+    name: options.name ?? "memory",
+    importModule: options.importModule ?? "env",
+    initialPages,
+    maximumPages,
+  };
+}
+
+/** Emits backend, strategies (bottom up) and the requested functions into `module`. */
+function emit(
+  module: binaryen.Module,
+  options: AllocatorOptions,
+  memory: MemoryDescription,
+  plan: Plan,
+): Record<string, string> {
+  const { stack, backend, limits } = plan;
+  backend.validate?.(memory);
+  const cg = new Codegen(module, {
+    ...(options.prefix !== undefined && { prefix: options.prefix }),
+    ...(options.bulkMemory !== undefined && { bulkMemory: options.bulkMemory }),
+  });
+  const used = new Set<string>();
+  const everything = new Set<string>([...C_FUNCTIONS, "*"]);
+  const context = (layer: string, requested: ReadonlySet<string> = everything): EmitContext => {
+    let unique = layer;
+    for (let i = 2; used.has(unique); i++) unique = `${layer}${i}`;
+    used.add(unique);
+    return { cg, limits, debug: false, requested, scope: (name) => cg.name(unique, name) };
+  };
+
+  let parent: Parent = { kind: "pages", pages: backend.emit(context(backend.name), memory) };
+  let top: AllocatorFunctions | undefined;
+  for (const [i, strategy] of [...stack].reverse().entries()) {
+    const isTop = i === stack.length - 1;
+    top = strategy.emit(context(strategy.name, isTop ? plan.functions : everything), parent);
+    parent = { kind: "allocator", allocator: top };
+  }
+  const functions: Record<string, string> = {};
+  const cNames = [...plan.functions].filter((f): f is CFunction => (C_FUNCTIONS as readonly string[]).includes(f));
+  const cApiContext: EmitContext = { cg, limits, debug: false, requested: plan.functions, scope: (name) => cg.name(name) };
+  Object.assign(functions, emitCApi(cApiContext, top!, new Set(cNames)));
+  for (const fn of plan.functions) {
+    if (functions[fn]) continue;
+    const extra = top!.extras?.[fn];
+    if (!extra) throw new AllocConfigError(`strategy "${stack[0]!.name}" did not emit "${fn}"`);
+    functions[fn] = extra;
+  }
+  return functions;
+}

@@ -1,0 +1,173 @@
+/**
+ * The contracts between the layers of an allocator.
+ *
+ * ```text
+ *   C API (malloc, free, calloc, realloc, aligned_alloc)   emitted by @alloc/core
+ *        |  alloc(size, align) / free(ptr) / resize / usableSize / allocZeroed
+ *        v
+ *   Strategy (top)                e.g. @alloc/size-classes
+ *        |  the same AllocatorFunctions contract, one level down
+ *        v
+ *   Strategy (bottom)             e.g. @alloc/free-list, @alloc/bump
+ *        |  allocPages(pages)
+ *        v
+ *   PageBackend                   growBackend() in @alloc/core, @alloc/page-backend-static
+ * ```
+ *
+ * Every arrow is a call between emitted Wasm functions; this file says what each side may
+ * assume. All sizes and pointers are pointer width (`usize`: i32 on wasm32).
+ */
+import type { Codegen } from "./codegen.ts";
+
+/** Limits every layer may rely on. */
+export interface BuildLimits {
+  /**
+   * The smallest alignment of every block the C API hands out (malloc's guarantee), a power of
+   * two >= the pointer size. Strategies receive `align >= minAlign` in every `alloc` call.
+   */
+  readonly minAlign: number;
+  /** The largest alignment `alloc` is ever asked for: 64 KiB, one page. */
+  readonly maxAlign: number;
+}
+
+/** What a layer's `emit` receives. */
+export interface EmitContext {
+  /** The code generator, bound to the target module. */
+  readonly cg: Codegen;
+  /** Names this layer's functions and globals: `scope("top")` is `${prefix}/${layer}/top`. */
+  readonly scope: (name: string) => string;
+  readonly limits: BuildLimits;
+  /** Whether this is a debug build (poisoning, invariant checks, heap walker). */
+  readonly debug: boolean;
+  /**
+   * Which functions of the finished allocator will exist ("malloc", "calloc", "reset"...). A layer
+   * may leave out bookkeeping that only an absent function reads (bump tracks dirty memory only
+   * for calloc). Lower layers of a stack see every name: anything may be asked of them.
+   */
+  readonly requested: ReadonlySet<string>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page backends
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The emitted functions of a page backend.
+ *
+ * `allocPages(pages: usize) -> usize`:
+ * - `pages >= 1`. Returns the address of `pages` contiguous 64 KiB pages of fresh memory, or 0
+ *   when it cannot (the engine refused to grow, the region is exhausted). Never traps.
+ * - The address is 64 KiB aligned, never 0, and the pages end at or below `2^32 - 64 KiB`
+ *   (wasm32), so a strategy may add up to 64 KiB to any address in them without overflow.
+ * - The memory is zero-filled (fresh from `memory.grow`, or a static region that nothing else
+ *   has written), and is never handed out again: the caller owns it forever.
+ * - Successive calls may return adjacent regions (the caller can check `new == oldEnd` and
+ *   extend) but need not (another module may grow the same memory in between).
+ */
+export interface PageSource {
+  readonly allocPages: string;
+}
+
+/** A source of fresh pages, the bottom layer of every allocator. */
+export interface PageBackend {
+  /** Short name, used in emitted names and messages: "grow", "static". */
+  readonly name: string;
+  /**
+   * Checks the backend's options against the module's memory; throws an AllocConfigError
+   * before anything is emitted. `memory` describes the memory the allocator will use.
+   */
+  validate?(memory: MemoryDescription): void;
+  /** The fewest pages the memory must have at instantiation (a static region must fit in it). */
+  readonly minimumMemoryPages?: number;
+  /** Emits the backend's functions and globals. */
+  emit(ctx: EmitContext, memory: MemoryDescription): PageSource;
+}
+
+/** What an allocator knows about the memory it manages, at build time. */
+export interface MemoryDescription {
+  /** "own": the module defines (and exports) it; "import": a host or another module supplies it. */
+  readonly mode: "own" | "import" | "existing";
+  /** Pages at instantiation (a lower bound for imported memory). */
+  readonly initialPages: number;
+  /**
+   * The memory's declared maximum in pages, when the build knows it and the engine enforces it.
+   * Undefined for imported memory: the backend must then enforce its own limit.
+   */
+  readonly maximumPages: number | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The emitted functions of an allocation strategy: what the C API (or a strategy above) calls.
+ * Names are full emitted function names.
+ */
+export interface AllocatorFunctions {
+  /**
+   * `alloc(size: usize, align: usize) -> usize`. `align` is a power of two in
+   * [`minAlign`, `maxAlign`]; `size` is any value, including 0 and values near 2^32. Returns an
+   * `align`-aligned block of at least `size` bytes that overlaps no other live block, or 0 when
+   * it cannot (the request is too large, the backend is exhausted); after a 0 the heap is
+   * unchanged and later requests may succeed. Never traps.
+   */
+  readonly alloc: string;
+  /**
+   * `free(ptr: usize)`. `ptr` is non-zero and was returned by this layer's `alloc` (or
+   * `resize`) and not freed since. The C API filters out `free(0)`.
+   */
+  readonly free: string;
+  /** True when `free(0)` is a harmless no-op in this layer, so the C API need not filter it. */
+  readonly freeAcceptsNull?: boolean;
+  /**
+   * Optional `resize(ptr: usize, size: usize) -> usize`: resizes the live block `ptr` in place
+   * to at least `size` bytes (`size > 0`). Returns `ptr` on success, or 0 if it cannot be done
+   * without moving, leaving the block as it was. Never moves a block.
+   */
+  readonly resize?: string;
+  /**
+   * Optional `usableSize(ptr: usize) -> usize`: how many bytes of the live block `ptr` the
+   * caller may use (>= the size asked for). realloc copies this many bytes (capped by the new
+   * size) when it moves a block. A strategy without it must guarantee that a block allocated
+   * later lies at a higher address than every live block, so that copying `newSize` bytes from
+   * the old block stays in bounds (bump does).
+   */
+  readonly usableSize?: string;
+  /**
+   * Optional `allocZeroed(size: usize, align: usize) -> usize`: `alloc`, with the block's first
+   * `size` bytes zero. A strategy that knows which memory is still fresh (bump) provides it to
+   * avoid zeroing fresh pages; otherwise the C API zeroes the block after `alloc`.
+   */
+  readonly allocZeroed?: string;
+  /**
+   * The emitted names of the functions listed in {@link Strategy.extras}, by the same keys.
+   * Parameters and results are pointer width.
+   */
+  readonly extras?: Readonly<Record<string, string>>;
+}
+
+/** What a strategy is built on: fresh pages from a backend, or another strategy. */
+export type Parent =
+  | { readonly kind: "pages"; readonly pages: PageSource }
+  | { readonly kind: "allocator"; readonly allocator: AllocatorFunctions };
+
+/** An allocation strategy: one layer of an allocator. */
+export interface Strategy {
+  /** Short name, used in emitted names and messages: "bump", "free-list". */
+  readonly name: string;
+  /**
+   * What this strategy can be built on. "pages": directly on a page backend (bump, free-list).
+   * "allocator": on another strategy (size-classes). A strategy may accept both.
+   */
+  readonly accepts: readonly Parent["kind"][];
+  /**
+   * Further functions this strategy offers for export when it is the top of the stack, by name,
+   * with a sentence of documentation each: e.g. bump's `reset`.
+   */
+  readonly extras?: Readonly<Record<string, string>>;
+  /** Throws an AllocConfigError for options that cannot work with these limits. */
+  validate?(limits: BuildLimits): void;
+  /** Emits the strategy's functions and globals on top of `parent`. */
+  emit(ctx: EmitContext, parent: Parent): AllocatorFunctions;
+}

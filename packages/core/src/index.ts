@@ -1,0 +1,34 @@
+/**
+ * @alloc/core: the contracts between allocator layers, the codegen helpers every strategy is
+ * written with, the default page backend, and composition into a final module.
+ */
+export { Codegen, FunctionScope, PAGE_SHIFT, PAGE_SIZE } from "./codegen.ts";
+export type { CodegenOptions, Expr, Local, ValueKind, Var } from "./codegen.ts";
+export type {
+  AllocatorFunctions,
+  BuildLimits,
+  EmitContext,
+  MemoryDescription,
+  PageBackend,
+  PageSource,
+  Parent,
+  Strategy,
+} from "./contracts.ts";
+export { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
+export { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
+export type { GrowBackendOptions } from "./grow-backend.ts";
+export { C_FUNCTIONS, C_FUNCTION_DOCS } from "./c-api.ts";
+export type { CFunction } from "./c-api.ts";
+export { buildAllocator, installAllocator, DEFAULT_EXPORTS, DEFAULT_MIN_ALIGN } from "./compose.ts";
+export type {
+  AllocatorOptions,
+  BuildOptions,
+  BuiltAllocator,
+  ExportRequest,
+  InstallOptions,
+  InstalledAllocator,
+  MemoryOptions,
+  ResolvedMemory,
+} from "./compose.ts";
+export type { AllocatorInstance, InstantiateOptions } from "./instantiate.ts";
+export type { OptimizeMode } from "./optimize.ts";
