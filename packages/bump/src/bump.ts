@@ -1,4 +1,4 @@
-import { PAGE_SHIFT, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
+import { PAGE_SHIFT, type Expr, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
 
 /**
  * Bump allocation: a pointer moves up through the current region of fresh pages.
@@ -13,7 +13,8 @@ import { PAGE_SHIFT, type AllocatorFunctions, type EmitContext, type Parent, typ
  * State (five pointer-width globals):
  * - `top`: the first free byte of the current region; `end`: the region's end (64 KiB aligned).
  * - `start`: where the current region begins (what `reset` returns to).
- * - `last`: the most recent allocation, the only one `free` can take back.
+ * - `last`: the most recent allocation, the only one `free` can take back; -1 (no pointer) when
+ *   there is none, so `free(0)` needs no test of its own.
  * - `dirty`: every byte ever handed out lies below `max(top, dirty)`; memory at or above it is
  *   still as the backend gave it, zero. `calloc` zeroes only below it (mini-alloc's insight: fresh
  *   Wasm pages are zero). Whenever `top` moves down, `dirty` rises to the old `top`.
@@ -27,7 +28,7 @@ import { PAGE_SHIFT, type AllocatorFunctions, type EmitContext, type Parent, typ
  * abandoned (a few bytes to at most 64 KiB).
  *
  * `free` takes back only the most recent block; `resize` grows or shrinks the most recent block
- * in place while it fits in the region. There is no per-block header, so `realloc` of an older
+ * in place while it fits in the region (over a contiguous run, by asking for more pages). There is no per-block header, so `realloc` of an older
  * block copies `newSize` bytes from it (in bounds: a newer block always lies above it).
  */
 export function bump(): Strategy {
@@ -41,31 +42,50 @@ export function bump(): Strategy {
 
 function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): AllocatorFunctions {
   if (parent.kind !== "pages") throw new Error("bump: needs a page backend below it");
-  const top = cg.global(scope("top"));
-  const end = cg.global(scope("end"));
-  const start = cg.global(scope("start"));
-  const last = cg.global(scope("last"));
+  const { allocPages, run } = parent.pages;
+  // Over a contiguous run, the region is the run itself: it starts at run.start and its end is
+  // the run's end. Otherwise bump keeps its own `start` and `end`, starting empty at 0.
+  const origin = run?.start ?? 0;
+  const top = cg.global(scope("top"), origin);
+  // NONE: no block can be taken back; it matches no pointer free can be given (free(0) included).
+  const NONE = -1;
+  const last = cg.global(scope("last"), NONE);
   const dirty = cg.global(scope("dirty"));
+  const start = run ? undefined : cg.global(scope("start"));
+  const endVar = run ? undefined : cg.global(scope("end"));
+  const end = () => (run ? run.end() : endVar!.get());
   const zero = () => cg.size(0);
   /** dirty = max(dirty, top): before top moves down. Only calloc reads `dirty`. */
   const markDirty = () =>
     requested.has("calloc") ? [dirty.set(cg.maxU(dirty.get(), top.get(), dirty.get(), top.get()))] : [];
+  /** ceil(n / 64 KiB) for n >= 1, without overflow. */
+  const pagesFor = (n: Expr) => cg.add(cg.shrU(cg.sub(n, cg.size(1)), cg.size(PAGE_SHIFT)), cg.size(1));
+  /**
+   * Extends the run by enough pages for `n >= 1` more bytes: floor(n / 64 KiB) + 1, one page
+   * too many only when n is an exact multiple of 64 KiB (3 bytes less code than ceil). Returns
+   * from the function with 0 when the backend refuses.
+   */
+  const extendBy = (n: Expr) =>
+    cg.returnIf(cg.eqz(cg.module.call(run!.extend, [cg.add(cg.shrU(n, cg.size(PAGE_SHIFT)), cg.size(1))], cg.type("i32"))), zero());
 
   const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) => {
     const size = f.param("size"), align = f.param("align");
-    const p = f.local(), pages = f.local(), base = f.local();
+    const p = f.local(), avail = f.local(), pages = f.local(), base = f.local();
+    const refill = run
+      ? // Ask for just the pages the block lacks beyond the run's end; they extend the run.
+        [extendBy(cg.sub(size.get(), avail.get()))]
+      : [
+          pages.set(pagesFor(size.get())),
+          base.set(cg.call(allocPages, [pages.get()])),
+          cg.returnIf(cg.eqz(base.get()), zero()),
+          // Not adjacent to the current region: start a new one (base is page aligned, so aligned).
+          cg.when(cg.ne(base.get(), endVar!.get()), [p.set(base.get()), start!.set(base.get())]),
+          endVar!.set(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT)))),
+        ];
     return [
       p.set(cg.alignUp(top.get(), align.get(), align.get())),
-      // Slow path: the request does not fit in [p, end). (p <= end always: see the invariants.)
-      cg.when(cg.gtU(size.get(), cg.sub(end.get(), p.get())), [
-        // size >= 1 here, so ((size - 1) >> 16) + 1 = ceil(size / 64 KiB) cannot overflow.
-        pages.set(cg.add(cg.shrU(cg.sub(size.get(), cg.size(1)), cg.size(PAGE_SHIFT)), cg.size(1))),
-        base.set(cg.call(parent.pages.allocPages, [pages.get()])),
-        cg.returnIf(cg.eqz(base.get()), zero()),
-        // Not adjacent to the current region: start a new one (base is page aligned, so aligned).
-        cg.when(cg.ne(base.get(), end.get()), [p.set(base.get()), start.set(base.get())]),
-        end.set(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT)))),
-      ]),
+      // Slow path: the block does not fit in [p, end). (p <= end always: see the invariants.)
+      cg.when(cg.gtU(size.get(), avail.tee(cg.sub(end(), p.get()))), refill),
       last.set(p.get()),
       top.set(cg.add(p.get(), size.get())),
       p.get(),
@@ -75,16 +95,19 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");
     // Only the most recent block can be taken back.
-    // free(0) is harmless: `last` is 0 only while `top` is 0 too (see reset).
     return cg.when(cg.eq(ptr.get(), last.get()), [...markDirty(), top.set(ptr.get())]);
   });
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
+    const avail = f.local();
     return [
-      cg.returnIf(
-        cg.module.i32.or(cg.ne(ptr.get(), last.get()), cg.gtU(size.get(), cg.sub(end.get(), ptr.get()))),
-        zero(),
+      // Only the most recent block can change size in place.
+      cg.returnIf(cg.ne(ptr.get(), last.get()), zero()),
+      cg.when(
+        cg.gtU(size.get(), avail.tee(cg.sub(end(), ptr.get()))),
+        // Over a run, more pages extend the region right after the block; otherwise it cannot grow.
+        run ? [extendBy(cg.sub(size.get(), avail.get()))] : [cg.ret(zero())],
       ),
       ...markDirty(),
       top.set(cg.add(ptr.get(), size.get())),
@@ -106,11 +129,10 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
     ];
   });
 
-  // `last = start` keeps a later free(start) or free(0) harmless: either leaves top at start.
   const reset = cg.function(scope("reset"), [], "none", () => [
     ...markDirty(),
-    top.set(start.get()),
-    last.set(start.get()),
+    top.set(start ? start.get() : cg.size(origin)),
+    last.set(cg.size(NONE)),
   ]);
 
   return { alloc, free, freeAcceptsNull: true, resize, allocZeroed, extras: { reset } };

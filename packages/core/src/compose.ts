@@ -115,7 +115,7 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
   const info = module.getMemoryInfo();
   check(!info.is64, "installAllocator: memory64 modules are not supported yet");
   const memory: MemoryDescription = {
-    mode: "existing",
+    mode: info.module ? "import" : "existing",
     initialPages: info.initial,
     maximumPages: info.max,
   };

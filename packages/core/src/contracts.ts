@@ -17,7 +17,7 @@
  * Every arrow is a call between emitted Wasm functions; this file says what each side may
  * assume. All sizes and pointers are pointer width (`usize`: i32 on wasm32).
  */
-import type { Codegen } from "./codegen.ts";
+import type { Codegen, Expr } from "./codegen.ts";
 
 /** Limits every layer may rely on. */
 export interface BuildLimits {
@@ -66,6 +66,26 @@ export interface EmitContext {
  */
 export interface PageSource {
   readonly allocPages: string;
+  /**
+   * Present when the source is one contiguous run: the first successful `allocPages` returns
+   * `start`, and each later one returns the end of the pages handed out before it. `end()` is an
+   * expression for that end (`start` before the first call). A strategy over such a source needs
+   * no region bookkeeping of its own: growing is just asking for more pages.
+   */
+  readonly run?: ContiguousRun;
+}
+
+/** See {@link PageSource.run}. */
+export interface ContiguousRun {
+  /** Address of the first page, a build-time constant (64 KiB aligned, non-zero). */
+  readonly start: number;
+  /** An expression: the end of the pages handed out so far. */
+  end(): Expr;
+  /**
+   * `extend(pages: usize) -> i32`: `allocPages` for a caller that only needs to know whether the
+   * run grew (1) or not (0); cheaper to test than an address.
+   */
+  readonly extend: string;
 }
 
 /** A source of fresh pages, the bottom layer of every allocator. */

@@ -7,6 +7,7 @@ export type { CodegenOptions, Expr, Local, ValueKind, Var } from "./codegen.ts";
 export type {
   AllocatorFunctions,
   BuildLimits,
+  ContiguousRun,
   EmitContext,
   MemoryDescription,
   PageBackend,

@@ -64,7 +64,10 @@ export function staticBackend(options: StaticBackendOptions): PageBackend {
           base.get(),
         ];
       });
-      return { allocPages };
+      const extend = cg.function(scope("extend"), ["pages"], "i32", (f) =>
+        cg.ne(cg.call(allocPages, [f.param("pages").get()]), cg.size(0)),
+      );
+      return { allocPages, run: { start, end: () => next.get(), extend } };
     },
   };
 }
