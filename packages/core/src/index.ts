@@ -33,3 +33,5 @@ export type {
 } from "./compose.ts";
 export type { AllocatorInstance, InstantiateOptions } from "./instantiate.ts";
 export type { OptimizeMode } from "./optimize.ts";
+export { CELL_FREE, cellLayout, cellSizes, walkCells } from "./cell.ts";
+export type { CellLayout, CellSizes, CellView } from "./cell.ts";

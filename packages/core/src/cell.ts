@@ -1,0 +1,185 @@
+/**
+ * Cells: the block layout of the general-purpose strategies (`@alloc/free-list`), written once.
+ *
+ * Pages from the backend are cut into cells that tile them exactly. Every cell starts with a
+ * two-word header; the payload (what `alloc` returns) follows it. Sizes below are for wasm32,
+ * where a word (W) is 4 bytes; on memory64 every number doubles.
+ *
+ * ```text
+ *   cell c                      payload p = c + 8 (8-aligned)          next cell = end of c
+ *   |                           |                                      |
+ *   v                           v                                      v
+ *   +---------------+-----------+--------------------------------------+---------------
+ *   | next      |F  | prev      | payload: at least 8 bytes            | next |F | ...
+ *   +---------------+-----------+--------------------------------------+---------------
+ *     word 0:         word 1:     a free cell keeps its free-list links
+ *     address of the  address of  in its first two payload words:
+ *     next cell;      the previous  [p + 0] next free cell
+ *     bit 0: FREE     cell          [p + 4] previous free cell
+ *
+ *   A region (pages that follow each other):
+ *   [cell: prev = itself][cell][cell] ... [cell][end sentinel: word 0 = 0, prev = last cell]
+ * ```
+ *
+ * Invariants (what every emitted function may assume, and must keep):
+ * 1. Cells tile a region: `next(c)` is the cell after `c` and `prev(next(c)) == c`. The payload
+ *    size is `next(c) - c - HEADER`: no size field is stored.
+ * 2. Cell addresses are multiples of the granule (2 W = 8 bytes), and so are payloads, since the
+ *    header is one granule. A payload is at least one granule: a free cell needs room for its two
+ *    links. So the smallest cell, `minCell`, is 16 bytes.
+ * 3. FREE (bit 0 of word 0) is set on free cells only. An allocated cell's word 0 is its `next`
+ *    as is, so `free`, `resize` and `usableSize` read it without masking; the first-fit walk
+ *    folds the tag into a constant it subtracts anyway.
+ * 4. No two free cells are neighbours: `free` merges with both at once.
+ * 5. The first cell of a region is its own `prev`: when it is freed it is not free yet, so it
+ *    merges with nothing in front. The end sentinel is a header whose word 0 is 0 (not free, and
+ *    nothing follows it), so the cell in front of it merges with nothing behind. No bounds tests.
+ * 6. Every free cell is on exactly one free list; no allocated cell is on any.
+ */
+import type { Codegen, Expr } from "./codegen.ts";
+
+/** Bit 0 of word 0: the cell is free. */
+export const CELL_FREE = 1;
+
+/** Byte sizes of the cell layout for a pointer width. */
+export interface CellSizes {
+  /** Bytes in a word: 4 on wasm32, 8 on memory64. */
+  readonly word: 4 | 8;
+  /** Bytes in a header (two words): also the granule, the unit of every cell size. */
+  readonly header: number;
+  /** The smallest cell: a header and one granule of payload (room for two free-list links). */
+  readonly minCell: number;
+  /**
+   * The largest request a strategy takes: anything larger can never fit, and refusing it up
+   * front keeps every rounding and page count below free of overflow (2^32 - 128 KiB on wasm32).
+   */
+  readonly maxRequest: number;
+}
+
+/** The layout's sizes for `word`-byte pointers. */
+export function cellSizes(word: 4 | 8): CellSizes {
+  const header = 2 * word;
+  return {
+    word,
+    header,
+    minCell: 2 * header,
+    maxRequest: word === 4 ? 2 ** 32 - 2 ** 17 : 2 ** 52,
+  };
+}
+
+/**
+ * Expression builders for the cell layout, bound to a code generator. `c` is a cell address,
+ * `p` a payload address; every argument must be side-effect free when a builder reads it twice
+ * (none does unless its doc says so).
+ */
+export interface CellLayout extends CellSizes {
+  /** The cell whose payload is `p`. */
+  cellOf(p: Expr): Expr;
+  /** The payload of cell `c`. */
+  payloadOf(c: Expr): Expr;
+  /** Word 0 of `c`: its `next` when it is allocated, `next | FREE` when it is free. */
+  word0(c: Expr): Expr;
+  /** `next` of a cell known to be free (clears the tag). */
+  nextOfFree(c: Expr): Expr;
+  /** An i32 condition: cell `c` is free. */
+  isFree(c: Expr): Expr;
+  /** Marks `c` free, ending at `next`. */
+  setFree(c: Expr, next: Expr): Expr;
+  /** Marks `c` allocated, ending at `next`. */
+  setUsed(c: Expr, next: Expr): Expr;
+  prevOf(c: Expr): Expr;
+  setPrev(c: Expr, prev: Expr): Expr;
+  /** Free-list links of a free cell, stored in its payload. */
+  nextFreeOf(c: Expr): Expr;
+  setNextFree(c: Expr, next: Expr): Expr;
+  prevFreeOf(c: Expr): Expr;
+  setPrevFree(c: Expr, prev: Expr): Expr;
+  /**
+   * An i32 condition: free cell `c` has a payload of at least `n` bytes. Reads `c` twice.
+   * (The FREE tag folds into the header constant: `n <= word0 - (c + header + 1)`.)
+   */
+  freeFits(c: Expr, cCopy: Expr, n: Expr): Expr;
+  /**
+   * A request of `size <= maxRequest` bytes as a payload size: rounded up to the granule, and
+   * at least one granule (so size 0 gets a real cell that can later be freed). Reads `size` twice.
+   */
+  payloadFor(size: Expr, sizeCopy: Expr): Expr;
+}
+
+/** The cell layout's expression builders for `cg`'s pointer width. */
+export function cellLayout(cg: Codegen): CellLayout {
+  const sizes = cellSizes(cg.ptrBytes);
+  const { word, header } = sizes;
+  const tag = () => cg.size(CELL_FREE);
+  return {
+    ...sizes,
+    cellOf: (p) => cg.sub(p, cg.size(header)),
+    payloadOf: (c) => cg.add(c, cg.size(header)),
+    word0: (c) => cg.load(c),
+    nextOfFree: (c) => cg.sub(cg.load(c), tag()),
+    isFree: (c) => cg.toI32(cg.and(cg.load(c), tag())),
+    setFree: (c, next) => cg.store(c, cg.or(next, tag())),
+    setUsed: (c, next) => cg.store(c, next),
+    prevOf: (c) => cg.load(c, word),
+    setPrev: (c, prev) => cg.store(c, prev, word),
+    nextFreeOf: (c) => cg.load(c, header),
+    setNextFree: (c, next) => cg.store(c, next, header),
+    prevFreeOf: (c) => cg.load(c, header + word),
+    setPrevFree: (c, prev) => cg.store(c, prev, header + word),
+    freeFits: (c, cCopy, n) => cg.leU(n, cg.sub(cg.load(c), cg.add(cCopy, cg.size(header + CELL_FREE)))),
+    // (size + (size == 0) + granule - 1) & -granule: size 0 becomes one granule.
+    payloadFor: (size, sizeCopy) => cg.alignUpConst(cg.add(size, cg.fromBool(cg.eqz(sizeCopy))), header),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading cells from JS (tests, debugging tools)
+// ---------------------------------------------------------------------------------------------
+
+/** One cell as read from memory by {@link walkCells}. */
+export interface CellView {
+  readonly cell: number;
+  /** The following cell (the end sentinel's address for the last cell). */
+  readonly next: number;
+  readonly prev: number;
+  readonly free: boolean;
+  /** Payload bytes: `next - cell - header`. */
+  readonly payload: number;
+}
+
+/**
+ * Walks the region whose first cell is `first` (wasm32 layout) and checks invariants 1–5 on the
+ * way: every cell inside memory and granule aligned, `prev(next(c)) == c`, payloads of at least a
+ * granule, no two free neighbours, an end sentinel at the end. Returns the cells before the end
+ * sentinel; throws an Error naming the first broken invariant.
+ */
+export function walkCells(memory: Uint8Array, first: number): CellView[] {
+  const { header, word } = cellSizes(4);
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  const read = (addr: number) => {
+    if (addr < 0 || addr + word > memory.byteLength) throw new Error(`cell word at ${addr} is outside memory`);
+    return view.getUint32(addr, true);
+  };
+  const fail = (message: string): never => {
+    throw new Error(`region at ${first}: ${message}`);
+  };
+  const cells: CellView[] = [];
+  let prev = first;
+  let c = first;
+  let prevFree = false;
+  for (;;) {
+    if (c % header !== 0) fail(`cell ${c} is not ${header}-aligned`);
+    const raw = read(c);
+    if (read(c + word) !== prev) fail(`cell ${c}: prev is ${read(c + word)}, expected ${prev}`);
+    if (raw === 0) return cells; // the end sentinel
+    const free = (raw & CELL_FREE) !== 0;
+    const next = raw & ~CELL_FREE;
+    const payload = next - c - header;
+    if (next <= c || payload < header) fail(`cell ${c}: next ${next} leaves a payload of ${payload}`);
+    if (free && prevFree) fail(`cells ${prev} and ${c} are both free: they should have been merged`);
+    cells.push({ cell: c, next, prev, free, payload });
+    prevFree = free;
+    prev = c;
+    c = next;
+  }
+}

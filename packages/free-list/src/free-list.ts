@@ -1,0 +1,405 @@
+import {
+  AllocConfigError,
+  cellLayout,
+  check,
+  PAGE_SHIFT,
+  type AllocatorFunctions,
+  type EmitContext,
+  type Expr,
+  type FunctionScope,
+  type Local,
+  type Parent,
+  type Strategy,
+} from "@alloc/core";
+
+export interface FreeListOptions {
+  /**
+   * How `alloc` finds a free cell.
+   * - "first" (default): one free list, most recently freed first; the first cell that fits wins.
+   *   Smallest code. A walk gets long when many small free cells sit in front of one that fits.
+   * - "bins": segregated fit (the idea behind TLSF): one list per power-of-two payload range and
+   *   a bitmap of the non-empty ones. `alloc` walks only the request's own range, then takes the
+   *   first cell of the next non-empty larger range, which always fits. About 130 bytes more.
+   */
+  readonly fit?: "first" | "bins";
+}
+
+/**
+ * A general-purpose free list of cells with two-word headers (the layout and its invariants are
+ * drawn in `@alloc/core`'s `cell.ts`): splitting, coalescing with both neighbours, any
+ * power-of-two alignment up to 64 KiB.
+ *
+ * ```text
+ *   a region of pages from the backend
+ *   +--------+-------------+--------+------------------------------+-----+
+ *   | used   | free        | used   | free: the "wilderness"       | end |
+ *   +--------+-------------+--------+------------------------------+-----+
+ *              ^                      ^                               ^ `last`
+ *   head ----> free cell <----------> free cell <-> ...   (links in the payloads)
+ * ```
+ *
+ * - `alloc(size, align)`: the first free cell with room (see {@link FreeListOptions.fit}) is
+ *   taken off its list, and what lies behind the block is split off as a free cell when it can
+ *   hold one. Alignments above the granule (8 bytes) take `align + 8` bytes more and free the gap
+ *   in front of the aligned block. When nothing fits: pages from the backend become one free cell
+ *   (`free` merges it with the region's last cell when the pages follow it), and the search runs
+ *   again.
+ * - `free(ptr)`: O(1). A free next neighbour is unlinked and absorbed; a free previous neighbour
+ *   absorbs the cell (with first fit it keeps its place on the list); otherwise the cell goes to
+ *   the front of its list.
+ * - `resize(ptr, size)`: shrinking splits off the tail; growing absorbs a free next neighbour,
+ *   and, when the block is the last of the newest region, pages that follow it.
+ * - `usableSize(ptr)`: the payload size, read from the header.
+ *
+ * Memory stays bounded: a request reuses any free cell that fits before the backend is asked,
+ * free neighbours always merge, and fresh pages that follow the region extend its last cell.
+ * The backend is asked for the request plus two headers, rounded up to pages.
+ *
+ * State: the list head (or the bin table and bitmap) and `last`, the newest region's end sentinel.
+ */
+export function freeList(options: FreeListOptions = {}): Strategy {
+  const fit = options.fit ?? "first";
+  check(fit === "first" || fit === "bins", `free-list: fit must be "first" or "bins", got ${JSON.stringify(fit)}`);
+  return {
+    name: "free-list",
+    accepts: ["pages"],
+    emit: (ctx, parent) => emitFreeList(ctx, parent, fit),
+  };
+}
+
+/** The free lists, as seen by the rest of the strategy. */
+interface Lists {
+  /** Removes free cell `c` from its list. */
+  unlink(c: Expr): Expr;
+  /** Puts free cell `c`, its size final, at the front of its list. */
+  push(c: Expr): Expr;
+  /** True when a cell whose size changes must move to another list (bins). */
+  readonly rebin: boolean;
+  /** Bytes the first region reserves for the list heads (the bin table), 0 for one list. */
+  readonly tableBytes: number;
+  readonly table?: { get(): Expr; set(value: Expr): Expr };
+  /** Walks the lists for a cell with a payload of at least `n`: branches to `found` with `c` set, or falls through. */
+  search(s: SearchScope): Expr;
+}
+
+interface SearchScope {
+  readonly f: FunctionScope;
+  readonly c: Local;
+  readonly n: Local;
+  readonly found: string;
+}
+
+function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): AllocatorFunctions {
+  if (parent.kind !== "pages") throw new AllocConfigError("free-list: needs a page backend below it");
+  const { cg, scope } = ctx;
+  const m = cg.module;
+  const L = cellLayout(cg);
+  const { header: H, minCell, maxRequest } = L;
+  const { allocPages } = parent.pages;
+  const zero = () => cg.size(0);
+  const i32 = cg.type("i32");
+
+  /** The newest region's end sentinel; 0 before the first region. */
+  const last = cg.global(scope("last"));
+  const lists = fit === "first" ? firstFitLists(ctx) : binLists(ctx);
+
+  // free(ptr): merges with both neighbours, O(1).
+  const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
+    const c = f.local(), end = f.local(), pv = f.local();
+    return [
+      c.set(L.cellOf(f.param("ptr").get())),
+      // A free next neighbour is absorbed.
+      cg.when(L.isFree(end.tee(L.word0(c.get()))), [lists.unlink(end.get()), end.set(L.nextOfFree(end.get()))]),
+      // A free previous neighbour absorbs this cell: with one list it keeps its place there;
+      // with bins it changes size class, so it leaves its list to be pushed again below.
+      lists.rebin
+        ? cg.when(L.isFree(pv.tee(L.prevOf(c.get()))), [lists.unlink(pv.get()), c.set(pv.get())])
+        : cg.when(L.isFree(pv.tee(L.prevOf(c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
+      L.setFree(c.get(), end.get()),
+      L.setPrev(end.get(), c.get()),
+      ...(lists.rebin ? [lists.push(c.get())] : []),
+    ];
+  });
+
+  // trim(c, cut): allocated cell c ends at `cut` (a granule multiple inside it) when what lies
+  // behind can be a cell; that tail is freed, merging with a free next neighbour.
+  const trim = cg.function(scope("trim"), ["c", "cut"], "none", (f) => {
+    const c = f.param("c"), cut = f.param("cut");
+    const end = f.local();
+    return cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
+      L.setUsed(cut.get(), end.get()),
+      L.setPrev(cut.get(), c.get()),
+      L.setUsed(c.get(), cut.get()),
+      // (free sets prev of the cell behind the tail.)
+      cg.callVoid(free, [L.payloadOf(cut.get())]),
+    ]);
+  });
+
+  // refill(bytes) -> i32: pages from the backend become a free cell with a payload of at least
+  // `bytes`, merged with the region's last cell when they follow it. 0 when the backend refuses.
+  const refill = cg.function(scope("refill"), ["bytes"], "i32", (f) => {
+    const bytes = f.param("bytes");
+    const pages = f.local(), base = f.local(), e = f.local();
+    // A cell header and the end sentinel (and once, the bin table); floor + 1 pages.
+    const overhead = 2 * H + lists.tableBytes;
+    const table = lists.table;
+    return [
+      pages.set(cg.add(cg.shrU(cg.add(bytes.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
+      cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
+      // The end sentinel: word 0 is already 0 (fresh pages are zero).
+      e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
+      // Pages that do not follow the newest region start one of their own, whose first cell is
+      // its own prev. Pages that do turn the old end sentinel into a cell (its prev stays).
+      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [
+        ...(table
+          ? [cg.when(cg.eqz(table.get()), [table.set(base.get()), base.set(cg.add(base.get(), cg.size(lists.tableBytes)))])]
+          : []),
+        last.set(base.get()),
+        L.setPrev(base.get(), base.get()),
+      ]),
+      L.setUsed(last.get(), e.get()),
+      L.setPrev(e.get(), last.get()),
+      cg.callVoid(free, [L.payloadOf(last.get())]),
+      last.set(e.get()),
+      cg.i32(1),
+    ];
+  });
+
+  // take(n) -> payload: an allocated cell with a payload of at least n (a granule multiple),
+  // not yet trimmed; 0 when the backend refuses.
+  const take = cg.function(scope("take"), ["n"], "usize", (f) => {
+    const n = f.param("n");
+    const c = f.local();
+    const found = f.label("found"), retry = f.label("retry");
+    return [
+      m.block(found, [
+        m.loop(
+          retry,
+          cg.block([
+            lists.search({ f, c, n, found }),
+            m.br(retry, m.call(refill, [n.get()], i32)),
+            cg.ret(zero()),
+          ]),
+        ),
+      ]),
+      lists.unlink(c.get()),
+      L.setUsed(c.get(), L.nextOfFree(c.get())),
+      L.payloadOf(c.get()),
+    ];
+  });
+
+  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) => {
+    const size = f.param("size"), align = f.param("align");
+    const n = f.local(), p = f.local(), c = f.local(), q = f.local(), end = f.local();
+    const big = () => cg.gtU(align.get(), cg.size(H));
+    return [
+      cg.returnIf(cg.gtU(size.get(), cg.size(maxRequest)), zero()),
+      n.set(L.payloadFor(size.get(), size.get())),
+      // Payloads are granule aligned. For more, room for a gap of at least a cell in front of the
+      // aligned address, so that the gap can be freed.
+      cg.returnIf(
+        cg.eqz(
+          p.tee(
+            cg.call(take, [
+              cg.add(n.get(), cg.select(big(), cg.add(align.get(), cg.size(minCell - H)), zero())),
+            ]),
+          ),
+        ),
+        zero(),
+      ),
+      cg.when(big(), [
+        cg.when(cg.and(p.get(), cg.sub(align.get(), cg.size(1))), [
+          // Cell q holds the aligned block; the gap [c, q) in front of it is freed.
+          c.set(L.cellOf(p.get())),
+          p.set(cg.alignUp(cg.add(p.get(), cg.size(minCell)), align.get(), align.get())),
+          q.set(L.cellOf(p.get())),
+          L.setUsed(q.get(), end.tee(L.word0(c.get()))),
+          L.setPrev(q.get(), c.get()),
+          L.setPrev(end.get(), q.get()),
+          L.setUsed(c.get(), q.get()),
+          cg.callVoid(free, [L.payloadOf(c.get())]),
+        ]),
+      ]),
+      cg.callVoid(trim, [L.cellOf(p.get()), cg.add(p.get(), n.get())]),
+      p.get(),
+    ];
+  });
+
+  const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
+    const ptr = f.param("ptr"), size = f.param("size");
+    const n = f.local(), c = f.local(), end = f.local(), had = f.local(), after = f.local();
+    const grow = f.label("grow");
+    return [
+      cg.returnIf(cg.gtU(size.get(), cg.size(maxRequest)), zero()),
+      n.set(L.payloadFor(size.get(), size.get())),
+      had.set(L.word0(c.tee(L.cellOf(ptr.get())))),
+      m.loop(
+        grow,
+        cg.when(cg.gtU(n.get(), cg.sub(end.tee(L.word0(c.get())), ptr.get())), [
+          // Absorb a free next neighbour (there is at most one: free cells never touch).
+          cg.when(L.isFree(end.get()), [
+            lists.unlink(end.get()),
+            L.setUsed(c.get(), after.tee(L.nextOfFree(end.get()))),
+            L.setPrev(after.get(), c.get()),
+            m.br(grow),
+          ]),
+          // The last cell of the newest region: pages that follow it become a free neighbour.
+          cg.when(cg.eq(end.get(), last.get()), [
+            m.br(grow, m.call(refill, [cg.sub(n.get(), cg.sub(end.get(), ptr.get()))], i32)),
+          ]),
+          // Cannot grow: give back what was absorbed, and fail.
+          cg.callVoid(trim, [c.get(), had.get()]),
+          cg.ret(zero()),
+        ]),
+      ),
+      cg.callVoid(trim, [c.get(), cg.add(ptr.get(), n.get())]),
+      ptr.get(),
+    ];
+  });
+
+  const usableSize = cg.function(scope("usable_size"), ["ptr"], "usize", (f) => {
+    const ptr = f.param("ptr");
+    return cg.sub(L.word0(L.cellOf(ptr.get())), ptr.get());
+  });
+
+  return { alloc, free, resize, usableSize };
+}
+
+/** First fit: one list, most recently freed first, headed by a global; null-terminated. */
+function firstFitLists({ cg, scope }: EmitContext): Lists {
+  const m = cg.module;
+  const L = cellLayout(cg);
+  const head = cg.global(scope("head"));
+  const unlink = cg.function(scope("unlink"), ["c"], "none", (f) => {
+    const c = f.param("c");
+    const nx = f.local(), pr = f.local();
+    return [
+      nx.set(L.nextFreeOf(c.get())),
+      m.if(pr.tee(L.prevFreeOf(c.get())), L.setNextFree(pr.get(), nx.get()), head.set(nx.get())),
+      cg.when(nx.get(), [L.setPrevFree(nx.get(), pr.get())]),
+    ];
+  });
+  const push = cg.function(scope("push"), ["c"], "none", (f) => {
+    const c = f.param("c");
+    const nx = f.local();
+    return [
+      L.setNextFree(c.get(), nx.tee(head.get())),
+      L.setPrevFree(c.get(), cg.size(0)),
+      cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
+      head.set(c.get()),
+    ];
+  });
+  return {
+    unlink: (c) => cg.callVoid(unlink, [c]),
+    push: (c) => cg.callVoid(push, [c]),
+    rebin: false,
+    tableBytes: 0,
+    search: ({ c, n, found }) => {
+      const walk = "walk", done = "walk_end";
+      return m.block(done, [
+        c.set(head.get()),
+        m.loop(
+          walk,
+          cg.block([
+            m.br(done, cg.eqz(c.get())),
+            m.br(found, L.freeFits(c.get(), c.get(), n.get())),
+            c.set(L.nextFreeOf(c.get())),
+            m.br(walk),
+          ]),
+        ),
+      ]);
+    },
+  };
+}
+
+/**
+ * Segregated fit: bin k holds the free cells whose payload lies in [2^(k+g), 2^(k+g+1)), where
+ * 2^g is the granule; bit k of a bitmap is set while bin k is non-empty. The bin heads live at the
+ * start of the first region. The cell at the front of bin k has `prevFree` = (address of head k)
+ * - header, so unlinking it writes its successor into the table like into any cell.
+ *
+ * ```text
+ *   bitmap   ... 0 1 1 0 1        bit k: bin k is non-empty
+ *   table    [head 0][head 1]...  head k -> cell <-> cell <-> ... (null-terminated)
+ * ```
+ */
+function binLists({ cg, scope }: EmitContext): Lists {
+  const m = cg.module;
+  const L = cellLayout(cg);
+  const bits = cg.ptrBytes * 8;
+  const granuleLog = Math.log2(L.header);
+  const wordLog = Math.log2(cg.ptrBytes);
+  const bins = bits - granuleLog;
+  const table = cg.global(scope("bins"));
+  const bitmap = cg.global(scope("bitmap"));
+  /** The bin of a payload of `size` bytes (at least a granule). */
+  const binOf = (size: Expr) => cg.sub(cg.size(bits - 1 - granuleLog), cg.clz(size));
+  /** The bin of free cell `c` (read twice). */
+  const binOfCell = (c: Local) => binOf(cg.sub(L.nextOfFree(c.get()), L.payloadOf(c.get())));
+  const slot = (bin: Expr) => cg.add(table.get(), cg.shl(bin, cg.size(wordLog)));
+  const bit = (bin: Expr) => cg.shl(cg.size(1), bin);
+
+  const unlink = cg.function(scope("unlink"), ["c"], "none", (f) => {
+    const c = f.param("c");
+    const nx = f.local(), pr = f.local(), b = f.local();
+    return [
+      nx.set(L.nextFreeOf(c.get())),
+      L.setNextFree(pr.tee(L.prevFreeOf(c.get())), nx.get()),
+      cg.when(nx.get(), [L.setPrevFree(nx.get(), pr.get())]),
+      // The bin is empty now: clear its bit.
+      cg.when(cg.eqz(cg.load(slot(b.tee(binOfCell(c))))), [
+        bitmap.set(cg.and(bitmap.get(), cg.xor(bit(b.get()), cg.size(-1)))),
+      ]),
+    ];
+  });
+  const push = cg.function(scope("push"), ["c"], "none", (f) => {
+    const c = f.param("c");
+    const nx = f.local(), b = f.local(), s = f.local();
+    return [
+      s.set(slot(b.tee(binOfCell(c)))),
+      L.setNextFree(c.get(), nx.tee(cg.load(s.get()))),
+      L.setPrevFree(c.get(), L.cellOf(s.get())),
+      cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
+      cg.store(s.get(), c.get()),
+      bitmap.set(cg.or(bitmap.get(), bit(b.get()))),
+    ];
+  });
+  return {
+    unlink: (c) => cg.callVoid(unlink, [c]),
+    push: (c) => cg.callVoid(push, [c]),
+    rebin: true,
+    tableBytes: bins * cg.ptrBytes,
+    table,
+    search: ({ f, c, n, found }) => {
+      // Walk the request's own bin, then each larger non-empty one, where the first cell fits.
+      // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and
+      // `-1 << bins` keeps no bit of the bitmap (bins < bits).
+      const k = f.local();
+      const nextBin = "next_bin", bin = "bin", done = "bins_end", walk = "bin_walk";
+      return m.block(done, [
+        k.set(binOf(n.get())),
+        m.loop(
+          bin,
+          cg.block([
+            k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
+            m.br(done, cg.eqz(k.get())),
+            c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
+            m.block(nextBin, [
+              m.loop(
+                walk,
+                cg.block([
+                  m.br(nextBin, cg.eqz(c.get())),
+                  m.br(found, L.freeFits(c.get(), c.get(), n.get())),
+                  c.set(L.nextFreeOf(c.get())),
+                  m.br(walk),
+                ]),
+              ),
+            ]),
+            k.set(cg.add(k.get(), cg.size(1))),
+            m.br(bin),
+          ]),
+        ),
+      ]);
+    },
+  };
+}
