@@ -1,4 +1,4 @@
-import { PAGE_SHIFT, type Expr, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
+import { PAGE_SHIFT, type Expr, type FunctionScope, type Local, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
 
 /**
  * Bump allocation: a pointer moves up through the current region of fresh pages.
@@ -58,24 +58,27 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
   /** dirty = max(dirty, top): before top moves down. Only calloc reads `dirty`. */
   const markDirty = () =>
     requested.has("calloc") ? [dirty.set(cg.maxU(dirty.get(), top.get(), dirty.get(), top.get()))] : [];
-  /** ceil(n / 64 KiB) for n >= 1, without overflow. */
-  const pagesFor = (n: Expr) => cg.add(cg.shrU(cg.sub(n, cg.size(1)), cg.size(PAGE_SHIFT)), cg.size(1));
   /**
-   * Extends the run by enough pages for `n >= 1` more bytes: floor(n / 64 KiB) + 1, one page
-   * too many only when n is an exact multiple of 64 KiB (3 bytes less code than ceil). Returns
-   * from the function with 0 when the backend refuses.
+   * Pages for a block of `last + 1` bytes, given `last = size - 1`: `(last >> 16) + 1` is
+   * ceil(size / 64 KiB) for size >= 1, and 65536 (more than any backend grants) for size 0,
+   * whose `last` wraps.
    */
-  const extendBy = (n: Expr) =>
-    cg.returnIf(cg.eqz(cg.module.call(run!.extend, [cg.add(cg.shrU(n, cg.size(PAGE_SHIFT)), cg.size(1))], cg.type("i32"))), zero());
+  const pagesFor = (lastByte: Expr) => cg.add(cg.shrU(lastByte, cg.size(PAGE_SHIFT)), cg.size(1));
+  /** Extends the run by `pages`, or returns 0 from the function when the backend refuses. */
+  const extend = (pages: Expr): Expr =>
+    cg.returnIf(cg.eqz(cg.module.call(run!.extend, [pages], cg.type("i32"))), zero());
 
-  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) => {
-    const size = f.param("size"), align = f.param("align");
-    const p = f.local(), avail = f.local(), pages = f.local(), base = f.local();
+  /** The body of alloc(size, align): shared by `alloc` and its constant-alignment copies. */
+  const allocBody = (f: FunctionScope, size: Local, align: () => Expr): Expr[] => {
+    const p = f.local(), lastByte = f.local(), pages = f.local(), base = f.local();
     const refill = run
-      ? // Ask for just the pages the block lacks beyond the run's end; they extend the run.
-        [extendBy(cg.sub(size.get(), avail.get()))]
+      ? // The run grows by pages enough for the whole block, so it fits whatever `avail` was.
+        // That may ask for up to one block more than the block lacks; the surplus stays at the
+        // end of the run for the next blocks (bump never gives memory back anyway), and it is
+        // 3 bytes less code than asking for exactly what is lacking.
+        [extend(pagesFor(lastByte.get()))]
       : [
-          pages.set(pagesFor(size.get())),
+          pages.set(pagesFor(lastByte.get())),
           base.set(cg.call(allocPages, [pages.get()])),
           cg.returnIf(cg.eqz(base.get()), zero()),
           // Not adjacent to the current region: start a new one (base is page aligned, so aligned).
@@ -83,31 +86,50 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
           endVar!.set(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT)))),
         ];
     return [
-      p.set(cg.alignUp(top.get(), align.get(), align.get())),
-      // Slow path: the block does not fit in [p, end). (p <= end always: see the invariants.)
-      cg.when(cg.gtU(size.get(), avail.tee(cg.sub(end(), p.get()))), refill),
+      p.set(cg.alignUp(top.get(), align(), align())),
+      // Slow path: size - 1 >= end - p, i.e. the block does not fit in [p, end) (p <= end
+      // always: see the invariants), or size is 0 (size - 1 wraps), which the slow path always
+      // refuses: malloc(0) is 0 and nothing changes.
+      cg.when(cg.geU(lastByte.tee(cg.sub(size.get(), cg.size(1))), cg.sub(end(), p.get())), refill),
       last.set(p.get()),
       top.set(cg.add(p.get(), size.get())),
       p.get(),
     ];
-  });
+  };
+
+  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
+    allocBody(f, f.param("size"), () => f.param("align").get()),
+  );
+  const fixed = new Map<number, string>();
+  const allocFixed = (align: number): string => {
+    if (!fixed.has(align)) {
+      fixed.set(
+        align,
+        cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) => allocBody(f, f.param("size"), () => cg.size(align))),
+      );
+    }
+    return fixed.get(align)!;
+  };
 
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");
-    // Only the most recent block can be taken back.
-    return cg.when(cg.eq(ptr.get(), last.get()), [...markDirty(), top.set(ptr.get())]);
+    // Only the most recent block can be taken back. (A br_if out of the body is a byte
+    // shorter than an if around it.)
+    const body = f.label("free");
+    return cg.module.block(body, [cg.module.br(body, cg.ne(ptr.get(), last.get())), ...markDirty(), top.set(ptr.get())]);
   });
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
     const avail = f.local();
     return [
-      // Only the most recent block can change size in place.
+      // Only the most recent block can change size in place (size >= 1: the C API sees to it).
       cg.returnIf(cg.ne(ptr.get(), last.get()), zero()),
       cg.when(
         cg.gtU(size.get(), avail.tee(cg.sub(end(), ptr.get()))),
         // Over a run, more pages extend the region right after the block; otherwise it cannot grow.
-        run ? [extendBy(cg.sub(size.get(), avail.get()))] : [cg.ret(zero())],
+        // Exactly the pages lacking: realloc-doubling a buffer must not double the memory.
+        run ? [extend(pagesFor(cg.sub(cg.sub(size.get(), cg.size(1)), avail.get())))] : [cg.ret(zero())],
       ),
       ...markDirty(),
       top.set(cg.add(ptr.get(), size.get())),
@@ -135,5 +157,5 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
     last.set(cg.size(NONE)),
   ]);
 
-  return { alloc, free, freeAcceptsNull: true, resize, allocZeroed, extras: { reset } };
+  return { alloc, allocFixed, free, freeAcceptsNull: true, resize, allocZeroed, extras: { reset } };
 }

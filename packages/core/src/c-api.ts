@@ -32,7 +32,12 @@ export function emitCApi(
   const out: Partial<Record<CFunction, string>> = {};
 
   if (wanted.has("malloc")) {
-    out.malloc = cg.function(name("malloc"), ["size"], "usize", (f) => cg.call(top.alloc, [f.param("size").get(), minAlign]));
+    // malloc alone needs alloc: take the strategy's constant-alignment copy when it has one.
+    const allocUsers: CFunction[] = ["calloc", "realloc", "aligned_alloc"];
+    out.malloc =
+      top.allocFixed && !allocUsers.some((fn) => wanted.has(fn))
+        ? top.allocFixed(limits.minAlign)
+        : cg.function(name("malloc"), ["size"], "usize", (f) => cg.call(top.alloc, [f.param("size").get(), minAlign]));
   }
 
   if (wanted.has("free")) {
@@ -75,9 +80,10 @@ export function emitCApi(
         ? // min(usable size of the old block, new size)
           (() => {
             const usable = f.local();
+            // Wasm evaluates select's condition last: the tee goes in the first operand.
             return cg.select(
-              cg.ltU(usable.tee(cg.call(top.usableSize!, [ptr.get()])), size.get()),
-              usable.get(),
+              cg.ltU(usable.get(), size.get()),
+              usable.tee(cg.call(top.usableSize!, [ptr.get()])),
               size.get(),
             );
           })()

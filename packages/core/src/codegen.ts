@@ -278,9 +278,9 @@ export class Codegen {
 
   // ---- control flow ------------------------------------------------------------------------
 
-  /** A block of statements (no value), or the single statement itself. */
+  /** A block of statements, or the single statement itself; its value is the last one's, if any. */
   block(stmts: readonly Expr[]): Expr {
-    return stmts.length === 1 ? stmts[0]! : this.module.block(null, stmts, binaryen.none);
+    return stmts.length === 1 ? stmts[0]! : this.module.block(null, stmts, binaryen.auto);
   }
   /** `if (cond) { stmts }`. */
   when(cond: Expr, stmts: readonly Expr[], otherwise?: readonly Expr[]): Expr {

@@ -138,6 +138,13 @@ export interface AllocatorFunctions {
    * `resize`) and not freed since. The C API filters out `free(0)`.
    */
   readonly free: string;
+  /**
+   * Optional: emits (once per alignment) and names a function `(size: usize) -> usize` that is
+   * `alloc(size, align)` for the constant `align`. The C API uses it for malloc when nothing else
+   * calls `alloc`: a separate copy with the alignment folded in, without the block and branch
+   * that inlining `alloc` would leave behind (bump: 2 bytes smaller, one call cheaper).
+   */
+  readonly allocFixed?: (align: number) => string;
   /** True when `free(0)` is a harmless no-op in this layer, so the C API need not filter it. */
   readonly freeAcceptsNull?: boolean;
   /**

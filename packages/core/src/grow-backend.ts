@@ -6,6 +6,12 @@ import { check } from "./errors.ts";
  *  address inside a page, plus up to 64 KiB, fits in 32 bits. */
 export const WASM32_MAX_PAGES = 65535;
 
+/**
+ * Where the heap starts in a module that owns its memory and grows it exclusively: page 0 is
+ * the allocator's too, but for its first 8 bytes (0 is the null pointer, never handed out).
+ */
+export const OWN_MEMORY_HEAP_START = 8;
+
 export interface GrowBackendOptions {
   /**
    * The backend refuses to grow memory beyond this many pages (returns 0 instead), even when
@@ -82,7 +88,9 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
       return {
         allocPages,
         run: {
-          start: memory.initialPages * PAGE_SIZE,
+          // A module that owns its memory has nothing else in it: the run starts right after the
+          // null word. Otherwise it starts where the memory ends at instantiation.
+          start: memory.mode === "own" ? OWN_MEMORY_HEAP_START : memory.initialPages * PAGE_SIZE,
           end: () => cg.shl(cg.memorySize(), cg.size(PAGE_SHIFT)),
           extend,
         },

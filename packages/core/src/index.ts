@@ -2,6 +2,12 @@
  * @alloc/core: the contracts between allocator layers, the codegen helpers every strategy is
  * written with, the default page backend, and composition into a final module.
  */
+/**
+ * The binaryen.js instance this package generates code with. A module given to
+ * {@link installAllocator} must come from this same instance (modules live on one Binaryen heap):
+ * `new binaryen.Module()` with this export, or a `binaryen` dependency that resolves to the same copy.
+ */
+export { default as binaryen } from "binaryen";
 export { Codegen, FunctionScope, PAGE_SHIFT, PAGE_SIZE } from "./codegen.ts";
 export type { CodegenOptions, Expr, Local, ValueKind, Var } from "./codegen.ts";
 export type {
