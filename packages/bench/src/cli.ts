@@ -1,0 +1,111 @@
+import { Command, InvalidArgumentError } from "commander";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { chart } from "./chart.ts";
+import { contenders } from "./contenders.ts";
+import { measure } from "./measure.ts";
+import { buildPeers } from "./peers.ts";
+import { RESULTS_DIR } from "./paths.ts";
+import { buildReport, formatReport } from "./report.ts";
+import { setup } from "./setup.ts";
+import { SIZES_FILE, sizesMarkdown } from "./sizes.ts";
+import { benchWorkloads } from "./workloads.ts";
+
+/** Settings of the two modes; flags override them. */
+const MODES = {
+  quick: { rounds: 3, sampleOps: 50_000, maxFresh: 4 },
+  full: { rounds: 11, sampleOps: 400_000, maxFresh: 10 },
+} as const;
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+};
+const list = (value: string) => value.split(",").map((s) => s.trim()).filter(Boolean);
+
+/** A progress line on stderr: rewritten in place on a terminal, a line per 10% otherwise. */
+function progressLine(): (done: number, total: number, what: string) => void {
+  const tty = process.stderr.isTTY;
+  const start = Date.now();
+  let lastTenth = -1;
+  return (done, total, what) => {
+    const pct = Math.floor((done / total) * 100);
+    const elapsed = ((Date.now() - start) / 1000).toFixed(0);
+    const line = `[${String(pct).padStart(3)}%] ${elapsed}s ${what}`;
+    if (tty) {
+      process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 100) - 1)}`);
+      if (done === total) process.stderr.write("\n");
+    } else if (Math.floor(pct / 10) !== lastTenth) {
+      lastTenth = Math.floor(pct / 10);
+      process.stderr.write(`${line}\n`);
+    }
+  };
+}
+
+export const program = new Command("bench")
+  .description("Benchmarks of alloc's compositions against dlmalloc and AssemblyScript's runtimes, replayed inside Wasm.")
+  .showHelpAfterError();
+
+program
+  .command("run", { isDefault: true })
+  .description("replay every workload against every allocator; print a table, write JSON and SVG")
+  .option("--quick", "a one-minute look: shorter workloads, fewer rounds")
+  .option("--rounds <n>", "interleaved rounds (default: 3 quick, 11 full)", positiveInt)
+  .option("--allocators <names>", "comma-separated allocators to run (default: all that can run here)", list)
+  .option("--workloads <names>", "comma-separated workloads to run (default: all)", list)
+  .option("--out <dir>", "where to write <mode>.json and <mode>.svg", RESULTS_DIR)
+  .option("--no-build-peers", "do not build missing peers first")
+  .action((options: { quick?: boolean; rounds?: number; allocators?: string[]; workloads?: string[]; out: string; buildPeers: boolean }) => {
+    const mode = options.quick ? "quick" : "full";
+    const config = { ...MODES[mode], ...(options.rounds && { rounds: options.rounds }) };
+    if (!process.execArgv.includes("--no-liftoff")) {
+      console.warn("warning: run through `pnpm bench` (node --no-liftoff): without it V8 times its baseline compiler at first");
+    }
+    if (options.buildPeers) buildPeers({ onlyMissing: true, log: (line) => console.error(line) });
+    const { contenders: list, skipped } = contenders(options.allocators);
+    const workloads = benchWorkloads(mode, options.workloads);
+    for (const s of skipped) console.error(`skipping ${s.name}: ${s.reason}`);
+    if (!list.length || !workloads.length) {
+      console.error("nothing to run: no allocator or no workload left");
+      process.exitCode = 1;
+      return;
+    }
+    console.error(`${list.length} allocators × ${workloads.length} workloads × ${config.rounds} rounds (${mode})`);
+    const cells = measure(list, workloads, { ...config, progress: progressLine() });
+    const command = `pnpm bench${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
+    const report = buildReport({ command, mode, config, contenders: list, skipped, workloads, cells });
+    console.log(formatReport(report));
+    mkdirSync(options.out, { recursive: true });
+    const name = mode === "full" ? "bench" : "quick";
+    writeFileSync(join(options.out, `${name}.json`), JSON.stringify(report, null, 2) + "\n");
+    writeFileSync(join(options.out, `${name}.svg`), chart(report));
+    console.error(`wrote ${relative(process.cwd(), join(options.out, `${name}.json`))} and ${name}.svg`);
+  });
+
+program
+  .command("setup")
+  .description("install clang, lld and wasi-libc with apt-get when missing, and build the peers into peers/")
+  .action(() => {
+    if (!setup()) process.exitCode = 1;
+  });
+
+program
+  .command("sizes")
+  .description("write the code size report to SIZES.md")
+  .option("--check", "only check that SIZES.md is current (exit 1 when not)")
+  .action((options: { check?: boolean }) => {
+    const text = sizesMarkdown();
+    if (options.check) {
+      const current = readFileSync(SIZES_FILE, "utf8");
+      if (current !== text) {
+        console.error("SIZES.md is stale: run `pnpm --filter @alloc/bench sizes`");
+        process.exitCode = 1;
+      }
+      return;
+    }
+    writeFileSync(SIZES_FILE, text);
+    console.log(text);
+  });
+
+await program.parseAsync();

@@ -1,0 +1,112 @@
+import { createReplayer, replay, type Replayer, type Trace } from "@alloc/trace";
+import { instantiate, type Contender } from "./contenders.ts";
+import { spread, type Spread } from "./stats.ts";
+
+export interface MeasureOptions {
+  /** Interleaved rounds: every (workload, contender) pair gets one sample per round. */
+  readonly rounds: number;
+  /** About how many operations each timed sample replays (short traces are repeated). */
+  readonly sampleOps: number;
+  /** At most this many fresh instances per fresh-heap sample. */
+  readonly maxFresh: number;
+  /** Called before each step, for the progress line. */
+  readonly progress?: (done: number, total: number, what: string) => void;
+}
+
+/** What one contender did on one workload. */
+export interface Cell {
+  readonly contender: string;
+  readonly workload: string;
+  /** Why it was not timed: the verified replay failed (the allocator is wrong or trapped). */
+  readonly error?: string;
+  /** From the verified replay on a fresh instance. */
+  readonly peakMemoryBytes: number;
+  readonly peakLiveBytes: number;
+  readonly driverBytes: number;
+  readonly failedAllocations: number;
+  /** ns per operation, first replay on a fresh instance. */
+  readonly fresh?: Spread;
+  /** ns per operation, later replays on the same instance after every block was freed. */
+  readonly reused?: Spread;
+  /** Failed allocations during the timed replays (a heap that ran out). */
+  readonly timedFailures: number;
+}
+
+const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+
+/**
+ * Verifies every contender on every workload (a verified replay on a fresh instance: wrong
+ * allocators are not timed), then times them in interleaved rounds with the fast driver:
+ * round 1: W1 A, W1 B, W1 C, W2 A, ...; round 2: the same again. Each sample:
+ * - fresh heap: the first replay on each of a few fresh instances;
+ * - reused heap: on the last of them, after `free` of every live block, the trace again, as many
+ *   times as it takes to reach `sampleOps` operations.
+ */
+export function measure(contenders: readonly Contender[], workloads: readonly Trace[], options: MeasureOptions): Cell[] {
+  const total = contenders.length * workloads.length * (options.rounds + 1);
+  let done = 0;
+  const step = (what: string) => options.progress?.(done++, total, what);
+
+  type Acc = { cell: Omit<Cell, "fresh" | "reused" | "timedFailures">; fresh: number[]; reused: number[]; timedFailures: number };
+  const acc = new Map<string, Acc>();
+  const key = (c: Contender, w: Trace) => `${c.name}\u0000${w.name}`;
+
+  for (const w of workloads) {
+    for (const c of contenders) {
+      step(`verifying ${c.name} on ${w.name}`);
+      try {
+        const r = replay(instantiate(c), w, { verify: true });
+        acc.set(key(c, w), {
+          cell: { contender: c.name, workload: w.name, peakMemoryBytes: r.peakMemoryBytes, peakLiveBytes: r.peakLiveBytes, driverBytes: r.driverBytes, failedAllocations: r.failedAllocations },
+          fresh: [],
+          reused: [],
+          timedFailures: 0,
+        });
+      } catch (error) {
+        acc.set(key(c, w), {
+          cell: { contender: c.name, workload: w.name, error: (error as Error).message, peakMemoryBytes: NaN, peakLiveBytes: NaN, driverBytes: NaN, failedAllocations: NaN },
+          fresh: [],
+          reused: [],
+          timedFailures: 0,
+        });
+      }
+    }
+  }
+
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const w of workloads) {
+      const ops = w.ops.length;
+      const fresh = clamp(Math.ceil(options.sampleOps / ops), 1, options.maxFresh);
+      const repeats = clamp(Math.ceil(options.sampleOps / ops), 1, 1_000);
+      for (const c of contenders) {
+        step(`round ${round}/${options.rounds} · ${w.name} · ${c.name}`);
+        const a = acc.get(key(c, w))!;
+        if (a.cell.error) continue;
+        let freshMs = 0, reusedMs = 0;
+        let replayer: Replayer | undefined;
+        for (let i = 0; i < fresh; i++) {
+          replayer = createReplayer(instantiate(c), w, { verify: false });
+          const r = replayer.run({ freeLive: true });
+          freshMs += r.elapsedMs;
+          a.timedFailures += r.failedAllocations;
+        }
+        for (let i = 0; i < repeats; i++) {
+          const r = replayer!.run({ freeLive: true });
+          reusedMs += r.elapsedMs;
+          a.timedFailures += r.failedAllocations;
+        }
+        a.fresh.push((freshMs * 1e6) / (fresh * ops));
+        a.reused.push((reusedMs * 1e6) / (repeats * ops));
+      }
+      (globalThis as { gc?: () => void }).gc?.();
+    }
+  }
+  options.progress?.(total, total, "done");
+
+  return [...acc.values()].map(({ cell, fresh, reused, timedFailures }) => ({
+    ...cell,
+    ...(fresh.length && { fresh: spread(fresh) }),
+    ...(reused.length && { reused: spread(reused) }),
+    timedFailures,
+  }));
+}

@@ -1,0 +1,110 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { PEERS_DIR, PEERS_SRC_DIR } from "./paths.ts";
+
+/** An allocator people use today, built on this machine from registry packages only. */
+export interface Peer {
+  readonly name: string;
+  readonly description: string;
+  /** The built module in {@link PEERS_DIR}. */
+  readonly file: string;
+  /** Builds the module; returns what was used (compiler and version), or throws why it cannot. */
+  build(): string;
+}
+
+/** What setup recorded about the peers it built. */
+export type PeerManifest = Record<string, { readonly builtWith: string; readonly bytes: number }>;
+
+const MANIFEST = join(PEERS_DIR, "manifest.json");
+
+function run(command: string, args: readonly string[], cwd?: string): string {
+  const result = spawnSync(command, args, { cwd, encoding: "utf8" });
+  if (result.error) throw new Error(`${command}: ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr || result.stdout}`.trim());
+  return result.stdout;
+}
+
+function assemblyScript(runtime: "incremental" | "stub", file: string): () => string {
+  return () => {
+    const require = createRequire(import.meta.url);
+    const pkgJson = require.resolve("assemblyscript/package.json");
+    const version = (JSON.parse(readFileSync(pkgJson, "utf8")) as { version: string }).version;
+    const asc = join(dirname(pkgJson), "bin", "asc.js");
+    // -O3: AssemblyScript's speed setting; --noAssert: no runtime assertions (as in a release).
+    const flags = ["--runtime", runtime, "-O3", "--noAssert", "--use", "abort=as-peer/abort"];
+    run(process.execPath, [asc, "as-peer.ts", ...flags, "-o", join(PEERS_DIR, file)], PEERS_SRC_DIR);
+    return `assemblyscript ${version}: asc as-peer.ts ${flags.join(" ")}`;
+  };
+}
+
+/** The flags that link wasi-libc's dlmalloc into a module exporting the C API and nothing else. */
+export const DLMALLOC_FLAGS = [
+  "--target=wasm32-wasi",
+  "-O2",
+  "-nostdlib",
+  "-Wl,--no-entry,--strip-all,--export=malloc,--export=free,--export=calloc,--export=realloc",
+];
+
+function dlmalloc(): string {
+  const version = run("clang", ["--version"]).split("\n")[0]!.trim();
+  run("clang", [...DLMALLOC_FLAGS, "-o", join(PEERS_DIR, "dlmalloc.wasm"), join(PEERS_SRC_DIR, "dlmalloc.c"), "-lc"]);
+  const libc = spawnSync("dpkg-query", ["-W", "-f", "${Version}", "wasi-libc"], { encoding: "utf8" });
+  const libcVersion = libc.status === 0 ? `wasi-libc ${libc.stdout.trim()}` : "wasi-libc";
+  return `${version}, ${libcVersion}: clang ${DLMALLOC_FLAGS.join(" ")} dlmalloc.c -lc`;
+}
+
+export const PEERS: readonly Peer[] = [
+  { name: "dlmalloc", description: "C's dlmalloc, from wasi-libc", file: "dlmalloc.wasm", build: dlmalloc },
+  { name: "as-tlsf", description: "AssemblyScript's TLSF (--runtime incremental)", file: "as-tlsf.wasm", build: assemblyScript("incremental", "as-tlsf.wasm") },
+  { name: "as-stub", description: "AssemblyScript's stub runtime (bump)", file: "as-stub.wasm", build: assemblyScript("stub", "as-stub.wasm") },
+];
+
+export function readManifest(): PeerManifest {
+  return existsSync(MANIFEST) ? (JSON.parse(readFileSync(MANIFEST, "utf8")) as PeerManifest) : {};
+}
+
+/**
+ * Builds the peers (all, or those not built yet). Never throws: a peer that cannot be built is
+ * reported in `failed` and left out of the benchmark.
+ */
+export function buildPeers(options: { onlyMissing?: boolean; log?: (line: string) => void } = {}): {
+  built: string[];
+  failed: { name: string; reason: string }[];
+} {
+  const log = options.log ?? (() => {});
+  mkdirSync(PEERS_DIR, { recursive: true });
+  const manifest: Record<string, { builtWith: string; bytes: number }> = { ...readManifest() };
+  const built: string[] = [];
+  const failed: { name: string; reason: string }[] = [];
+  for (const peer of PEERS) {
+    const path = join(PEERS_DIR, peer.file);
+    if (options.onlyMissing && existsSync(path)) continue;
+    try {
+      const builtWith = peer.build();
+      manifest[peer.name] = { builtWith, bytes: readFileSync(path).byteLength };
+      built.push(peer.name);
+      log(`built ${peer.name} (${manifest[peer.name]!.bytes} bytes): ${builtWith}`);
+    } catch (error) {
+      delete manifest[peer.name];
+      failed.push({ name: peer.name, reason: (error as Error).message });
+      log(`cannot build ${peer.name}: ${(error as Error).message}`);
+    }
+  }
+  writeFileSync(MANIFEST, JSON.stringify(manifest, null, 2) + "\n");
+  return { built, failed };
+}
+
+/** The built peers' bytes, and the peers that are not built. */
+export function loadPeers(names?: readonly string[]): { loaded: { peer: Peer; binary: Uint8Array }[]; missing: { name: string; reason: string }[] } {
+  const loaded: { peer: Peer; binary: Uint8Array }[] = [];
+  const missing: { name: string; reason: string }[] = [];
+  for (const peer of PEERS) {
+    if (names && !names.includes(peer.name)) continue;
+    const path = join(PEERS_DIR, peer.file);
+    if (existsSync(path)) loaded.push({ peer, binary: new Uint8Array(readFileSync(path)) });
+    else missing.push({ name: peer.name, reason: `not built (run: pnpm --filter @alloc/bench setup-peers)` });
+  }
+  return { loaded, missing };
+}

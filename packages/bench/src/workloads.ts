@@ -1,0 +1,25 @@
+import { sharedTracesDir } from "@alloc/test-utils";
+import { parseTrace, WORKLOADS, type Trace } from "@alloc/trace";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** Operations per generated workload; large blocks get a tenth (bump never reuses their memory). */
+export const WORKLOAD_OPS = { quick: 10_000, full: 100_000 } as const;
+export const SEED = 1;
+
+/** The recorded traces in ../shared/traces (when present), then the generated workloads. */
+export function benchWorkloads(mode: keyof typeof WORKLOAD_OPS, names?: readonly string[]): Trace[] {
+  const traces: Trace[] = [];
+  const dir = sharedTracesDir();
+  if (dir) {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".trace")).sort()) {
+      traces.push(parseTrace(readFileSync(join(dir, file), "utf8"), file.replace(/\.trace$/, "")));
+    }
+  }
+  for (const w of WORKLOADS) {
+    const ops = w.name === "large-blocks" ? WORKLOAD_OPS[mode] / 10 : WORKLOAD_OPS[mode];
+    const trace = w.generate({ seed: SEED, ops });
+    traces.push({ ...trace, name: w.name });
+  }
+  return names ? traces.filter((t) => names.includes(t.name)) : traces;
+}
