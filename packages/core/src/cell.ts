@@ -50,8 +50,9 @@ export interface CellSizes {
   /** The smallest cell: a header and one granule of payload (room for two free-list links). */
   readonly minCell: number;
   /**
-   * The largest request a strategy takes: anything larger can never fit, and refusing it up
-   * front keeps every rounding and page count below free of overflow (2^32 - 128 KiB on wasm32).
+   * Requests of this many bytes or more are refused (and size 0, see `payloadLessOne`): no
+   * larger block can ever fit in wasm32 memory, and refusing them up front keeps every rounding
+   * and page count free of overflow. 2^32 - 128 KiB on wasm32.
    */
   readonly maxRequest: number;
 }
@@ -100,10 +101,11 @@ export interface CellLayout extends CellSizes {
    */
   freeFits(c: Expr, cCopy: Expr, n: Expr): Expr;
   /**
-   * A request of `size <= maxRequest` bytes as a payload size: rounded up to the granule, and
-   * at least one granule (so size 0 gets a real cell that can later be freed). Reads `size` twice.
+   * `(size - 1) | (granule - 1)`: one less than the payload for a request of `size` bytes (the
+   * size rounded up to the granule). It is `>= maxRequest` exactly when the request is
+   * impossible: too large, or 0 (which wraps), so one comparison refuses both.
    */
-  payloadFor(size: Expr, sizeCopy: Expr): Expr;
+  payloadLessOne(size: Expr): Expr;
 }
 
 /** The cell layout's expression builders for `cg`'s pointer width. */
@@ -127,8 +129,7 @@ export function cellLayout(cg: Codegen): CellLayout {
     prevFreeOf: (c) => cg.load(c, header + word),
     setPrevFree: (c, prev) => cg.store(c, prev, header + word),
     freeFits: (c, cCopy, n) => cg.leU(n, cg.sub(cg.load(c), cg.add(cCopy, cg.size(header + CELL_FREE)))),
-    // (size + (size == 0) + granule - 1) & -granule: size 0 becomes one granule.
-    payloadFor: (size, sizeCopy) => cg.alignUpConst(cg.add(size, cg.fromBool(cg.eqz(sizeCopy))), header),
+    payloadLessOne: (size) => cg.or(cg.sub(size, cg.size(1)), cg.size(header - 1)),
   };
 }
 

@@ -69,7 +69,7 @@ export function freeList(options: FreeListOptions = {}): Strategy {
 
 /** The free lists, as seen by the rest of the strategy. */
 interface Lists {
-  /** Removes free cell `c` from its list. */
+  /** Removes free cell `c` from its list and marks it allocated (clears FREE). */
   unlink(c: Expr): Expr;
   /** Puts free cell `c`, its size final, at the front of its list. */
   push(c: Expr): Expr;
@@ -95,7 +95,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   const m = cg.module;
   const L = cellLayout(cg);
   const { header: H, minCell, maxRequest } = L;
-  const { allocPages } = parent.pages;
+  const { allocPages, run } = parent.pages;
   const zero = () => cg.size(0);
   const i32 = cg.type("i32");
 
@@ -109,7 +109,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     return [
       c.set(L.cellOf(f.param("ptr").get())),
       // A free next neighbour is absorbed.
-      cg.when(L.isFree(end.tee(L.word0(c.get()))), [lists.unlink(end.get()), end.set(L.nextOfFree(end.get()))]),
+      cg.when(L.isFree(end.tee(L.word0(c.get()))), [lists.unlink(end.get()), end.set(L.word0(end.get()))]),
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
       // with bins it changes size class, so it leaves its list to be pushed again below.
       lists.rebin
@@ -122,7 +122,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   });
 
   // trim(c, cut): allocated cell c ends at `cut` (a granule multiple inside it) when what lies
-  // behind can be a cell; that tail is freed, merging with a free next neighbour.
+  // behind can be a cell of its own, which is freed (merging with a free next neighbour; free
+  // also sets the prev of the cell behind it).
   const trim = cg.function(scope("trim"), ["c", "cut"], "none", (f) => {
     const c = f.param("c"), cut = f.param("cut");
     const end = f.local();
@@ -130,43 +131,71 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       L.setUsed(cut.get(), end.get()),
       L.setPrev(cut.get(), c.get()),
       L.setUsed(c.get(), cut.get()),
-      // (free sets prev of the cell behind the tail.)
       cg.callVoid(free, [L.payloadOf(cut.get())]),
     ]);
   });
 
   // refill(bytes) -> i32: pages from the backend become a free cell with a payload of at least
   // `bytes`, merged with the region's last cell when they follow it. 0 when the backend refuses.
+  // A cell header and the end sentinel come on top of `bytes` (and once, the bin table).
+  const overhead = 2 * H + lists.tableBytes;
+  const table = lists.table;
+  /** Reserves the bin table at the start of the first region at `base` (moved past it). */
+  const placeTable = (base: Local) =>
+    table ? [cg.when(cg.eqz(table.get()), [table.set(base.get()), base.set(cg.add(base.get(), cg.size(lists.tableBytes)))])] : [];
+  /** The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory). */
+  const finish = (e: Local) => [
+    L.setUsed(last.get(), e.get()),
+    L.setPrev(e.get(), last.get()),
+    cg.callVoid(free, [L.payloadOf(last.get())]),
+    last.set(e.get()),
+    cg.i32(1),
+  ];
   const refill = cg.function(scope("refill"), ["bytes"], "i32", (f) => {
     const bytes = f.param("bytes");
-    const pages = f.local(), base = f.local(), e = f.local();
-    // A cell header and the end sentinel (and once, the bin table); floor + 1 pages.
-    const overhead = 2 * H + lists.tableBytes;
-    const table = lists.table;
+    const e = f.local();
+    if (run) {
+      // One region, [run.start, run.end()); it may hold memory before the first call (page 0 of
+      // a module's own memory). The new cell starts at the old end sentinel, or at the start.
+      const s = f.local(), room = f.local();
+      return [
+        cg.when(cg.eqz(last.get()), [
+          s.set(cg.size(run.start)),
+          ...placeTable(s),
+          last.set(s.get()),
+          L.setPrev(s.get(), s.get()),
+        ]),
+        // Pages for what the run lacks beyond its end: floor(lack / 64 KiB) + 1.
+        cg.when(cg.gtU(bytes.tee(cg.add(bytes.get(), cg.size(overhead))), room.tee(cg.sub(run.end(), last.get()))), [
+          cg.returnIf(
+            cg.eqz(
+              m.call(run.extend, [cg.add(cg.shrU(cg.sub(bytes.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))], i32),
+            ),
+            cg.i32(0),
+          ),
+        ]),
+        e.set(cg.sub(run.end(), cg.size(H))),
+        ...finish(e),
+      ];
+    }
+    const pages = f.local(), base = f.local();
     return [
       pages.set(cg.add(cg.shrU(cg.add(bytes.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
       cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
-      // The end sentinel: word 0 is already 0 (fresh pages are zero).
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
       // Pages that do not follow the newest region start one of their own, whose first cell is
       // its own prev. Pages that do turn the old end sentinel into a cell (its prev stays).
       cg.when(cg.ne(L.cellOf(base.get()), last.get()), [
-        ...(table
-          ? [cg.when(cg.eqz(table.get()), [table.set(base.get()), base.set(cg.add(base.get(), cg.size(lists.tableBytes)))])]
-          : []),
+        ...placeTable(base),
         last.set(base.get()),
         L.setPrev(base.get(), base.get()),
       ]),
-      L.setUsed(last.get(), e.get()),
-      L.setPrev(e.get(), last.get()),
-      cg.callVoid(free, [L.payloadOf(last.get())]),
-      last.set(e.get()),
-      cg.i32(1),
+      ...finish(e),
     ];
   });
 
-  // take(n) -> payload: an allocated cell with a payload of at least n (a granule multiple),
-  // not yet trimmed; 0 when the backend refuses.
+  // take(n) -> payload: an allocated cell with a payload of n bytes (a granule multiple) or a
+  // little more (less than a cell); 0 when the backend refuses.
   const take = cg.function(scope("take"), ["n"], "usize", (f) => {
     const n = f.param("n");
     const c = f.local();
@@ -183,55 +212,67 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         ),
       ]),
       lists.unlink(c.get()),
-      L.setUsed(c.get(), L.nextOfFree(c.get())),
-      L.payloadOf(c.get()),
+      cg.callVoid(trim, [c.get(), cg.add(c.tee(L.payloadOf(c.get())), n.get())]),
+      c.get(),
     ];
   });
 
-  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) => {
-    const size = f.param("size"), align = f.param("align");
+  /**
+   * Refuses impossible sizes (returning 0), then sets `n` to the payload for `size`: rounded up
+   * to the granule.
+   */
+  const payloadFor = (size: Local, n: Local) => [
+    cg.returnIf(cg.geU(n.tee(L.payloadLessOne(size.get())), cg.size(maxRequest)), zero()),
+    n.set(cg.add(n.get(), cg.size(1))),
+  ];
+
+  /** alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed). */
+  const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
     const n = f.local(), p = f.local(), c = f.local(), q = f.local(), end = f.local();
-    const big = () => cg.gtU(align.get(), cg.size(H));
+    // Payloads are granule aligned: a smaller alignment is just `take`.
+    if (alignConst !== undefined && alignConst <= H) return [...payloadFor(size, n), cg.call(take, [n.get()])];
+    const big = () => (alignConst === undefined ? cg.gtU(align(), cg.size(H)) : cg.i32(1));
     return [
-      cg.returnIf(cg.gtU(size.get(), cg.size(maxRequest)), zero()),
-      n.set(L.payloadFor(size.get(), size.get())),
-      // Payloads are granule aligned. For more, room for a gap of at least a cell in front of the
-      // aligned address, so that the gap can be freed.
-      cg.returnIf(
-        cg.eqz(
-          p.tee(
-            cg.call(take, [
-              cg.add(n.get(), cg.select(big(), cg.add(align.get(), cg.size(minCell - H)), zero())),
-            ]),
-          ),
-        ),
-        zero(),
-      ),
-      cg.when(big(), [
-        cg.when(cg.and(p.get(), cg.sub(align.get(), cg.size(1))), [
-          // Cell q holds the aligned block; the gap [c, q) in front of it is freed.
-          c.set(L.cellOf(p.get())),
-          p.set(cg.alignUp(cg.add(p.get(), cg.size(minCell)), align.get(), align.get())),
-          q.set(L.cellOf(p.get())),
-          L.setUsed(q.get(), end.tee(L.word0(c.get()))),
-          L.setPrev(q.get(), c.get()),
-          L.setPrev(end.get(), q.get()),
-          L.setUsed(c.get(), q.get()),
-          cg.callVoid(free, [L.payloadOf(c.get())]),
-        ]),
+      ...payloadFor(size, n),
+      cg.returnIf(cg.eqz(big()), cg.call(take, [n.get()])),
+      // Larger: room for a gap of at least a cell in front of the aligned address, so that the
+      // gap can be freed.
+      cg.returnIf(cg.eqz(p.tee(cg.call(take, [cg.add(n.get(), cg.add(align(), cg.size(minCell - H)))]))), zero()),
+      cg.when(cg.and(p.get(), cg.sub(align(), cg.size(1))), [
+        // The aligned block gets a cell q of its own; the gap [c, q) in front is freed.
+        c.set(L.cellOf(p.get())),
+        q.set(L.cellOf(p.tee(cg.alignUp(cg.add(p.get(), cg.size(minCell)), align(), align())))),
+        L.setUsed(q.get(), end.tee(L.word0(c.get()))),
+        L.setPrev(end.get(), q.get()),
+        L.setPrev(q.get(), c.get()),
+        L.setUsed(c.get(), q.get()),
+        cg.callVoid(free, [L.payloadOf(c.get())]),
       ]),
       cg.callVoid(trim, [L.cellOf(p.get()), cg.add(p.get(), n.get())]),
       p.get(),
     ];
-  });
+  };
+  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
+    allocBody(f, f.param("size"), () => f.param("align").get()),
+  );
+  const fixed = new Map<number, string>();
+  const allocFixed = (align: number): string => {
+    let name = fixed.get(align);
+    if (!name) {
+      name = cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) =>
+        allocBody(f, f.param("size"), () => cg.size(align), align),
+      );
+      fixed.set(align, name);
+    }
+    return name;
+  };
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
     const n = f.local(), c = f.local(), end = f.local(), had = f.local(), after = f.local();
     const grow = f.label("grow");
     return [
-      cg.returnIf(cg.gtU(size.get(), cg.size(maxRequest)), zero()),
-      n.set(L.payloadFor(size.get(), size.get())),
+      ...payloadFor(size, n),
       had.set(L.word0(c.tee(L.cellOf(ptr.get())))),
       m.loop(
         grow,
@@ -239,7 +280,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
           // Absorb a free next neighbour (there is at most one: free cells never touch).
           cg.when(L.isFree(end.get()), [
             lists.unlink(end.get()),
-            L.setUsed(c.get(), after.tee(L.nextOfFree(end.get()))),
+            L.setUsed(c.get(), after.tee(L.word0(end.get()))),
             L.setPrev(after.get(), c.get()),
             m.br(grow),
           ]),
@@ -262,7 +303,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     return cg.sub(L.word0(L.cellOf(ptr.get())), ptr.get());
   });
 
-  return { alloc, free, resize, usableSize };
+  return { alloc, allocFixed, free, resize, usableSize };
 }
 
 /** First fit: one list, most recently freed first, headed by a global; null-terminated. */
@@ -277,6 +318,7 @@ function firstFitLists({ cg, scope }: EmitContext): Lists {
       nx.set(L.nextFreeOf(c.get())),
       m.if(pr.tee(L.prevFreeOf(c.get())), L.setNextFree(pr.get(), nx.get()), head.set(nx.get())),
       cg.when(nx.get(), [L.setPrevFree(nx.get(), pr.get())]),
+      L.setUsed(c.get(), L.nextOfFree(c.get())),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
@@ -350,6 +392,7 @@ function binLists({ cg, scope }: EmitContext): Lists {
       cg.when(cg.eqz(cg.load(slot(b.tee(binOfCell(c))))), [
         bitmap.set(cg.and(bitmap.get(), cg.xor(bit(b.get()), cg.size(-1)))),
       ]),
+      L.setUsed(c.get(), L.nextOfFree(c.get())),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
@@ -368,7 +411,8 @@ function binLists({ cg, scope }: EmitContext): Lists {
     unlink: (c) => cg.callVoid(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: true,
-    tableBytes: bins * cg.ptrBytes,
+    // Rounded up to the granule: cells after the table stay granule aligned.
+    tableBytes: Math.ceil((bins * cg.ptrBytes) / L.header) * L.header,
     table,
     search: ({ f, c, n, found }) => {
       // Walk the request's own bin, then each larger non-empty one, where the first cell fits.
