@@ -1,0 +1,74 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, test } from "vitest";
+import { run } from "./index.ts";
+
+async function alloc(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const code = await run(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  return { code, out, err };
+}
+
+describe("alloc build", () => {
+  test("builds, prints size and exports, writes .wasm and .wat that work", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-cli-"));
+    const wasm = join(dir, "a.wasm"), wat = join(dir, "a.wat");
+    const r = await alloc("build", "--strategy", "bump", "--exports", "malloc,free", "-o", wasm, "--wat", wat);
+    expect(r.code).toBe(0);
+    const size = readFileSync(wasm).byteLength;
+    expect(r.out).toContain(`bump > grow: ${size} bytes (optimised for size)`);
+    expect(r.out).toContain("exports: malloc, free, memory");
+    expect(readFileSync(wat, "utf8")).toContain('(export "malloc"');
+    const { instance } = await WebAssembly.instantiate(readFileSync(wasm));
+    const malloc = instance.exports.malloc as (n: number) => number;
+    expect(malloc(8)).not.toBe(malloc(8));
+  });
+
+  test("--demo runs the allocator", async () => {
+    const r = await alloc("build", "--strategy", "bump", "--demo");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/malloc\(16\) = [1-9]\d*/);
+    expect(r.out).toMatch(/malloc\(4 GiB - 1\) = 0 /);
+  });
+
+  test("every flag reaches the build: static backend, imported memory, renamed prefix, speed", async () => {
+    const r = await alloc(
+      "build", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "0x20000",
+      "-m", "import", "--opt", "speed", "--prefix", "~mine", "--min-align", "16", "--no-bulk-memory", "--demo",
+    );
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("bump > static:");
+    expect(r.out).toContain('imports: memory "env"."memory"');
+    expect(r.out).toContain("malloc(16) = 65536");
+  });
+
+  test.each([
+    [["build", "--strategy", "nope"], /unknown strategy "nope"/],
+    [["build", "--static-start", "65536"], /need --backend static/],
+    [["build", "--backend", "static"], /needs --static-start and --static-size/],
+    [["build", "--backend", "static", "--static-start", "65536", "--static-size", "65536", "--grow-max-pages", "3"], /apply to --backend grow/],
+    [["build", "--min-align", "3"], /minAlign must be a power of two/],
+    [["build", "--exports", "malloc,frea"], /unknown function "frea"/],
+    [["build", "--memory", "import", "--maximum-pages", "4"], /imported memory's maximum/],
+    [["build", "--static-size", "lots"], /not a whole number/],
+    [["build", "--bogus"], /unknown option '--bogus'/],
+    [["build", "--backend", "mmap"], /Allowed choices are grow, static/],
+    [["frobnicate"], /unknown command 'frobnicate'/],
+  ])("%j fails with a clear message", async (argv, message) => {
+    const r = await alloc(...argv);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(message);
+    expect(r.out).toBe("");
+  });
+
+  test("--help lists every option, strategy and export", async () => {
+    const r = await alloc("build", "--help");
+    expect(r.code).toBe(0);
+    for (const word of ["--strategy", "--backend", "--static-start", "--memory", "--exports", "--opt", "--wat", "bump", "aligned_alloc"]) {
+      expect(r.out).toContain(word);
+    }
+  });
+});

@@ -1,0 +1,204 @@
+import {
+  AllocConfigError,
+  buildAllocator,
+  C_FUNCTION_DOCS,
+  DEFAULT_EXPORTS,
+  growBackend,
+  type BuildOptions,
+  type BuiltAllocator,
+  type PageBackend,
+} from "@alloc/core";
+import { staticBackend } from "@alloc/page-backend-static";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { writeFileSync } from "node:fs";
+import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
+
+/** Where the CLI writes; tests pass their own. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/** A non-negative integer option value: decimal, 0x hex, or with a KiB/MiB/GiB suffix. */
+function integer(value: string): number {
+  const m = /^(0x[0-9a-f]+|\d+)\s*(kib|mib|gib)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`"${value}" is not a whole number (e.g. 65536, 0x10000, 64KiB)`);
+  const unit = { kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 }[(m[2] ?? "").toLowerCase() as "kib"] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+interface BuildFlags {
+  strategy: string[];
+  backend: "grow" | "static";
+  staticStart?: number;
+  staticSize?: number;
+  growMaxPages?: number;
+  exclusive?: boolean;
+  memory: "export" | "import";
+  initialPages?: number;
+  maximumPages?: number;
+  exports: string[];
+  minAlign?: number;
+  prefix?: string;
+  opt: "size" | "speed" | "none";
+  bulkMemory: boolean;
+  out?: string;
+  wat?: string;
+  demo?: boolean;
+}
+
+/** Turns `alloc build` flags into build options, rejecting unknown and contradictory ones. */
+export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
+  const unknown = flags.strategy.filter((name) => !STRATEGIES[name]);
+  if (unknown.length > 0) {
+    throw new AllocConfigError(
+      `unknown strategy "${unknown[0]}" (known: ${Object.keys(STRATEGIES).join(", ")})`,
+    );
+  }
+  if (flags.strategy.length === 0) throw new AllocConfigError("--strategy needs at least one strategy");
+  let backend: PageBackend;
+  if (flags.backend === "static") {
+    if (flags.staticStart === undefined || flags.staticSize === undefined) {
+      throw new AllocConfigError("--backend static needs --static-start and --static-size");
+    }
+    if (flags.growMaxPages !== undefined || flags.exclusive !== undefined) {
+      throw new AllocConfigError("--grow-max-pages and --exclusive/--no-exclusive apply to --backend grow, not static");
+    }
+    backend = staticBackend({ start: flags.staticStart, size: flags.staticSize });
+  } else {
+    if (flags.staticStart !== undefined || flags.staticSize !== undefined) {
+      throw new AllocConfigError("--static-start and --static-size need --backend static");
+    }
+    backend = growBackend({
+      ...(flags.growMaxPages !== undefined && { maximumPages: flags.growMaxPages }),
+      ...(flags.exclusive !== undefined && { exclusive: flags.exclusive }),
+    });
+  }
+  return {
+    strategy: flags.strategy.map((name) => STRATEGIES[name]!.create()),
+    backend,
+    memory: {
+      mode: flags.memory,
+      ...(flags.initialPages !== undefined && { initialPages: flags.initialPages }),
+      ...(flags.maximumPages !== undefined && { maximumPages: flags.maximumPages }),
+    },
+    exports: flags.exports,
+    optimize: flags.opt,
+    bulkMemory: flags.bulkMemory,
+    ...(flags.minAlign !== undefined && { minAlign: flags.minAlign }),
+    ...(flags.prefix !== undefined && { prefix: flags.prefix }),
+  };
+}
+
+/** A short allocation demo on a built allocator: what a user would try first. */
+async function demo(built: BuiltAllocator, io: Io): Promise<void> {
+  const a = await built.instantiate();
+  const has = (fn: string) => built.exports.includes(fn);
+  io.out("demo:\n");
+  const blocks = [16, 100, 3000, 70_000].map((size) => ({ size, ptr: a.malloc(size) }));
+  for (const { size, ptr } of blocks) io.out(`  malloc(${size}) = ${ptr}\n`);
+  if (has("free")) {
+    a.free(blocks[1]!.ptr);
+    io.out(`  free(${blocks[1]!.ptr})\n`);
+    io.out(`  malloc(100) = ${a.malloc(100)}  (reuses the freed block when the strategy can)\n`);
+  }
+  if (has("calloc")) io.out(`  calloc(4, 8) = ${a.calloc(4, 8)}\n`);
+  if (has("aligned_alloc")) io.out(`  aligned_alloc(4096, 10) = ${a.aligned_alloc(4096, 10)}\n`);
+  if (has("realloc")) {
+    const p = blocks[0]!.ptr;
+    io.out(`  realloc(${p}, 200) = ${a.realloc(p, 200)}\n`);
+  }
+  io.out(`  malloc(4 GiB - 1) = ${a.malloc(0xffffffff)}  (impossible: 0, and the heap stays usable)\n`);
+  io.out(`  malloc(24) = ${a.malloc(24)}\n`);
+  io.out(`  memory: ${a.memoryBytes()} bytes\n`);
+}
+
+/** The `alloc` command line. Returns the exit code. */
+export async function run(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const program = new Command("alloc")
+    .description("Build WebAssembly memory allocators from strategy packages.")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  const strategyHelp = Object.entries(STRATEGIES)
+    .map(([name, entry]) => `    ${name.padEnd(14)} ${entry.summary}`)
+    .join("\n");
+  const exportHelp = Object.entries(C_FUNCTION_DOCS)
+    .map(([, doc]) => `    ${doc}`)
+    .join("\n");
+
+  let exitCode = 0;
+  program
+    .command("build")
+    .description("Build an allocator module: prints its size and exports, writes it with -o.")
+    .addOption(
+      new Option("-s, --strategy <stack>", "strategies, top first, comma-separated (e.g. size-classes,free-list)")
+        .argParser(list)
+        .default([...DEFAULT_STACK], DEFAULT_STACK.join(",")),
+    )
+    .addOption(new Option("-b, --backend <backend>", "where pages come from").choices(["grow", "static"]).default("grow"))
+    .addOption(new Option("--static-start <bytes>", "static backend: first byte of the region (multiple of 64KiB)").argParser(integer))
+    .addOption(new Option("--static-size <bytes>", "static backend: bytes in the region (multiple of 64KiB)").argParser(integer))
+    .addOption(new Option("--grow-max-pages <n>", "grow backend: never grow memory past n pages").argParser(integer))
+    .addOption(new Option("--exclusive", "grow backend: the allocator is the only code growing the memory (default with --memory export)"))
+    .addOption(new Option("--no-exclusive", "grow backend: others may grow the memory too"))
+    .addOption(new Option("-m, --memory <mode>", "export the module's own memory, or import one").choices(["export", "import"]).default("export"))
+    .addOption(new Option("--initial-pages <n>", "initial memory pages").argParser(integer))
+    .addOption(new Option("--maximum-pages <n>", "maximum pages of the module's own memory").argParser(integer))
+    .addOption(
+      new Option("-e, --exports <list>", "functions to export, comma-separated")
+        .argParser(list)
+        .default([...DEFAULT_EXPORTS], DEFAULT_EXPORTS.join(",")),
+    )
+    .addOption(new Option("--min-align <bytes>", "alignment of every block (power of two, default 8)").argParser(integer))
+    .addOption(new Option("--prefix <name>", "prefix of every emitted name (default ~alloc)"))
+    .addOption(new Option("--opt <goal>", "optimise for").choices(["size", "speed", "none"]).default("size"))
+    .addOption(new Option("--no-bulk-memory", "use byte loops instead of memory.fill/memory.copy"))
+    .addOption(new Option("-o, --out <file>", "write the module to this .wasm file"))
+    .addOption(new Option("--wat <file>", "write the module as WebAssembly text"))
+    .addOption(new Option("--demo", "run a short allocation demo on the built module"))
+    .addHelpText("after", `\nStrategies:\n${strategyHelp}\n\nExports:\n${exportHelp}\n    (and extras of the top strategy, e.g. bump's reset)\n`)
+    .action(async (flags: BuildFlags) => {
+      const built = buildAllocator(buildOptionsFromFlags(flags));
+      const stack = [...flags.strategy, flags.backend].join(" > ");
+      io.out(`${stack}: ${built.size} bytes (optimised for ${flags.opt})\n`);
+      io.out(`exports: ${built.exports.join(", ")}\n`);
+      if (flags.memory === "import") io.out(`imports: memory "${built.memory.importModule}"."${built.memory.name}"\n`);
+      if (flags.out) {
+        writeFileSync(flags.out, built.binary);
+        io.out(`wrote ${flags.out}\n`);
+      }
+      if (flags.wat) {
+        writeFileSync(flags.wat, built.text);
+        io.out(`wrote ${flags.wat}\n`);
+      }
+      if (flags.demo) await demo(built, io);
+    });
+
+  try {
+    await program.parseAsync(argv as string[], { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has printed its message (or the help); keep its code: 0 for --help.
+      exitCode = error.exitCode;
+    } else if (error instanceof AllocConfigError) {
+      io.err(`alloc: ${error.message}\n`);
+      exitCode = 2;
+    } else {
+      throw error;
+    }
+  }
+  return exitCode;
+}
