@@ -1,0 +1,246 @@
+import {
+  AllocConfigError,
+  check,
+  type AllocatorFunctions,
+  type BuildLimits,
+  type EmitContext,
+  type Expr,
+  type FunctionScope,
+  type Local,
+  type Parent,
+  type Strategy,
+} from "@alloc/core";
+
+export interface SizeClassesOptions {
+  /**
+   * The largest request served from a size class, in bytes; larger ones go to the parent.
+   * Default 256.
+   */
+  readonly maxSmall?: number;
+  /**
+   * How many classes share [1, maxSmall]: class i holds blocks of (i + 1) * maxSmall / classes
+   * bytes. maxSmall / classes must be a power of two and at least the minimum alignment (8 by
+   * default). Default: maxSmall / max(8, minAlign), i.e. 32 classes 8 bytes apart.
+   */
+  readonly classes?: number;
+  /**
+   * Bytes asked of the parent at a time to carve small blocks from (all classes share the
+   * current chunk). A multiple of the minimum alignment, room for the largest small block and
+   * the class table. Default 4096.
+   */
+  readonly chunkBytes?: number;
+}
+
+/** Fully resolved options, for one set of build limits. */
+interface Resolved {
+  readonly maxSmall: number;
+  readonly classes: number;
+  /** log2 of the class spacing. */
+  readonly shift: number;
+  readonly chunkBytes: number;
+}
+
+/**
+ * Segregated free lists for small requests, on top of another strategy.
+ *
+ * ```text
+ *   small block (size <= maxSmall)            large block (from the parent)
+ *        header        payload                     parent block       header       payload
+ *   ... [ pad | class*W ][ (i+1)*step bytes ]       [ .. | size | block+1 ][ size bytes ]
+ *                       ^ ptr                                           ^ ptr
+ *   chunk from the parent: [class table][blk][blk]....[blk][  top ... end  ]
+ *   table[i] -> free block of class i -> next free block -> ... -> 0   (link in the payload)
+ * ```
+ *
+ * Every block carries a header word just before its payload (the payload stays aligned to the
+ * minimum alignment, so the header takes that many bytes: 8 by default). For a small block it
+ * is `class * W` (W = 4 bytes on wasm32): even, and the byte offset of its list head in the class
+ * table. For a large block it is the parent's block address + 1 (odd), and the word before it
+ * holds the size asked for. `free(ptr)` reads the word: even, the block goes back to the front of
+ * its class's list; odd, to the parent. No size is needed from the caller.
+ *
+ * - `alloc`: a small request pops the front of its class list, O(1); an empty list carves a
+ *   block from the current chunk (bump allocation), and a used-up chunk is replaced by a new one
+ *   from the parent. The first chunk also holds the class table. Alignments above the minimum
+ *   and larger requests go to the parent with the header in front.
+ * - `free`: O(1) for small blocks; large blocks are the parent's `free`.
+ * - `resize`: a small block keeps its place while the new size fits its class; a large one asks
+ *   the parent's `resize`.
+ *
+ * Small blocks stay in their class for good: memory is never moved between classes or given
+ * back to the parent, so what the classes hold is bounded by each class's peak live bytes.
+ * The tail of a used-up chunk (less than one block) is left unused.
+ */
+export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
+  const { maxSmall = 256, classes, chunkBytes = 4096 } = options;
+  check(Number.isInteger(maxSmall) && maxSmall >= 1 && maxSmall <= 65536,
+    `size-classes: maxSmall must be an integer from 1 to 65536, got ${maxSmall}`);
+  check(classes === undefined || (Number.isInteger(classes) && classes >= 1 && classes <= maxSmall),
+    `size-classes: classes must be an integer from 1 to maxSmall (${maxSmall}), got ${classes}`);
+  check(Number.isInteger(chunkBytes) && chunkBytes >= 64 && chunkBytes <= 2 ** 24,
+    `size-classes: chunkBytes must be an integer from 64 to 16 MiB, got ${chunkBytes}`);
+  const resolve = (limits: BuildLimits, word: number): Resolved => {
+    const count = classes ?? Math.max(1, Math.floor(maxSmall / Math.max(8, limits.minAlign)));
+    // Before the first chunk, alloc reads a list head from page 0 (and ignores it): the table's
+    // offsets must stay inside page 0.
+    check(count <= 4096, `size-classes: at most 4096 classes, got ${count}`);
+    const step = maxSmall / count;
+    check(Number.isInteger(step) && (step & (step - 1)) === 0,
+      `size-classes: maxSmall / classes must be a power of two (the spacing of the classes), got ${maxSmall} / ${count} = ${step}`);
+    check(step >= limits.minAlign,
+      `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${limits.minAlign}); ` +
+        `use fewer classes (at most ${Math.floor(maxSmall / limits.minAlign)}) or a larger maxSmall`);
+    const layout = layoutFor(limits.minAlign, word, count, maxSmall);
+    check(chunkBytes % limits.minAlign === 0 && chunkBytes >= layout.tableBytes + maxSmall + layout.smallHeader,
+      `size-classes: chunkBytes (${chunkBytes}) must be a multiple of the minimum alignment (${limits.minAlign}) ` +
+        `and hold the class table and the largest small block (${layout.tableBytes + maxSmall + layout.smallHeader} bytes)`);
+    return { maxSmall, classes: count, shift: Math.log2(step), chunkBytes };
+  };
+  return {
+    name: "size-classes",
+    accepts: ["allocator"],
+    validate: (limits) => void resolve(limits, 4),
+    emit: (ctx, parent) => emitSizeClasses(ctx, parent, resolve(ctx.limits, ctx.cg.ptrBytes)),
+  };
+}
+
+/** Header sizes and the class table's size. */
+function layoutFor(minAlign: number, word: number, classes: number, maxSmall: number) {
+  const alignUp = (n: number) => Math.ceil(n / minAlign) * minAlign;
+  return {
+    /** Bytes in front of a small payload: one word, padded to the minimum alignment. */
+    smallHeader: alignUp(word),
+    /** Bytes in front of a large payload (for the minimum alignment): two words, padded. */
+    largeHeader: alignUp(2 * word),
+    tableBytes: alignUp(classes * word),
+    maxSmall,
+  };
+}
+
+function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): AllocatorFunctions {
+  if (parent.kind !== "allocator") throw new AllocConfigError("size-classes: needs a strategy below it");
+  const { cg, scope, limits } = ctx;
+  const m = cg.module;
+  const up = parent.allocator;
+  const W = cg.ptrBytes;
+  const wordLog = Math.log2(W);
+  const { smallHeader, largeHeader, tableBytes } = layoutFor(limits.minAlign, W, o.classes, o.maxSmall);
+  const zero = () => cg.size(0);
+  /** Sizes this large or more can never be allocated; refusing them keeps `size + header` from wrapping. */
+  const tooLarge = cg.memory64 ? 2 ** 52 : 2 ** 32 - 2 ** 17;
+  /** The header word of the block at `ptr`, and the size word of a large block. */
+  const headerOf = (ptr: Expr) => cg.load(cg.sub(ptr, cg.size(W)));
+  const sizeWordAt = (ptr: Expr) => cg.sub(ptr, cg.size(2 * W));
+  const isLarge = (h: Expr) => cg.toI32(cg.and(h, cg.size(1)));
+
+  /** Address of the class table (list heads), 0 until the first chunk. */
+  const table = cg.global(scope("table"));
+  /** The current chunk: small blocks are carved at `top`, up to `end`. */
+  const top = cg.global(scope("top"));
+  const end = cg.global(scope("end"));
+
+  /** The byte size of the class whose header is `h` (= class * W). */
+  const classSize = (h: Expr) => cg.shl(cg.add(cg.shrU(h, cg.size(wordLog)), cg.size(1)), cg.size(o.shift));
+
+  // large(size, align) -> ptr: a block from the parent, behind a header of max(align, two words).
+  const large = cg.function(scope("large"), ["size", "align"], "usize", (f) => {
+    const size = f.param("size"), align = f.param("align");
+    const header = f.local(), block = f.local(), ptr = f.local();
+    return [
+      cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
+      header.set(cg.select(cg.gtU(align.get(), cg.size(largeHeader)), align.get(), cg.size(largeHeader))),
+      cg.returnIf(cg.eqz(block.tee(cg.call(up.alloc, [cg.add(size.get(), header.get()), align.get()]))), zero()),
+      cg.store(cg.sub(ptr.tee(cg.add(block.get(), header.get())), cg.size(W)), cg.add(block.get(), cg.size(1))),
+      cg.store(sizeWordAt(ptr.get()), size.get()),
+      ptr.get(),
+    ];
+  });
+
+  /** alloc(size, align) with `align` an expression; `checkAlign` false when it is the minimum. */
+  const allocBody = (f: FunctionScope, size: Local, align: () => Expr, checkAlign: boolean): Expr[] => {
+    const t = f.local(), h = f.local(), p = f.local(), stride = f.local(), chunk = f.local();
+    const small = cg.ltU(t.tee(cg.sub(size.get(), cg.size(1))), cg.size(o.maxSmall));
+    const slot = () => cg.add(table.get(), h.get());
+    return [
+      cg.when(checkAlign ? m.i32.and(small, cg.leU(align(), cg.size(limits.minAlign))) : small, [
+        h.set(cg.shl(cg.shrU(t.get(), cg.size(o.shift)), cg.size(wordLog))),
+        // Pop the class's list (no table yet: no list; the load is of page 0, and unused).
+        cg.when(p.tee(cg.select(table.get(), cg.load(slot()), zero())), [
+          cg.store(slot(), cg.load(p.get())),
+          cg.ret(p.get()),
+        ]),
+        // Carve a block from the chunk; a new chunk when it has no room left.
+        cg.when(cg.gtU(stride.tee(cg.add(classSize(h.get()), cg.size(smallHeader))), cg.sub(end.get(), top.get())), [
+          cg.returnIf(cg.eqz(chunk.tee(cg.call(up.alloc, [cg.size(o.chunkBytes), cg.size(limits.minAlign)]))), zero()),
+          end.set(cg.add(chunk.get(), cg.size(o.chunkBytes))),
+          // The first chunk starts with the class table, all lists empty.
+          cg.when(cg.eqz(table.get()), [
+            table.set(chunk.get()),
+            cg.fill(f, chunk.get(), cg.i32(0), cg.size(tableBytes)),
+            chunk.set(cg.add(chunk.get(), cg.size(tableBytes))),
+          ]),
+          top.set(chunk.get()),
+        ]),
+        cg.store(cg.sub(p.tee(cg.add(top.get(), cg.size(smallHeader))), cg.size(W)), h.get()),
+        top.set(cg.add(top.get(), stride.get())),
+        cg.ret(p.get()),
+      ]),
+      cg.call(large, [size.get(), align()]),
+    ];
+  };
+  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
+    allocBody(f, f.param("size"), () => f.param("align").get(), true),
+  );
+  const fixed = new Map<number, string>();
+  const allocFixed = (align: number): string => {
+    let name = fixed.get(align);
+    if (!name) {
+      name = cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) =>
+        allocBody(f, f.param("size"), () => cg.size(align), align > limits.minAlign),
+      );
+      fixed.set(align, name);
+    }
+    return name;
+  };
+
+  const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
+    const ptr = f.param("ptr");
+    const h = f.local(), s = f.local();
+    return [
+      cg.when(isLarge(h.tee(headerOf(ptr.get()))), [cg.callVoid(up.free, [cg.sub(h.get(), cg.size(1))]), cg.ret()]),
+      // Back to the front of its class's list.
+      cg.store(ptr.get(), cg.load(s.tee(cg.add(table.get(), h.get())))),
+      cg.store(s.get(), ptr.get()),
+    ];
+  });
+
+  const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
+    const ptr = f.param("ptr"), size = f.param("size");
+    const h = f.local(), block = f.local();
+    const largeResize = up.resize
+      ? [
+          cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
+          block.set(cg.sub(h.get(), cg.size(1))),
+          cg.returnIf(
+            cg.eqz(cg.call(up.resize, [block.get(), cg.add(size.get(), cg.sub(ptr.get(), block.get()))])),
+            zero(),
+          ),
+          cg.store(sizeWordAt(ptr.get()), size.get()),
+          cg.ret(ptr.get()),
+        ]
+      : [cg.ret(zero())];
+    return [
+      cg.when(isLarge(h.tee(headerOf(ptr.get()))), largeResize),
+      // A small block stays while the size fits its class.
+      cg.select(cg.leU(size.get(), classSize(h.get())), ptr.get(), zero()),
+    ];
+  });
+
+  const usableSize = cg.function(scope("usable_size"), ["ptr"], "usize", (f) => {
+    const ptr = f.param("ptr");
+    const h = f.local();
+    return m.if(isLarge(h.tee(headerOf(ptr.get()))), cg.load(sizeWordAt(ptr.get())), classSize(h.get()));
+  });
+
+  return { alloc, allocFixed, free, resize, usableSize };
+}
