@@ -3,25 +3,18 @@
  * project's seeded workloads against free-list with `fit: "first"` and `fit: "bins"`, alone and
  * under size-classes, and prints the median time per operation and the peak memory.
  *
- *   cd packages/free-list && npx tsx --conditions=source scripts/compare-fit.ts
+ *   cd packages/size-classes && npx tsx --conditions=source scripts/compare-fit.ts
  */
 import { buildAllocator, type Strategy } from "@alloc/core";
 import { sharedTracesDir } from "@alloc/test-utils";
 import { createReplayer, generateWorkload, parseTrace, WORKLOADS, type Trace } from "@alloc/trace";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freeList } from "../src/index.ts";
+import { freeList } from "@alloc/free-list";
+import { sizeClasses } from "../src/index.ts";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 
-async function sizeClassesOrNone(): Promise<((fl: Strategy) => Strategy[]) | undefined> {
-  try {
-    const { sizeClasses } = (await import("@alloc/size-classes")) as { sizeClasses?: () => Strategy };
-    return sizeClasses ? (fl) => [sizeClasses(), fl] : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function traces(): Trace[] {
   const out: Trace[] = [];
@@ -47,9 +40,10 @@ async function measure(stack: Strategy | Strategy[], trace: Trace): Promise<{ ns
   return { ns: times[Math.floor(times.length / 2)]!, peak };
 }
 
-const over = await sizeClassesOrNone();
-const stacks: [string, (fit: "first" | "bins") => Strategy | Strategy[]][] = [["free-list", (fit) => freeList({ fit })]];
-if (over) stacks.push(["size-classes/free-list", (fit) => over(freeList({ fit }))]);
+const stacks: [string, (fit: "first" | "bins") => Strategy | Strategy[]][] = [
+  ["free-list", (fit) => freeList({ fit })],
+  ["size-classes/free-list", (fit) => [sizeClasses(), freeList({ fit })]],
+];
 for (const [label, make] of stacks) {
   console.log(`\n${label}: median ns/op over ${ROUNDS} runs (optimize speed), peak memory KiB`);
   console.log("trace".padEnd(34), "first ns", "bins ns", "first KiB", "bins KiB");
