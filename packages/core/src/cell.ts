@@ -10,12 +10,12 @@
  *   |                           |                                      |
  *   v                           v                                      v
  *   +---------------+-----------+--------------------------------------+---------------
- *   | next      |F  | prev      | payload: at least 8 bytes            | next |F | ...
+ *   | next      |F  | prev ^ c  | payload: at least 8 bytes            | next |F | ...
  *   +---------------+-----------+--------------------------------------+---------------
  *     word 0:         word 1:     a free cell keeps its free-list links
  *     address of the  address of  in its first two payload words:
  *     next cell;      the previous  [p + 0] next free cell
- *     bit 0: FREE     cell          [p + 4] previous free cell
+ *     bit 0: FREE     cell, XOR c   [p + 4] previous free cell
  *
  *   A region (pages that follow each other):
  *   [cell: prev = itself][cell][cell] ... [cell][end sentinel: word 0 = 0, prev = last cell]
@@ -32,8 +32,10 @@
  *    folds the tag into a constant it subtracts anyway.
  * 4. No two free cells are neighbours: `free` merges with both at once.
  * 5. The first cell of a region is its own `prev`: when it is freed it is not free yet, so it
- *    merges with nothing in front. The end sentinel is a header whose word 0 is 0 (not free, and
- *    nothing follows it), so the cell in front of it merges with nothing behind. No bounds tests.
+ *    merges with nothing in front. Word 1 holds `prev XOR c`, so 0 means "itself": a region's
+ *    first cell in fresh (zero) memory needs no store to say so. The end sentinel is a header
+ *    whose word 0 is 0 (not free, and nothing follows it), so the cell in front of it merges
+ *    with nothing behind. No bounds tests.
  * 6. Every free cell is on exactly one free list; no allocated cell is on any.
  */
 import type { Codegen, Expr } from "./codegen.ts";
@@ -88,8 +90,10 @@ export interface CellLayout extends CellSizes {
   setFree(c: Expr, next: Expr): Expr;
   /** Marks `c` allocated, ending at `next`. */
   setUsed(c: Expr, next: Expr): Expr;
-  prevOf(c: Expr): Expr;
-  setPrev(c: Expr, prev: Expr): Expr;
+  /** The previous cell (word 1 XOR c). Reads `c` twice: pass a side-effect-free `c` and its copy. */
+  prevOf(c: Expr, cCopy: Expr): Expr;
+  /** Stores `prev` as the previous cell of `c` (XOR c). Reads `c` twice, like {@link prevOf}. */
+  setPrev(c: Expr, cCopy: Expr, prev: Expr): Expr;
   /** Free-list links of a free cell, stored in its payload. */
   nextFreeOf(c: Expr): Expr;
   setNextFree(c: Expr, next: Expr): Expr;
@@ -122,8 +126,8 @@ export function cellLayout(cg: Codegen): CellLayout {
     isFree: (c) => cg.toI32(cg.and(cg.load(c), tag())),
     setFree: (c, next) => cg.store(c, cg.or(next, tag())),
     setUsed: (c, next) => cg.store(c, next),
-    prevOf: (c) => cg.load(c, word),
-    setPrev: (c, prev) => cg.store(c, prev, word),
+    prevOf: (c, cCopy) => cg.xor(cg.load(c, word), cCopy),
+    setPrev: (c, cCopy, prev) => cg.store(c, cg.xor(prev, cCopy), word),
     nextFreeOf: (c) => cg.load(c, header),
     setNextFree: (c, next) => cg.store(c, next, header),
     prevFreeOf: (c) => cg.load(c, header + word),
@@ -171,7 +175,8 @@ export function walkCells(memory: Uint8Array, first: number): CellView[] {
   for (;;) {
     if (c % header !== 0) fail(`cell ${c} is not ${header}-aligned`);
     const raw = read(c);
-    if (read(c + word) !== prev) fail(`cell ${c}: prev is ${read(c + word)}, expected ${prev}`);
+    const cPrev = (read(c + word) ^ c) >>> 0;
+    if (cPrev !== prev) fail(`cell ${c}: prev is ${cPrev}, expected ${prev}`);
     if (raw === 0) return cells; // the end sentinel
     const free = (raw & CELL_FREE) !== 0;
     const next = raw & ~CELL_FREE;

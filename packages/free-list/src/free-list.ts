@@ -77,7 +77,12 @@ interface Lists {
   readonly rebin: boolean;
   /** Bytes the first region reserves for the list heads (the bin table), 0 for one list. */
   readonly tableBytes: number;
-  readonly table?: { get(): Expr; set(value: Expr): Expr };
+  /**
+   * Where the table goes when its address is only known at run time: statements that place it
+   * at the start of the first region `base` and move `base` past it. Absent for one list, and
+   * when the table's address is a constant (the start of a contiguous run).
+   */
+  placeTable?(base: Local): Expr[];
   /** Walks the lists for a cell with a payload of at least `n`: branches to `found` with `c` set, or falls through. */
   search(s: SearchScope): Expr;
 }
@@ -100,8 +105,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   const i32 = cg.type("i32");
 
   /** The newest region's end sentinel; 0 before the first region. */
-  const last = cg.global(scope("last"));
-  const lists = fit === "first" ? firstFitLists(ctx) : binLists(ctx);
+  const lists = fit === "first" ? firstFitLists(ctx) : binLists(ctx, run?.start);
+  // Over a contiguous run, the one region starts at run.start (after the bin table), and its
+  // end sentinel is there before the first refill: a cell of no size. A region's first cell is
+  // its own prev with no store (word 1 is 0), so nothing needs initialising.
+  const last = cg.global(scope("last"), run ? run.start + lists.tableBytes : 0);
 
   // free(ptr): merges with both neighbours, O(1).
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
@@ -113,10 +121,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
       // with bins it changes size class, so it leaves its list to be pushed again below.
       lists.rebin
-        ? cg.when(L.isFree(pv.tee(L.prevOf(c.get()))), [lists.unlink(pv.get()), c.set(pv.get())])
-        : cg.when(L.isFree(pv.tee(L.prevOf(c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
+        ? cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [lists.unlink(pv.get()), c.set(pv.get())])
+        : cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
       L.setFree(c.get(), end.get()),
-      L.setPrev(end.get(), c.get()),
+      L.setPrev(end.get(), end.get(), c.get()),
       ...(lists.rebin ? [lists.push(c.get())] : []),
     ];
   });
@@ -129,7 +137,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     const end = f.local();
     return cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
       L.setUsed(cut.get(), end.get()),
-      L.setPrev(cut.get(), c.get()),
+      L.setPrev(cut.get(), cut.get(), c.get()),
       L.setUsed(c.get(), cut.get()),
       cg.callVoid(free, [L.payloadOf(cut.get())]),
     ]);
@@ -139,14 +147,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   // `bytes`, merged with the region's last cell when they follow it. 0 when the backend refuses.
   // A cell header and the end sentinel come on top of `bytes` (and once, the bin table).
   const overhead = 2 * H + lists.tableBytes;
-  const table = lists.table;
-  /** Reserves the bin table at the start of the first region at `base` (moved past it). */
-  const placeTable = (base: Local) =>
-    table ? [cg.when(cg.eqz(table.get()), [table.set(base.get()), base.set(cg.add(base.get(), cg.size(lists.tableBytes)))])] : [];
   /** The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory). */
   const finish = (e: Local) => [
     L.setUsed(last.get(), e.get()),
-    L.setPrev(e.get(), last.get()),
+    L.setPrev(e.get(), e.get(), last.get()),
     cg.callVoid(free, [L.payloadOf(last.get())]),
     last.set(e.get()),
     cg.i32(1),
@@ -155,18 +159,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     const bytes = f.param("bytes");
     const e = f.local();
     if (run) {
-      // One region, [run.start, run.end()); it may hold memory before the first call (page 0 of
-      // a module's own memory). The new cell starts at the old end sentinel, or at the start.
-      const s = f.local(), room = f.local();
+      // One region, [run.start, run.end()), which may hold memory before the first call (page 0
+      // of a module's own memory). The new cell starts at the end sentinel.
+      const room = f.local();
       return [
-        cg.when(cg.eqz(last.get()), [
-          s.set(cg.size(run.start)),
-          ...placeTable(s),
-          last.set(s.get()),
-          L.setPrev(s.get(), s.get()),
-        ]),
         // Pages for what the run lacks beyond its end: floor(lack / 64 KiB) + 1.
-        cg.when(cg.gtU(bytes.tee(cg.add(bytes.get(), cg.size(overhead))), room.tee(cg.sub(run.end(), last.get()))), [
+        cg.when(cg.gtU(bytes.tee(cg.add(bytes.get(), cg.size(2 * H))), room.tee(cg.sub(run.end(), last.get()))), [
           cg.returnIf(
             cg.eqz(
               m.call(run.extend, [cg.add(cg.shrU(cg.sub(bytes.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))], i32),
@@ -183,13 +181,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       pages.set(cg.add(cg.shrU(cg.add(bytes.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
       cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
-      // Pages that do not follow the newest region start one of their own, whose first cell is
-      // its own prev. Pages that do turn the old end sentinel into a cell (its prev stays).
-      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [
-        ...placeTable(base),
-        last.set(base.get()),
-        L.setPrev(base.get(), base.get()),
-      ]),
+      // Pages that do not follow the newest region start one of their own (its first cell is its
+      // own prev: word 1 is 0). Pages that do turn the old end sentinel into a cell.
+      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [...(lists.placeTable?.(base) ?? []), last.set(base.get())]),
       ...finish(e),
     ];
   });
@@ -228,7 +222,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   /** alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed). */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
-    const n = f.local(), p = f.local(), c = f.local(), q = f.local(), end = f.local();
+    const n = f.local(), p = f.local(), c = f.local(), q = f.local();
     // Payloads are granule aligned: a smaller alignment is just `take`.
     if (alignConst !== undefined && alignConst <= H) return [...payloadFor(size, n), cg.call(take, [n.get()])];
     const big = () => (alignConst === undefined ? cg.gtU(align(), cg.size(H)) : cg.i32(1));
@@ -239,13 +233,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       // gap can be freed.
       cg.returnIf(cg.eqz(p.tee(cg.call(take, [cg.add(n.get(), cg.add(align(), cg.size(minCell - H)))]))), zero()),
       cg.when(cg.and(p.get(), cg.sub(align(), cg.size(1))), [
-        // The aligned block gets a cell q of its own; the gap [c, q) in front is freed.
+        // The aligned block gets a cell q of its own (split off, and taken back from the free
+        // list); the gap [c, q) in front is freed.
         c.set(L.cellOf(p.get())),
         q.set(L.cellOf(p.tee(cg.alignUp(cg.add(p.get(), cg.size(minCell)), align(), align())))),
-        L.setUsed(q.get(), end.tee(L.word0(c.get()))),
-        L.setPrev(end.get(), q.get()),
-        L.setPrev(q.get(), c.get()),
-        L.setUsed(c.get(), q.get()),
+        cg.callVoid(trim, [c.get(), q.get()]),
+        lists.unlink(q.get()),
         cg.callVoid(free, [L.payloadOf(c.get())]),
       ]),
       cg.callVoid(trim, [L.cellOf(p.get()), cg.add(p.get(), n.get())]),
@@ -281,7 +274,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
           cg.when(L.isFree(end.get()), [
             lists.unlink(end.get()),
             L.setUsed(c.get(), after.tee(L.word0(end.get()))),
-            L.setPrev(after.get(), c.get()),
+            L.setPrev(after.get(), after.get(), c.get()),
             m.br(grow),
           ]),
           // The last cell of the newest region: pages that follow it become a free neighbour.
@@ -365,14 +358,18 @@ function firstFitLists({ cg, scope }: EmitContext): Lists {
  *   table    [head 0][head 1]...  head k -> cell <-> cell <-> ... (null-terminated)
  * ```
  */
-function binLists({ cg, scope }: EmitContext): Lists {
+function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
   const bits = cg.ptrBytes * 8;
   const granuleLog = Math.log2(L.header);
   const wordLog = Math.log2(cg.ptrBytes);
   const bins = bits - granuleLog;
-  const table = cg.global(scope("bins"));
+  const tableBytes = Math.ceil((bins * cg.ptrBytes) / L.header) * L.header;
+  // The table's address: a constant at the start of a contiguous run, or a global set when the
+  // first region arrives.
+  const tableVar = at === undefined ? cg.global(scope("bins")) : undefined;
+  const table = { get: () => tableVar?.get() ?? cg.size(at!) };
   const bitmap = cg.global(scope("bitmap"));
   /** The bin of a payload of `size` bytes (at least a granule). */
   const binOf = (size: Expr) => cg.sub(cg.size(bits - 1 - granuleLog), cg.clz(size));
@@ -380,6 +377,7 @@ function binLists({ cg, scope }: EmitContext): Lists {
   const binOfCell = (c: Local) => binOf(cg.sub(L.nextOfFree(c.get()), L.payloadOf(c.get())));
   const slot = (bin: Expr) => cg.add(table.get(), cg.shl(bin, cg.size(wordLog)));
   const bit = (bin: Expr) => cg.shl(cg.size(1), bin);
+  // (tableBytes is rounded up to the granule: cells after the table stay granule aligned.)
 
   const unlink = cg.function(scope("unlink"), ["c"], "none", (f) => {
     const c = f.param("c");
@@ -411,9 +409,12 @@ function binLists({ cg, scope }: EmitContext): Lists {
     unlink: (c) => cg.callVoid(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: true,
-    // Rounded up to the granule: cells after the table stay granule aligned.
-    tableBytes: Math.ceil((bins * cg.ptrBytes) / L.header) * L.header,
-    table,
+    tableBytes,
+    ...(tableVar && {
+      placeTable: (base: Local) => [
+        cg.when(cg.eqz(tableVar.get()), [tableVar.set(base.get()), base.set(cg.add(base.get(), cg.size(tableBytes)))]),
+      ],
+    }),
     search: ({ f, c, n, found }) => {
       // Walk the request's own bin, then each larger non-empty one, where the first cell fits.
       // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and

@@ -142,27 +142,46 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   /** The byte size of the class whose header is `h` (= class * W). */
   const classSize = (h: Expr) => cg.shl(cg.add(cg.shrU(h, cg.size(wordLog)), cg.size(1)), cg.size(o.shift));
 
-  // large(size, align) -> ptr: a block from the parent, behind a header of max(align, two words).
-  const large = cg.function(scope("large"), ["size", "align"], "usize", (f) => {
-    const size = f.param("size"), align = f.param("align");
+  /**
+   * The parent's alloc for `align`: its constant-alignment copy when `align` is a constant and
+   * it has one (so a build that never passes another alignment emits only that copy).
+   */
+  const upAlloc = (size: Expr, align: () => Expr, alignConst: number | undefined) =>
+    alignConst !== undefined && up.allocFixed
+      ? cg.call(up.allocFixed(alignConst), [size])
+      : cg.call(up.alloc, [size, align()]);
+
+  /**
+   * A large block: from the parent, behind a header of max(align, two words) so the payload
+   * stays aligned; the header holds the size and the parent's block + 1.
+   */
+  const largeBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst: number | undefined): Expr[] => {
     const header = f.local(), block = f.local(), ptr = f.local();
+    const headerBytes = () =>
+      alignConst !== undefined
+        ? cg.size(Math.max(alignConst, largeHeader))
+        : header.tee(cg.select(cg.gtU(align(), cg.size(largeHeader)), align(), cg.size(largeHeader)));
     return [
       cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
-      header.set(cg.select(cg.gtU(align.get(), cg.size(largeHeader)), align.get(), cg.size(largeHeader))),
-      cg.returnIf(cg.eqz(block.tee(cg.call(up.alloc, [cg.add(size.get(), header.get()), align.get()]))), zero()),
-      cg.store(cg.sub(ptr.tee(cg.add(block.get(), header.get())), cg.size(W)), cg.add(block.get(), cg.size(1))),
+      cg.returnIf(cg.eqz(block.tee(upAlloc(cg.add(size.get(), headerBytes()), align, alignConst))), zero()),
+      cg.store(
+        cg.sub(ptr.tee(cg.add(block.get(), alignConst !== undefined ? headerBytes() : header.get())), cg.size(W)),
+        cg.add(block.get(), cg.size(1)),
+      ),
       cg.store(sizeWordAt(ptr.get()), size.get()),
       ptr.get(),
     ];
-  });
+  };
 
-  /** alloc(size, align) with `align` an expression; `checkAlign` false when it is the minimum. */
-  const allocBody = (f: FunctionScope, size: Local, align: () => Expr, checkAlign: boolean): Expr[] => {
+  /** alloc(size, align) with `align` an expression, or the constant `alignConst`. */
+  const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst: number | undefined): Expr[] => {
     const t = f.local(), h = f.local(), p = f.local(), stride = f.local(), chunk = f.local();
     const small = cg.ltU(t.tee(cg.sub(size.get(), cg.size(1))), cg.size(o.maxSmall));
     const slot = () => cg.add(table.get(), h.get());
+    // Small blocks are aligned to the minimum alignment only.
+    if (alignConst !== undefined && alignConst > limits.minAlign) return largeBody(f, size, align, alignConst);
     return [
-      cg.when(checkAlign ? m.i32.and(small, cg.leU(align(), cg.size(limits.minAlign))) : small, [
+      cg.when(alignConst === undefined ? m.i32.and(small, cg.leU(align(), cg.size(limits.minAlign))) : small, [
         h.set(cg.shl(cg.shrU(t.get(), cg.size(o.shift)), cg.size(wordLog))),
         // Pop the class's list (no table yet: no list; the load is of page 0, and unused).
         cg.when(p.tee(cg.select(table.get(), cg.load(slot()), zero())), [
@@ -171,7 +190,10 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         ]),
         // Carve a block from the chunk; a new chunk when it has no room left.
         cg.when(cg.gtU(stride.tee(cg.add(classSize(h.get()), cg.size(smallHeader))), cg.sub(end.get(), top.get())), [
-          cg.returnIf(cg.eqz(chunk.tee(cg.call(up.alloc, [cg.size(o.chunkBytes), cg.size(limits.minAlign)]))), zero()),
+          cg.returnIf(
+            cg.eqz(chunk.tee(upAlloc(cg.size(o.chunkBytes), () => cg.size(limits.minAlign), alignConst ?? limits.minAlign))),
+            zero(),
+          ),
           end.set(cg.add(chunk.get(), cg.size(o.chunkBytes))),
           // The first chunk starts with the class table, all lists empty.
           cg.when(cg.eqz(table.get()), [
@@ -185,18 +207,18 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         top.set(cg.add(top.get(), stride.get())),
         cg.ret(p.get()),
       ]),
-      cg.call(large, [size.get(), align()]),
+      ...largeBody(f, size, align, alignConst),
     ];
   };
   const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
-    allocBody(f, f.param("size"), () => f.param("align").get(), true),
+    allocBody(f, f.param("size"), () => f.param("align").get(), undefined),
   );
   const fixed = new Map<number, string>();
   const allocFixed = (align: number): string => {
     let name = fixed.get(align);
     if (!name) {
       name = cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) =>
-        allocBody(f, f.param("size"), () => cg.size(align), align > limits.minAlign),
+        allocBody(f, f.param("size"), () => cg.size(align), align),
       );
       fixed.set(align, name);
     }
