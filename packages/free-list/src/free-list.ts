@@ -145,7 +145,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   // refill(bytes) -> i32: pages from the backend become a free cell with a payload of at least
   // `bytes`, merged with the region's last cell when they follow it. 0 when the backend refuses.
-  // A cell header and the end sentinel come on top of `bytes` (and once, the bin table).
+  // A fresh region holds the cell's header and the end sentinel besides `bytes` (and, the first
+  // time, the bin table).
   const overhead = 2 * H + lists.tableBytes;
   /** The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory). */
   const finish = (e: Local) => [
@@ -163,8 +164,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       // of a module's own memory). The new cell starts at the end sentinel.
       const room = f.local();
       return [
-        // Pages for what the run lacks beyond its end: floor(lack / 64 KiB) + 1.
-        cg.when(cg.gtU(bytes.tee(cg.add(bytes.get(), cg.size(2 * H))), room.tee(cg.sub(run.end(), last.get()))), [
+        // The cell needs bytes + 2 headers (its own and the end sentinel's) from `last` on; when
+        // the run lacks some (need > room), ceil(lack / 64 KiB) pages = ((need - 1 - room) >> 16) + 1.
+        cg.when(cg.geU(bytes.tee(cg.add(bytes.get(), cg.size(2 * H - 1))), room.tee(cg.sub(run.end(), last.get()))), [
           cg.returnIf(
             cg.eqz(
               m.call(run.extend, [cg.add(cg.shrU(cg.sub(bytes.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))], i32),
@@ -178,7 +180,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     }
     const pages = f.local(), base = f.local();
     return [
-      pages.set(cg.add(cg.shrU(cg.add(bytes.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
+      // ceil((bytes + overhead) / 64 KiB)
+      pages.set(cg.add(cg.shrU(cg.add(bytes.get(), cg.size(overhead - 1)), cg.size(PAGE_SHIFT)), cg.size(1))),
       cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
       // Pages that do not follow the newest region start one of their own (its first cell is its
