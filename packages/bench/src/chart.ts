@@ -27,6 +27,7 @@ export function chart(report: BenchReport): string {
       bars: names.map((name): Bar => {
         const cell = report.cells.find((c) => c.contender === name && c.workload === w.name);
         if (!cell || cell.error) return { name, missing: "failed verification" };
+        if (cell.timedError) return { name, missing: "trapped (out of memory?)" };
         if (!cell.reused) return { name, missing: "not timed" };
         if (cell.failedAllocations || cell.timedFailures) return { name, missing: "out of memory" };
         return { name, median: cell.reused.median, min: cell.reused.min, max: cell.reused.max };

@@ -13,8 +13,8 @@ import { benchWorkloads } from "./workloads.ts";
 
 /** Settings of the two modes; flags override them. */
 const MODES = {
-  quick: { rounds: 3, sampleOps: 50_000, maxFresh: 4 },
-  full: { rounds: 11, sampleOps: 400_000, maxFresh: 10 },
+  quick: { rounds: 5, sampleOps: 50_000, maxFresh: 4, budgetMs: 50 },
+  full: { rounds: 11, sampleOps: 400_000, maxFresh: 10, budgetMs: 250 },
 } as const;
 
 const positiveInt = (value: string) => {
@@ -51,7 +51,7 @@ program
   .command("run", { isDefault: true })
   .description("replay every workload against every allocator; print a table, write JSON and SVG")
   .option("--quick", "a one-minute look: shorter workloads, fewer rounds")
-  .option("--rounds <n>", "interleaved rounds (default: 3 quick, 11 full)", positiveInt)
+  .option("--rounds <n>", "interleaved rounds (default: 5 quick, 11 full)", positiveInt)
   .option("--allocators <names>", "comma-separated allocators to run (default: all that can run here)", list)
   .option("--workloads <names>", "comma-separated workloads to run (default: all)", list)
   .option("--out <dir>", "where to write <mode>.json and <mode>.svg", RESULTS_DIR)

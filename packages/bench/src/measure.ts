@@ -9,6 +9,12 @@ export interface MeasureOptions {
   readonly sampleOps: number;
   /** At most this many fresh instances per fresh-heap sample. */
   readonly maxFresh: number;
+  /**
+   * Wall-time budget of one sample in ms: repetitions stop once it is spent (at least one fresh
+   * and one reused replay always run). Keeps slow pairs (bump growing memory on every replay)
+   * from dominating the run, and from exhausting memory.
+   */
+  readonly budgetMs: number;
   /** Called before each step, for the progress line. */
   readonly progress?: (done: number, total: number, what: string) => void;
 }
@@ -19,6 +25,8 @@ export interface Cell {
   readonly workload: string;
   /** Why it was not timed: the verified replay failed (the allocator is wrong or trapped). */
   readonly error?: string;
+  /** Why timing stopped: a timed replay trapped (e.g. an allocator that traps when memory runs out). */
+  readonly timedError?: string;
   /** From the verified replay on a fresh instance. */
   readonly peakMemoryBytes: number;
   readonly peakLiveBytes: number;
@@ -31,6 +39,9 @@ export interface Cell {
   /** Failed allocations during the timed replays (a heap that ran out). */
   readonly timedFailures: number;
 }
+
+/** `global.gc` when node runs with --expose-gc (the bench script does). */
+const gc = (globalThis as { gc?: () => void }).gc;
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
 
@@ -47,7 +58,13 @@ export function measure(contenders: readonly Contender[], workloads: readonly Tr
   let done = 0;
   const step = (what: string) => options.progress?.(done++, total, what);
 
-  type Acc = { cell: Omit<Cell, "fresh" | "reused" | "timedFailures">; fresh: number[]; reused: number[]; timedFailures: number };
+  type Acc = {
+    cell: Omit<Cell, "fresh" | "reused" | "timedFailures" | "timedError">;
+    fresh: number[];
+    reused: number[];
+    timedFailures: number;
+    timedError?: string;
+  };
   const acc = new Map<string, Acc>();
   const key = (c: Contender, w: Trace) => `${c.name}\u0000${w.name}`;
 
@@ -81,30 +98,42 @@ export function measure(contenders: readonly Contender[], workloads: readonly Tr
       for (const c of contenders) {
         step(`round ${round}/${options.rounds} · ${w.name} · ${c.name}`);
         const a = acc.get(key(c, w))!;
-        if (a.cell.error) continue;
-        let freshMs = 0, reusedMs = 0;
+        if (a.cell.error || a.timedError) continue;
+        // Let earlier instances' memories go first: V8 counts Wasm memory as external memory, and
+        // its pressure triggers full collections inside memory.grow, which would land in our timing.
+        gc?.();
+        const start = performance.now();
+        const spent = () => performance.now() - start;
+        let freshMs = 0, freshRuns = 0, reusedMs = 0, reusedRuns = 0;
         let replayer: Replayer | undefined;
-        for (let i = 0; i < fresh; i++) {
-          replayer = createReplayer(instantiate(c), w, { verify: false });
-          const r = replayer.run({ freeLive: true });
-          freshMs += r.elapsedMs;
-          a.timedFailures += r.failedAllocations;
+        try {
+          while (freshRuns < fresh && (freshRuns === 0 || spent() < options.budgetMs / 2)) {
+            replayer = createReplayer(instantiate(c), w, { verify: false });
+            const r = replayer.run({ freeLive: true });
+            freshMs += r.elapsedMs;
+            freshRuns++;
+            a.timedFailures += r.failedAllocations;
+          }
+          while (reusedRuns < repeats && (reusedRuns === 0 || spent() < options.budgetMs)) {
+            const r = replayer!.run({ freeLive: true });
+            reusedMs += r.elapsedMs;
+            reusedRuns++;
+            a.timedFailures += r.failedAllocations;
+          }
+        } catch (error) {
+          a.timedError = (error as Error).message;
+          continue;
         }
-        for (let i = 0; i < repeats; i++) {
-          const r = replayer!.run({ freeLive: true });
-          reusedMs += r.elapsedMs;
-          a.timedFailures += r.failedAllocations;
-        }
-        a.fresh.push((freshMs * 1e6) / (fresh * ops));
-        a.reused.push((reusedMs * 1e6) / (repeats * ops));
+        a.fresh.push((freshMs * 1e6) / (freshRuns * ops));
+        a.reused.push((reusedMs * 1e6) / (reusedRuns * ops));
       }
-      (globalThis as { gc?: () => void }).gc?.();
     }
   }
   options.progress?.(total, total, "done");
 
-  return [...acc.values()].map(({ cell, fresh, reused, timedFailures }) => ({
+  return [...acc.values()].map(({ cell, fresh, reused, timedFailures, timedError }) => ({
     ...cell,
+    ...(timedError !== undefined && { timedError }),
     ...(fresh.length && { fresh: spread(fresh) }),
     ...(reused.length && { reused: spread(reused) }),
     timedFailures,

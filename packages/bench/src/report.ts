@@ -40,7 +40,7 @@ export interface Target {
 
 /** A cell counts in means and comparisons when it was verified and no allocation failed. */
 export function usable(cell: Cell | undefined): cell is Cell & { fresh: NonNullable<Cell["fresh"]>; reused: NonNullable<Cell["reused"]> } {
-  return !!cell && !cell.error && cell.failedAllocations === 0 && cell.timedFailures === 0 && !!cell.fresh && !!cell.reused;
+  return !!cell && !cell.error && !cell.timedError && cell.failedAllocations === 0 && cell.timedFailures === 0 && !!cell.fresh && !!cell.reused;
 }
 
 export function buildReport(input: {
@@ -173,6 +173,7 @@ export function formatReport(report: BenchReport): string {
   const timeCell = (c: string, w: string, k: "fresh" | "reused") => {
     const x = cell(c, w);
     if (!x || x.error) return "ERROR";
+    if (x.timedError) return "TRAP";
     const s = x[k];
     if (!s) return "-";
     const failed = x.failedAllocations || x.timedFailures ? "!" : "";
@@ -200,6 +201,7 @@ export function formatReport(report: BenchReport): string {
     ]),
   ]);
   const errors = report.cells.filter((c) => c.error).map((c) => `  ${c.contender} on ${c.workload}: ${c.error}`);
+  const traps = report.cells.filter((c) => c.timedError).map((c) => `  ${c.contender} on ${c.workload}: ${c.timedError}`);
   const failures = report.cells
     .filter((c) => !c.error && (c.failedAllocations || c.timedFailures))
     .map((c) => `  ${c.contender} on ${c.workload}: ${c.failedAllocations} failed allocations verified, ${c.timedFailures} while timed`);
@@ -221,6 +223,7 @@ export function formatReport(report: BenchReport): string {
     ...report.targets.map((t) => `  ${mark(t.met)}  ${t.target}: ${t.detail}`),
     ...(report.skipped.length ? ["", "left out:", ...report.skipped.map((s) => `  ${s.name}: ${s.reason}`)] : []),
     ...(errors.length ? ["", "failed verification (not timed):", ...errors] : []),
+    ...(traps.length ? ["", "TRAP: trapped during a timed replay (timing stopped; left out of the means):", ...traps] : []),
     ...(failures.length ? ["", "! failed allocations (left out of the means):", ...failures] : []),
   ].join("\n");
 }

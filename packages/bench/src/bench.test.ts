@@ -1,0 +1,62 @@
+import { generateWorkload } from "@alloc/trace";
+import { describe, expect, test } from "vitest";
+import { chart } from "./chart.ts";
+import { contenders } from "./contenders.ts";
+import { measure } from "./measure.ts";
+import { buildReport, formatReport } from "./report.ts";
+import { geomean, spread } from "./stats.ts";
+
+describe("stats", () => {
+  test("spread: median, range and interquartile range", () => {
+    const s = spread([5, 1, 3, 2, 4]);
+    expect(s).toMatchObject({ median: 3, min: 1, max: 5 });
+    expect(s.iqr).toBeCloseTo((4 - 2) / 3);
+    expect(spread([7, 9]).median).toBe(8);
+    expect(() => spread([])).toThrow(/no samples/);
+  });
+
+  test("geomean", () => {
+    expect(geomean([2, 8])).toBeCloseTo(4);
+    expect(geomean([])).toBeNaN();
+  });
+});
+
+describe("a run with our own allocators only (the suite never needs the peers)", () => {
+  test("measures, reports, charts; an unknown allocator is skipped with the reason", () => {
+    const { contenders: list, skipped } = contenders(["bump", "no-such-allocator"]);
+    expect(list.map((c) => c.name)).toEqual(["bump"]);
+    expect(skipped).toContainEqual({ name: "no-such-allocator", reason: "unknown allocator" });
+    const workloads = [generateWorkload("small-churn", { ops: 500 }), generateWorkload("long-lived", { ops: 2_500 })];
+    const steps: string[] = [];
+    const cells = measure(list, workloads, { rounds: 2, sampleOps: 1_000, maxFresh: 2, budgetMs: 1_000, progress: (_d, _t, what) => steps.push(what) });
+    expect(steps.at(-1)).toBe("done");
+    expect(cells).toHaveLength(2);
+    for (const cell of cells) {
+      expect(cell.error).toBeUndefined();
+      expect(cell.fresh!.samples).toHaveLength(2);
+      expect(cell.reused!.samples).toHaveLength(2);
+      expect(cell.peakMemoryBytes).toBeGreaterThanOrEqual(cell.peakLiveBytes);
+    }
+    const report = buildReport({ command: "test", mode: "quick", config: { rounds: 2, sampleOps: 1_000, maxFresh: 2 }, contenders: list, skipped, workloads, cells });
+    expect(report.summary[0]!.excluded).toEqual([]);
+    expect(report.targets.find((t) => t.target.startsWith("bump"))!.met).toBeNull();
+    const text = formatReport(report);
+    expect(text).toMatch(/small-churn\(seed 1\) \(\d+\)/);
+    expect(text).toMatch(/n\/a +default composition at or below dlmalloc/);
+    const svg = chart(report);
+    expect(svg).toMatch(/^<svg [^>]*viewBox="0 0 \d+ \d+"/);
+    expect(svg).toContain("long-lived(seed 1)");
+    expect(svg.match(/<rect /g)!.length).toBeGreaterThanOrEqual(1 + 1 + 3);
+  });
+
+  test("an allocator that fails verification is reported and not timed", () => {
+    const { contenders: list } = contenders(["bump"]);
+    // A trace bump cannot serve: far more than 4 GiB live.
+    const trace = { name: "huge", ops: Array.from({ length: 3 }, (_, index) => ({ op: "alloc" as const, index, size: 2 ** 32 - 1 })), allocations: 3 };
+    const [cell] = measure(list, [trace], { rounds: 1, sampleOps: 10, maxFresh: 1, budgetMs: 100 });
+    expect(cell!.failedAllocations).toBe(3);
+    const report = buildReport({ command: "test", mode: "quick", config: { rounds: 1, sampleOps: 10, maxFresh: 1 }, contenders: list, skipped: [], workloads: [trace], cells: [cell!] });
+    expect(report.summary[0]!.excluded).toEqual(["huge"]);
+    expect(formatReport(report)).toMatch(/bump on huge: 3 failed allocations/);
+  });
+});
