@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
@@ -70,5 +70,37 @@ describe("alloc build", () => {
     for (const word of ["--strategy", "--backend", "--static-start", "--memory", "--exports", "--opt", "--wat", "bump", "aligned_alloc"]) {
       expect(r.out).toContain(word);
     }
+  });
+});
+
+describe("alloc replay", () => {
+  test("replays built-in workloads and trace files inside Wasm and reports what it measured", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-replay-"));
+    const file = join(dir, "t.trace");
+    writeFileSync(file, "Alloc(10),\nAlloc(20),\nFree(0),\nRealloc(1,300),\nAlloc(5),\n");
+    const r = await alloc("replay", file, "--workload", "small-churn", "--strategy", "bump");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/t\.trace: 5 ops in .* 0 failed, peak memory \d+ B, peak live 320 B, every block verified/);
+    expect(r.out).toMatch(/small-churn\(seed 1\): \d+ ops/);
+  });
+
+  test("a malformed trace is refused with its line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-replay-"));
+    const file = join(dir, "bad.trace");
+    writeFileSync(file, "Alloc(8),\nFree(0),\nFrob(3),\n");
+    const r = await alloc("replay", file, "-s", "bump");
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/bad\.trace:3: .*Frob/);
+  });
+
+  test.each([
+    [["replay", "-s", "bump"], /needs trace files or --workload/],
+    [["replay", "-w", "nope", "-s", "bump"], /unknown workload "nope"/],
+    [["replay", "/nonexistent/x.trace", "-s", "bump"], /cannot read trace/],
+  ])("%j fails clearly", async (argv, message) => {
+    const r = await alloc(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
   });
 });

@@ -10,7 +10,8 @@ import {
 } from "@alloc/core";
 import { staticBackend } from "@alloc/page-backend-static";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { writeFileSync } from "node:fs";
+import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WORKLOADS, type Trace, type WorkloadName } from "@alloc/trace";
+import { readFileSync, writeFileSync } from "node:fs";
 import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
 
 /** Where the CLI writes; tests pass their own. */
@@ -125,24 +126,9 @@ async function demo(built: BuiltAllocator, io: Io): Promise<void> {
   io.out(`  memory: ${a.memoryBytes()} bytes\n`);
 }
 
-/** The `alloc` command line. Returns the exit code. */
-export async function run(argv: readonly string[], io: Io = processIo): Promise<number> {
-  const program = new Command("alloc")
-    .description("Build WebAssembly memory allocators from strategy packages.")
-    .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err });
-
-  const strategyHelp = Object.entries(STRATEGIES)
-    .map(([name, entry]) => `    ${name.padEnd(14)} ${entry.summary}`)
-    .join("\n");
-  const exportHelp = Object.entries(C_FUNCTION_DOCS)
-    .map(([, doc]) => `    ${doc}`)
-    .join("\n");
-
-  let exitCode = 0;
-  program
-    .command("build")
-    .description("Build an allocator module: prints its size and exports, writes it with -o.")
+/** The options that describe a composition, shared by `build` and `replay`. */
+function withCompositionOptions(command: Command): Command {
+  return command
     .addOption(
       new Option("-s, --strategy <stack>", "strategies, top first, comma-separated (e.g. size-classes,free-list)")
         .argParser(list)
@@ -165,7 +151,27 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .addOption(new Option("--min-align <bytes>", "alignment of every block (power of two, default 8)").argParser(integer))
     .addOption(new Option("--prefix <name>", "prefix of every emitted name (default ~alloc)"))
     .addOption(new Option("--opt <goal>", "optimise for").choices(["size", "speed", "none"]).default("size"))
-    .addOption(new Option("--no-bulk-memory", "use byte loops instead of memory.fill/memory.copy"))
+    .addOption(new Option("--no-bulk-memory", "use byte loops instead of memory.fill/memory.copy"));
+}
+
+/** The `alloc` command line. Returns the exit code. */
+export async function run(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const program = new Command("alloc")
+    .description("Build WebAssembly memory allocators from strategy packages.")
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  const strategyHelp = Object.entries(STRATEGIES)
+    .map(([name, entry]) => `    ${name.padEnd(14)} ${entry.summary}`)
+    .join("\n");
+  const exportHelp = Object.entries(C_FUNCTION_DOCS)
+    .map(([, doc]) => `    ${doc}`)
+    .join("\n");
+
+  let exitCode = 0;
+  withCompositionOptions(
+    program.command("build").description("Build an allocator module: prints its size and exports, writes it with -o."),
+  )
     .addOption(new Option("-o, --out <file>", "write the module to this .wasm file"))
     .addOption(new Option("--wat <file>", "write the module as WebAssembly text"))
     .addOption(new Option("--demo", "run a short allocation demo on the built module"))
@@ -185,6 +191,61 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
         io.out(`wrote ${flags.wat}\n`);
       }
       if (flags.demo) await demo(built, io);
+    });
+
+  withCompositionOptions(
+    program
+      .command("replay")
+      .description("Replay allocation traces inside Wasm against a composition, verifying every block.")
+      .argument("[traces...]", "trace files (wee_alloc format: Alloc(n), / Free(k), / Realloc(k,n), one per line)"),
+  )
+    .addOption(
+      new Option("-w, --workload <names>", `built-in seeded workloads, comma-separated (${WORKLOADS.map((w) => w.name).join(", ")})`).argParser(list),
+    )
+    .addOption(new Option("--seed <n>", "seed of the built-in workloads").argParser(integer).default(1))
+    .addOption(new Option("--no-verify", "do not tag and check blocks (for timing only)"))
+    .addHelpText("after", `\nStrategies:\n${strategyHelp}\n`)
+    .action(async (files: string[], flags: BuildFlags & { workload?: string[]; seed: number; verify: boolean }) => {
+      const traces: Trace[] = [];
+      for (const file of files) {
+        let text: string;
+        try {
+          text = readFileSync(file, "utf8");
+        } catch (error) {
+          throw new AllocConfigError(`cannot read trace ${file}: ${(error as Error).message}`);
+        }
+        try {
+          traces.push(parseTrace(text, file));
+        } catch (error) {
+          if (error instanceof TraceParseError) throw new AllocConfigError(error.message);
+          throw error;
+        }
+      }
+      for (const name of flags.workload ?? []) {
+        if (!WORKLOADS.some((w) => w.name === name)) {
+          throw new AllocConfigError(`unknown workload "${name}" (known: ${WORKLOADS.map((w) => w.name).join(", ")})`);
+        }
+        traces.push(generateWorkload(name as WorkloadName, { seed: flags.seed }));
+      }
+      if (traces.length === 0) throw new AllocConfigError("replay needs trace files or --workload");
+      const options = buildOptionsFromFlags({ ...flags, exports: ["malloc", "free", "realloc"] });
+      const built = buildAllocator(options);
+      io.out(`${[...flags.strategy, flags.backend].join(" > ")}: ${built.size} bytes\n`);
+      for (const trace of traces) {
+        const heap = await built.instantiate();
+        try {
+          const r = replay(heap, trace, { verify: flags.verify });
+          io.out(
+            `${trace.name}: ${r.operations} ops in ${r.elapsedMs.toFixed(2)} ms (${r.nsPerOp.toFixed(1)} ns/op), ` +
+              `${r.failedAllocations} failed, peak memory ${r.peakMemoryBytes} B, peak live ${r.peakLiveBytes} B` +
+              `${flags.verify ? ", every block verified" : ""}\n`,
+          );
+        } catch (error) {
+          if (!(error instanceof ReplayError)) throw error;
+          io.err(`alloc: ${error.message}\n`);
+          exitCode = 1;
+        }
+      }
     });
 
   try {

@@ -5,36 +5,10 @@ import {
   buildAllocator,
   growBackend,
   installAllocator,
-  PAGE_SHIFT,
   PAGE_SIZE,
   type Strategy,
 } from "./index.ts";
-
-/**
- * A test strategy as small as they come (lol_alloc's LeakingPageAllocator): every block gets
- * pages of its own, aligned to 64 KiB, and free does nothing. Enough to exercise composition and
- * the C API without depending on a strategy package.
- */
-const pagePerBlock = (): Strategy => ({
-  name: "page-per-block",
-  accepts: ["pages"],
-  emit({ cg, scope }, parent) {
-    if (parent.kind !== "pages") throw new Error("needs pages");
-    const sizes = cg.global(scope("last_size")); // to test usableSize: the size of the latest block
-    const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) => {
-      const size = f.param("size");
-      return [
-        cg.returnIf(cg.eqz(size.get()), cg.size(0)),
-        sizes.set(size.get()),
-        cg.call(parent.pages.allocPages, [
-          cg.add(cg.shrU(cg.sub(size.get(), cg.size(1)), cg.size(PAGE_SHIFT)), cg.size(1)),
-        ]),
-      ];
-    });
-    const free = cg.function(scope("free"), ["ptr"], "none", () => cg.module.nop());
-    return { alloc, free };
-  },
-});
+import { pagePerBlock } from "./testing.ts";
 
 /** A strategy that must sit on another one. */
 const upper = (): Strategy => ({
