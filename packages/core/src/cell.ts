@@ -100,10 +100,11 @@ export interface CellLayout extends CellSizes {
   prevFreeOf(c: Expr): Expr;
   setPrevFree(c: Expr, prev: Expr): Expr;
   /**
-   * An i32 condition: free cell `c` has a payload of at least `n` bytes. Reads `c` twice.
-   * (The FREE tag folds into the header constant: `n <= word0 - (c + header + 1)`.)
+   * An i32 condition: free cell `c` has a payload of more than `t` bytes (of at least `t + 1`:
+   * `t` is a payload less one, see `payloadLessOne`). Reads `c` twice. The FREE tag and the
+   * header fold into one constant: `t < word0 - (c + header + 1)`.
    */
-  freeFits(c: Expr, cCopy: Expr, n: Expr): Expr;
+  freeHolds(c: Expr, cCopy: Expr, t: Expr): Expr;
   /**
    * `(size - 1) | (granule - 1)`: one less than the payload for a request of `size` bytes (the
    * size rounded up to the granule). It is `>= maxRequest` exactly when the request is
@@ -132,7 +133,7 @@ export function cellLayout(cg: Codegen): CellLayout {
     setNextFree: (c, next) => cg.store(c, next, header),
     prevFreeOf: (c) => cg.load(c, header + word),
     setPrevFree: (c, prev) => cg.store(c, prev, header + word),
-    freeFits: (c, cCopy, n) => cg.leU(n, cg.sub(cg.load(c), cg.add(cCopy, cg.size(header + CELL_FREE)))),
+    freeHolds: (c, cCopy, t) => cg.ltU(t, cg.sub(cg.load(c), cg.add(cCopy, cg.size(header + CELL_FREE)))),
     payloadLessOne: (size) => cg.or(cg.sub(size, cg.size(1)), cg.size(header - 1)),
   };
 }
