@@ -1,0 +1,49 @@
+/**
+ * `pnpm soak`: millions of random operations against every composition, with progress.
+ * Options: --ops <n> (total per composition, default 1,000,000), --seed <n>, --only <text>.
+ */
+import { buildAllocator } from "@alloc/core";
+import { Command, Option } from "commander";
+import fc from "fast-check";
+import { compositions } from "./compositions.ts";
+import { op, runModel } from "./model.ts";
+
+const program = new Command("soak")
+  .description("Run millions of random allocator operations against every composition, checked against the model.")
+  .addOption(new Option("--ops <n>", "operations per composition").default(1_000_000).argParser(Number))
+  .addOption(new Option("--seed <n>", "fast-check seed (default: random)").argParser(Number))
+  .addOption(new Option("--only <text>", "only compositions whose name contains this"))
+  .parse();
+const { ops: total, seed, only } = program.opts<{ ops: number; seed?: number; only?: string }>();
+const perCase = 500;
+
+let failed = false;
+for (const composition of compositions().filter((c) => !only || c.name.includes(only))) {
+  const built = buildAllocator(composition.options);
+  let done = 0;
+  let shown = Date.now();
+  const started = Date.now();
+  // Sequences average about half of perCase operations.
+  const runs = Math.max(1, Math.ceil((2 * total) / perCase));
+  const result = await fc.check(
+    fc.asyncProperty(fc.array(op, { maxLength: perCase, size: "max" }), async (ops) => {
+      runModel(await built.instantiate(), ops);
+      done += ops.length;
+      if (Date.now() - shown > 500) {
+        shown = Date.now();
+        process.stdout.write(`\r${composition.name}: ${done.toLocaleString()} / ~${total.toLocaleString()} ops`);
+      }
+    }),
+    { numRuns: runs, ...(seed !== undefined && { seed }) },
+  );
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (result.failed) {
+    failed = true;
+    process.stdout.write(`\n${composition.name}: FAILED (seed ${result.seed}, path ${result.counterexamplePath})\n`);
+    const error = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
+    process.stdout.write(`error: ${error}\nshortest failing sequence (${result.counterexample?.[0]?.length} ops): ${JSON.stringify(result.counterexample?.[0])}\n`);
+  } else {
+    process.stdout.write(`\r${composition.name}: ${done.toLocaleString()} ops in ${secs} s, all checks passed\n`);
+  }
+}
+process.exitCode = failed ? 1 : 0;
