@@ -1,5 +1,7 @@
 import { bump } from "@alloc/bump";
 import type { Strategy } from "@alloc/core";
+import { freeList } from "@alloc/free-list";
+import { sizeClasses } from "@alloc/size-classes";
 
 /** A strategy the CLI can build, by the name used in `--strategy`. */
 export interface StrategyEntry {
@@ -15,7 +17,15 @@ export const STRATEGIES: Readonly<Record<string, StrategyEntry>> = {
     summary: "bump allocation: smallest and fastest; free takes back only the latest block",
     create: () => bump(),
   },
+  "free-list": {
+    summary: "general purpose: first-fit free list with splitting and coalescing, any alignment; sits on pages",
+    create: () => freeList(),
+  },
+  "size-classes": {
+    summary: "O(1) malloc and free for small sizes (up to 256 bytes), larger ones to the strategy below it",
+    create: () => sizeClasses(),
+  },
 };
 
 /** The stack `alloc build` builds when no --strategy is given, top first. */
-export const DEFAULT_STACK: readonly string[] = ["bump"];
+export const DEFAULT_STACK: readonly string[] = ["size-classes", "free-list"];
