@@ -4,6 +4,7 @@ import {
   check,
   PAGE_SHIFT,
   type AllocatorFunctions,
+  type Codegen,
   type EmitContext,
   type Expr,
   type FunctionScope,
@@ -311,6 +312,25 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 }
 
 /**
+ * Walks a null-terminated list from `c`: branches to `found` at the first cell with a payload
+ * over `t`, to `exit` at the end of the list.
+ */
+function walkList(cg: Codegen, { c, t, found }: Omit<SearchScope, "f">, exit: string): Expr {
+  const m = cg.module;
+  const L = cellLayout(cg);
+  const walk = "walk";
+  return m.loop(
+    walk,
+    cg.block([
+      m.br(exit, cg.eqz(c.get())),
+      m.br(found, L.freeHolds(c.get(), c.get(), t.get())),
+      c.set(L.nextFreeOf(c.get())),
+      m.br(walk),
+    ]),
+  );
+}
+
+/**
  * First fit: one list, oldest free cell first (freed cells join at the tail), null-terminated at
  * both ends, with its head and tail in globals. Oldest first keeps small requests in old holes and
  * out of a large block freed a moment ago: with newest first, `realloc-growth` needs 20 times its
@@ -347,19 +367,8 @@ function firstFitLists({ cg, scope }: EmitContext): Lists {
     rebin: false,
     tableBytes: 0,
     search: ({ c, t, found }) => {
-      const walk = "walk", done = "walk_end";
-      return m.block(done, [
-        c.set(head.get()),
-        m.loop(
-          walk,
-          cg.block([
-            m.br(done, cg.eqz(c.get())),
-            m.br(found, L.freeHolds(c.get(), c.get(), t.get())),
-            c.set(L.nextFreeOf(c.get())),
-            m.br(walk),
-          ]),
-        ),
-      ]);
+      const done = "walk_end";
+      return m.block(done, [c.set(head.get()), walkList(cg, { c, t, found }, done)]);
     },
   };
 }
@@ -437,7 +446,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
       // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and
       // `-1 << bins` keeps no bit of the bitmap (bins < bits).
       const k = f.local();
-      const nextBin = "next_bin", bin = "bin", done = "bins_end", walk = "bin_walk";
+      const nextBin = "next_bin", bin = "bin", done = "bins_end";
       return m.block(done, [
         k.set(binOf(cg.add(t.get(), cg.size(1)))),
         m.loop(
@@ -446,17 +455,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
             k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
             m.br(done, cg.eqz(k.get())),
             c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
-            m.block(nextBin, [
-              m.loop(
-                walk,
-                cg.block([
-                  m.br(nextBin, cg.eqz(c.get())),
-                  m.br(found, L.freeHolds(c.get(), c.get(), t.get())),
-                  c.set(L.nextFreeOf(c.get())),
-                  m.br(walk),
-                ]),
-              ),
-            ]),
+            m.block(nextBin, [walkList(cg, { c, t, found }, nextBin)]),
             k.set(cg.add(k.get(), cg.size(1))),
             m.br(bin),
           ]),
