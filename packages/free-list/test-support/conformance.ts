@@ -20,6 +20,7 @@ export const SETUPS: Readonly<Record<string, Setup>> = {
   "grow (own memory)": {},
   "grow (own memory, not exclusive)": { backend: growBackend({ exclusive: false }) },
   "grow (imported memory)": { memory: { mode: "import" } },
+  "grow (own memory, Wasm MVP: no bulk memory)": { bulkMemory: false },
   "static region": { backend: staticBackend({ start: 2 * PAGE_SIZE, size: 256 * PAGE_SIZE }) },
   "static region (imported memory)": {
     backend: staticBackend({ start: PAGE_SIZE, size: 128 * PAGE_SIZE }),
