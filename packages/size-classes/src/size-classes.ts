@@ -90,7 +90,7 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
     check(step >= limits.minAlign,
       `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${limits.minAlign}); ` +
         `use fewer classes (at most ${Math.floor(maxSmall / limits.minAlign)}) or a larger maxSmall`);
-    const layout = layoutFor(limits.minAlign, word, count, maxSmall);
+    const layout = layoutFor(limits.minAlign, word, count);
     check(chunkBytes % limits.minAlign === 0 && chunkBytes >= layout.tableBytes + maxSmall + layout.smallHeader,
       `size-classes: chunkBytes (${chunkBytes}) must be a multiple of the minimum alignment (${limits.minAlign}) ` +
         `and hold the class table and the largest small block (${layout.tableBytes + maxSmall + layout.smallHeader} bytes)`);
@@ -105,7 +105,7 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
 }
 
 /** Header sizes and the class table's size. */
-function layoutFor(minAlign: number, word: number, classes: number, maxSmall: number) {
+function layoutFor(minAlign: number, word: number, classes: number) {
   const alignUp = (n: number) => Math.ceil(n / minAlign) * minAlign;
   return {
     /** Bytes in front of a small payload: one word, padded to the minimum alignment. */
@@ -113,7 +113,6 @@ function layoutFor(minAlign: number, word: number, classes: number, maxSmall: nu
     /** Bytes in front of a large payload (for the minimum alignment): two words, padded. */
     largeHeader: alignUp(2 * word),
     tableBytes: alignUp(classes * word),
-    maxSmall,
   };
 }
 
@@ -124,7 +123,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const up = parent.allocator;
   const W = cg.ptrBytes;
   const wordLog = Math.log2(W);
-  const { smallHeader, largeHeader, tableBytes } = layoutFor(limits.minAlign, W, o.classes, o.maxSmall);
+  const { smallHeader, largeHeader, tableBytes } = layoutFor(limits.minAlign, W, o.classes);
   const zero = () => cg.size(0);
   /** Sizes this large or more can never be allocated; refusing them keeps `size + header` from wrapping. */
   const tooLarge = cg.memory64 ? 2 ** 52 : 2 ** 32 - 2 ** 17;
