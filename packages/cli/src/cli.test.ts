@@ -81,7 +81,7 @@ describe("alloc replay", () => {
     const r = await alloc("replay", file, "--workload", "small-churn", "--strategy", "bump");
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/t\.trace: 5 ops in .* 0 failed, peak memory \d+ B, peak live 320 B, every block verified/);
+    expect(r.out).toMatch(/t\.trace: 5 ops in .* 0 failed, peak memory \d+ B, peak live 305 B, every block verified/);
     expect(r.out).toMatch(/small-churn\(seed 1\): \d+ ops/);
   });
 

@@ -155,7 +155,7 @@ function emitDriver(cg: Codegen, verify: boolean): void {
       const step = (n: number) => i.set(cg.add(i.get(), cg.i32(n)));
       return [
         tag.set(tagOf(k.get())),
-        whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.and(i.get(), cg.i32(7))), [
+        whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.i32(7)), cg.i32(0))), [
           cg.store8(at(), tagByte(tag.get(), i.get())),
           step(1),
         ]),
@@ -173,7 +173,7 @@ function emitDriver(cg: Codegen, verify: boolean): void {
       const byteDiffers = () => cg.ne(cg.load8(at()), cg.and(tagByte(tag.get(), i.get()), cg.i32(0xff)));
       return [
         tag.set(tagOf(k.get())),
-        whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.and(i.get(), cg.i32(7))), [
+        whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.i32(7)), cg.i32(0))), [
           cg.returnIf(byteDiffers(), i.get()),
           step(1),
         ]),
