@@ -57,6 +57,14 @@ describe("replay against bump", () => {
     expect(expected(trace)).toEqual({ peakLive: 108, liveAtEnd: 40 });
   });
 
+  test("realloc growing in place from any size: tags are written and checked from every offset", async () => {
+    // bump grows the latest block in place, so the driver tags the new tail from the old size on.
+    const lines = Array.from({ length: 17 }, (_, n) => `Alloc(${n}),\nRealloc(${n},${n + 1 + (n % 9)}),\nRealloc(${n},${3 * n + 20}),\n`);
+    const trace = parseTrace(lines.join(""), "in-place");
+    const result = replay(await bumpAllocator.instantiate(), trace);
+    expect(result.liveBytesAtEnd).toBe(expected(trace).liveAtEnd);
+  });
+
   test("a heap can be replayed again once the live blocks are freed", async () => {
     const a = await bumpAllocator.instantiate();
     const replayer = createReplayer(a, generateWorkload("small-churn", { ops: 2_000 }));
