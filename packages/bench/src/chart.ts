@@ -10,7 +10,9 @@ const num = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n
 /**
  * The report as an SVG chart for the README: one small panel per workload (each with its own
  * linear scale), plus the geometric mean, of ns per operation on a reused heap, median with a
- * whisker from the fastest to the slowest round. Shorter is better.
+ * whisker from the fastest to the slowest round. Shorter is better. A panel's scale ends at four
+ * times its median bar, so that one allocator far off (bump growing memory on every replay) does not
+ * flatten the others: longer bars are cut, marked with a gap, and labelled with their value.
  */
 export function chart(report: BenchReport): string {
   const names = report.contenders.map((c) => c.name);
@@ -51,11 +53,13 @@ export function chart(report: BenchReport): string {
     out.push(`<rect x="${x}" y="${headerHeight + 6}" width="10" height="10" fill="${colour.get(c.name)}"/>`);
     const text = `${c.name}${c.isDefault ? " (default)" : ""}`;
     out.push(`<text x="${x + 14}" y="${headerHeight + 15}" fill="#1f2328">${escape(text)}</text>`);
-    x += 24 + text.length * 6.2;
+    x = Math.round(x + 24 + text.length * 6.2);
   }
   panels.forEach((panel, i) => {
     const px = pad + (i % columns) * panelWidth, py = headerHeight + legendHeight + Math.floor(i / columns) * panelHeight;
-    const scaleMax = Math.max(...panel.bars.map((b) => ("max" in b ? b.max : 0)), 1e-9);
+    const medians = panel.bars.flatMap((b) => ("median" in b ? [b.median] : [])).sort((a, b) => a - b);
+    const cap = 4 * (medians[Math.floor((medians.length - 1) / 2)] ?? 1);
+    const scaleMax = Math.max(Math.min(cap, Math.max(...panel.bars.map((b) => ("max" in b ? b.max : 0)))), 1e-9);
     const barSpace = panelWidth - label - 56;
     out.push(`<g transform="translate(${px},${py})">`);
     out.push(`<text x="0" y="14" font-weight="600" fill="#1f2328">${escape(panel.title)}</text>`);
@@ -66,9 +70,13 @@ export function chart(report: BenchReport): string {
         out.push(`<text x="${label}" y="${y + barHeight - 3}" fill="#8c959f" font-style="italic">${escape(bar.missing)}</text>`);
         return;
       }
-      const w = (v: number) => Math.max(1, (v / scaleMax) * barSpace);
+      const w = (v: number) => Math.max(1, Math.min(v / scaleMax, 1) * barSpace);
       out.push(`<rect x="${label}" y="${y}" width="${w(bar.median).toFixed(1)}" height="${barHeight}" fill="${colour.get(bar.name)}"/>`);
-      if (bar.max > bar.min) {
+      if (bar.median > scaleMax) {
+        // Cut: a white gap across the bar near its end.
+        const gx = label + barSpace - 14;
+        out.push(`<path d="M${gx} ${y - 1} l4 ${barHeight + 2} h3 l-4 ${-(barHeight + 2)} z" fill="#ffffff"/>`);
+      } else if (bar.max > bar.min) {
         const y0 = y + barHeight / 2;
         out.push(`<line x1="${(label + w(bar.min)).toFixed(1)}" x2="${(label + w(bar.max)).toFixed(1)}" y1="${y0}" y2="${y0}" stroke="#1f2328" stroke-width="1"/>`);
       }

@@ -6,7 +6,7 @@ import { contenders } from "./contenders.ts";
 import { measure } from "./measure.ts";
 import { buildPeers } from "./peers.ts";
 import { RESULTS_DIR } from "./paths.ts";
-import { buildReport, formatReport } from "./report.ts";
+import { buildReport, formatReport, type BenchReport } from "./report.ts";
 import { setup } from "./setup.ts";
 import { SIZES_FILE, sizesMarkdown } from "./sizes.ts";
 import { benchWorkloads } from "./workloads.ts";
@@ -81,6 +81,16 @@ program
     writeFileSync(join(options.out, `${name}.json`), JSON.stringify(report, null, 2) + "\n");
     writeFileSync(join(options.out, `${name}.svg`), chart(report));
     console.error(`wrote ${relative(process.cwd(), join(options.out, `${name}.json`))} and ${name}.svg`);
+  });
+
+program
+  .command("chart <json>")
+  .description("redraw the SVG chart of a JSON report written by run (beside it, same name)")
+  .action((file: string) => {
+    const report = JSON.parse(readFileSync(file, "utf8")) as BenchReport;
+    const svg = file.replace(/\.json$/, "") + ".svg";
+    writeFileSync(svg, chart(report));
+    console.error(`wrote ${svg}`);
   });
 
 program
