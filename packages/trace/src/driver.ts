@@ -145,46 +145,47 @@ function emitDriver(cg: Codegen, verify: boolean): void {
     return m.loop(label, cg.when(cond(), [...body, m.br(label)]));
   };
 
+  /**
+   * Walks bytes [from, to) of allocation k's block at p (8-aligned) as the tag lays them out:
+   * single bytes up to a multiple of 8, whole 8-byte words, then the tail bytes. `byte` and `word`
+   * build the statements for the byte or word at `at()` (offset `i`), given the tag.
+   */
+  const walkTagged = (
+    f: FunctionScope,
+    byte: (at: () => Expr, i: Local, tag: Local) => Expr,
+    word: (at: () => Expr, i: Local, tag: Local) => Expr,
+  ) => {
+    const p = f.param("p"), to = f.param("to"), k = f.param("k");
+    const i = f.param("from");
+    const tag = f.local("i64");
+    const at = () => cg.add(p.get(), i.get());
+    const step = (n: number) => i.set(cg.add(i.get(), cg.i32(n)));
+    return [
+      tag.set(tagOf(k.get())),
+      whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.i32(7)), cg.i32(0))), [byte(at, i, tag), step(1)]),
+      whileLoop(f, () => cg.geU(cg.sub(to.get(), i.get()), cg.i32(8)), [word(at, i, tag), step(8)]),
+      whileLoop(f, () => cg.ltU(i.get(), to.get()), [byte(at, i, tag), step(1)]),
+    ];
+  };
+
   if (verify) {
-    // fill(p, from, to, k): tags bytes [from, to) of allocation k's block at p (8-aligned).
-    cg.function(cg.name("fill"), ["p", "from", "to", "k"], "none", (f) => {
-      const p = f.param("p"), to = f.param("to"), k = f.param("k");
-      const i = f.param("from");
-      const tag = f.local("i64");
-      const at = () => cg.add(p.get(), i.get());
-      const step = (n: number) => i.set(cg.add(i.get(), cg.i32(n)));
-      return [
-        tag.set(tagOf(k.get())),
-        whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.i32(7)), cg.i32(0))), [
-          cg.store8(at(), tagByte(tag.get(), i.get())),
-          step(1),
-        ]),
-        whileLoop(f, () => cg.geU(cg.sub(to.get(), i.get()), cg.i32(8)), [i64.store(0, 8, at(), tag.get()), step(8)]),
-        whileLoop(f, () => cg.ltU(i.get(), to.get()), [cg.store8(at(), tagByte(tag.get(), i.get())), step(1)]),
-      ];
-    });
+    // fill(p, from, to, k): tags bytes [from, to) of allocation k's block at p.
+    cg.function(cg.name("fill"), ["p", "from", "to", "k"], "none", (f) =>
+      walkTagged(
+        f,
+        (at, i, tag) => cg.store8(at(), tagByte(tag.get(), i.get())),
+        (at, _i, tag) => i64.store(0, 8, at(), tag.get()),
+      ),
+    );
     // check(p, from, to, k) -> the offset of the first byte (or word) in [from, to) without its tag, or -1.
-    cg.function(cg.name("check"), ["p", "from", "to", "k"], "usize", (f) => {
-      const p = f.param("p"), to = f.param("to"), k = f.param("k");
-      const i = f.param("from");
-      const tag = f.local("i64");
-      const at = () => cg.add(p.get(), i.get());
-      const step = (n: number) => i.set(cg.add(i.get(), cg.i32(n)));
-      const byteDiffers = () => cg.ne(cg.load8(at()), cg.and(tagByte(tag.get(), i.get()), cg.i32(0xff)));
-      return [
-        tag.set(tagOf(k.get())),
-        whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.i32(7)), cg.i32(0))), [
-          cg.returnIf(byteDiffers(), i.get()),
-          step(1),
-        ]),
-        whileLoop(f, () => cg.geU(cg.sub(to.get(), i.get()), cg.i32(8)), [
-          cg.returnIf(i64.ne(i64.load(0, 8, at()), tag.get()), i.get()),
-          step(8),
-        ]),
-        whileLoop(f, () => cg.ltU(i.get(), to.get()), [cg.returnIf(byteDiffers(), i.get()), step(1)]),
-        cg.i32(-1),
-      ];
-    });
+    cg.function(cg.name("check"), ["p", "from", "to", "k"], "usize", (f) => [
+      ...walkTagged(
+        f,
+        (at, i, tag) => cg.returnIf(cg.ne(cg.load8(at()), cg.and(tagByte(tag.get(), i.get()), cg.i32(0xff))), i.get()),
+        (at, i, tag) => cg.returnIf(i64.ne(i64.load(0, 8, at()), tag.get()), i.get()),
+      ),
+      cg.i32(-1),
+    ]);
   }
   const fill = (p: Expr, from: Expr, to: Expr, k: Expr) => cg.callVoid(cg.name("fill"), [p, from, to, k]);
   const check = (p: Expr, from: Expr, to: Expr, k: Expr) => cg.call(cg.name("check"), [p, from, to, k]);
