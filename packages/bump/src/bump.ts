@@ -1,4 +1,4 @@
-import { PAGE_SHIFT, type Expr, type FunctionScope, type Local, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
+import { allocEntries, PAGE_SHIFT, type Expr, type FunctionScope, type Local, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
 
 /**
  * Bump allocation: a pointer moves up through the current region of fresh pages.
@@ -97,19 +97,7 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
     ];
   };
 
-  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
-    allocBody(f, f.param("size"), () => f.param("align").get()),
-  );
-  const fixed = new Map<number, string>();
-  const allocFixed = (align: number): string => {
-    if (!fixed.has(align)) {
-      fixed.set(
-        align,
-        cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) => allocBody(f, f.param("size"), () => cg.size(align))),
-      );
-    }
-    return fixed.get(align)!;
-  };
+  const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
 
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");

@@ -126,7 +126,7 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
     "installAllocator: bulkMemory is on but the module does not enable the bulk-memory feature; " +
       "enable it (module.setFeatures) or pass bulkMemory: false",
   );
-  const plan = plan_(options, options.functions ?? DEFAULT_EXPORTS, options.exports ?? []);
+  const plan = planBuild(options, options.functions ?? DEFAULT_EXPORTS, options.exports ?? []);
   const functions = emit(module, { ...options, bulkMemory }, memory, plan);
   const exports: Record<string, string> = {};
   for (const [fn, exportName] of plan.exports) {
@@ -144,7 +144,7 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
   const backend = options.backend ?? growBackend();
   const memory = resolveMemory(options.memory ?? {}, backend);
   const request = options.exports ?? DEFAULT_EXPORTS;
-  const plan = plan_(options, Array.isArray(request) ? request : Object.keys(request), request);
+  const plan = planBuild(options, Array.isArray(request) ? request : Object.keys(request), request);
   const optimize = options.optimize ?? "size";
   check(["size", "speed", "none"].includes(optimize), `optimize must be "size", "speed" or "none", got "${optimize}"`);
 
@@ -214,7 +214,7 @@ interface Plan {
 }
 
 /** Validates everything that can be checked before emitting: throws AllocConfigError. */
-function plan_(options: AllocatorOptions, functions: readonly string[], exportRequest: ExportRequest): Plan {
+function planBuild(options: AllocatorOptions, functions: readonly string[], exportRequest: ExportRequest): Plan {
   const stack = Array.isArray(options.strategy) ? (options.strategy as readonly Strategy[]) : [options.strategy as Strategy];
   check(stack.length > 0, "the strategy stack is empty: give at least one strategy");
   for (const [i, s] of stack.entries()) {

@@ -22,6 +22,8 @@ export type {
   Strategy,
 } from "./contracts.ts";
 export { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
+export { allocEntries } from "./alloc-entries.ts";
+export type { AllocBody } from "./alloc-entries.ts";
 export { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 export type { GrowBackendOptions } from "./grow-backend.ts";
 export { C_FUNCTIONS, C_FUNCTION_DOCS } from "./c-api.ts";

@@ -1,5 +1,6 @@
 import {
   AllocConfigError,
+  allocEntries,
   cellLayout,
   check,
   PAGE_SHIFT,
@@ -264,20 +265,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       p.get(),
     ];
   };
-  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
-    allocBody(f, f.param("size"), () => f.param("align").get()),
-  );
-  const fixed = new Map<number, string>();
-  const allocFixed = (align: number): string => {
-    let name = fixed.get(align);
-    if (!name) {
-      name = cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) =>
-        allocBody(f, f.param("size"), () => cg.size(align), align),
-      );
-      fixed.set(align, name);
-    }
-    return name;
-  };
+  const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");

@@ -1,5 +1,6 @@
 import {
   AllocConfigError,
+  allocEntries,
   check,
   type AllocatorFunctions,
   type BuildLimits,
@@ -209,20 +210,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       ...largeBody(f, size, align, alignConst),
     ];
   };
-  const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) =>
-    allocBody(f, f.param("size"), () => f.param("align").get(), undefined),
-  );
-  const fixed = new Map<number, string>();
-  const allocFixed = (align: number): string => {
-    let name = fixed.get(align);
-    if (!name) {
-      name = cg.function(scope(`alloc_${align}`), ["size"], "usize", (f) =>
-        allocBody(f, f.param("size"), () => cg.size(align), align),
-      );
-      fixed.set(align, name);
-    }
-    return name;
-  };
+  const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
 
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");
