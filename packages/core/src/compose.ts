@@ -10,10 +10,14 @@ import type {
   Parent,
   Strategy,
 } from "./contracts.ts";
+import { DebugBuild, type DebugInfo } from "./debug.ts";
 import { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
 import { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 import { instantiateAllocator, type AllocatorInstance, type InstantiateOptions } from "./instantiate.ts";
 import { withOptimizeSettings, type OptimizeMode } from "./optimize.ts";
+
+/** The heap walker a debug build exports. */
+export const HEAP_CHECK = "heap_check";
 
 /** The C functions exported when `exports` is not given. */
 export const DEFAULT_EXPORTS: readonly CFunction[] = ["malloc", "free", "calloc", "realloc", "aligned_alloc"];
@@ -36,6 +40,14 @@ export interface AllocatorOptions {
    * module; for {@link installAllocator}, whether the target module has the feature enabled.
    */
   readonly bulkMemory?: boolean;
+  /**
+   * A debug build (default false): free memory is poisoned and checked when reused; a double
+   * free, an invalid pointer or a broken invariant traps, and the instance wrapper reports the
+   * cause as a {@link HeapFaultError}; the function `heap_check` walks every layer's structures,
+   * checks every invariant and records statistics. Slower and larger; a release build contains
+   * none of this code.
+   */
+  readonly debug?: boolean;
 }
 
 /**
@@ -86,6 +98,8 @@ export interface BuiltAllocator {
   /** Export names in order: functions, then the memory when it is exported. */
   readonly exports: readonly string[];
   readonly memory: ResolvedMemory;
+  /** Debug builds: the fault sites and the exported debug globals; undefined in a release build. */
+  readonly debug: DebugInfo | undefined;
   /** Compiles and instantiates the module, with typed wrappers for its exports. */
   instantiate(options?: InstantiateOptions): Promise<AllocatorInstance>;
 }
@@ -103,6 +117,11 @@ export interface InstalledAllocator {
   readonly functions: Readonly<Record<string, string>>;
   /** Export name to function name, for the exports that were added. */
   readonly exports: Readonly<Record<string, string>>;
+  /**
+   * Debug builds: the fault sites, and the internal names of the fault and statistics globals
+   * (export them with `module.addGlobalExport` to read them from JS). Undefined in a release build.
+   */
+  readonly debug: DebugInfo | undefined;
 }
 
 /**
@@ -127,13 +146,13 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
       "enable it (module.setFeatures) or pass bulkMemory: false",
   );
   const plan = planBuild(options, options.functions ?? DEFAULT_EXPORTS, options.exports ?? []);
-  const functions = emit(module, { ...options, bulkMemory }, memory, plan);
+  const { functions, debug } = emit(module, { ...options, bulkMemory }, memory, plan);
   const exports: Record<string, string> = {};
   for (const [fn, exportName] of plan.exports) {
     module.addFunctionExport(functions[fn]!, exportName);
     exports[exportName] = fn;
   }
-  return { functions, exports };
+  return { functions, exports, debug };
 }
 
 /**
@@ -143,7 +162,13 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
 export function buildAllocator(options: BuildOptions): BuiltAllocator {
   const backend = options.backend ?? growBackend();
   const memory = resolveMemory(options.memory ?? {}, backend);
-  const request = options.exports ?? DEFAULT_EXPORTS;
+  let request: ExportRequest = options.exports ?? DEFAULT_EXPORTS;
+  // A debug build always exports its heap walker (under its own name unless asked otherwise).
+  if (options.debug) {
+    request = Array.isArray(request)
+      ? request.includes(HEAP_CHECK) ? request : [...request, HEAP_CHECK]
+      : HEAP_CHECK in request ? request : { ...request, [HEAP_CHECK]: HEAP_CHECK };
+  }
   const plan = planBuild(options, Array.isArray(request) ? request : Object.keys(request), request);
   const optimize = options.optimize ?? "size";
   check(["size", "speed", "none"].includes(optimize), `optimize must be "size", "speed" or "none", got "${optimize}"`);
@@ -163,7 +188,7 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       module.setMemory(memory.initialPages, -1, null, [], false, false, internal);
       module.addMemoryImport(internal, memory.importModule, memory.name);
     }
-    const functions = emit(
+    const { functions, debug } = emit(
       module,
       { ...options, backend, bulkMemory },
       {
@@ -179,6 +204,12 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       exports.push(exportName);
     }
     if (memory.mode === "export") exports.push(memory.name);
+    // The debug globals are exported under their internal names.
+    if (debug) {
+      for (const name of [debug.faultExport, debug.faultPtrExport, ...debug.stats.flatMap((l) => Object.values(l.exports))]) {
+        module.addGlobalExport(name, name);
+      }
+    }
 
     if (!module.validate()) throw new Error("alloc: internal error: the generated module does not validate");
     if (optimize !== "none") {
@@ -194,7 +225,8 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       size: binary.byteLength,
       exports,
       memory,
-      instantiate: (instantiateOptions) => instantiateAllocator(binary, memory, exportMap, instantiateOptions),
+      debug,
+      instantiate: (instantiateOptions) => instantiateAllocator(binary, memory, exportMap, debug, instantiateOptions),
     };
   } finally {
     module.dispose();
@@ -241,10 +273,14 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
   const prefix = options.prefix ?? "~alloc";
   check(typeof prefix === "string" && prefix.length > 0 && !prefix.includes("/"), `prefix must be a non-empty name without "/", got ${JSON.stringify(prefix)}`);
 
+  check(options.debug === undefined || typeof options.debug === "boolean", `debug must be true or false, got ${JSON.stringify(options.debug)}`);
   const top = stack[0]!;
-  const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {})]);
+  const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {}), ...(options.debug ? [HEAP_CHECK] : [])]);
   const describe = () => `known: ${[...known].join(", ")}`;
-  for (const fn of functions) check(known.has(fn), `unknown function "${fn}" for strategy "${top.name}" (${describe()})`);
+  for (const fn of functions) {
+    check(fn !== HEAP_CHECK || options.debug, `"${HEAP_CHECK}" exists only in debug builds: set the debug option`);
+    check(known.has(fn), `unknown function "${fn}" for strategy "${top.name}" (${describe()})`);
+  }
   const pairs: (readonly [string, string])[] = Array.isArray(exportRequest)
     ? (exportRequest as readonly string[]).map((fn) => [fn, fn] as const)
     : Object.entries(exportRequest as Record<string, string>);
@@ -303,7 +339,7 @@ function emit(
   options: AllocatorOptions,
   memory: MemoryDescription,
   plan: Plan,
-): Record<string, string> {
+): { functions: Record<string, string>; debug: DebugInfo | undefined } {
   const { stack, backend, limits } = plan;
   backend.validate?.(memory);
   const cg = new Codegen(module, {
@@ -312,29 +348,46 @@ function emit(
   });
   const used = new Set<string>();
   const everything = new Set<string>([...C_FUNCTIONS, "*"]);
+  const debugBuild = options.debug ? new DebugBuild(cg) : undefined;
   const context = (layer: string, requested: ReadonlySet<string> = everything): EmitContext => {
     let unique = layer;
     for (let i = 2; used.has(unique); i++) unique = `${layer}${i}`;
     used.add(unique);
-    return { cg, limits, debug: false, requested, scope: (name) => cg.name(unique, name) };
+    const scope = (name: string) => cg.name(unique, name);
+    const debug = debugBuild?.hooks(unique, scope);
+    return { cg, limits, debug, requested, scope };
   };
 
   let parent: Parent = { kind: "pages", pages: backend.emit(context(backend.name), memory) };
   let top: AllocatorFunctions | undefined;
+  const layers: AllocatorFunctions[] = [];
   for (const [i, strategy] of [...stack].reverse().entries()) {
     const isTop = i === stack.length - 1;
     top = strategy.emit(context(strategy.name, isTop ? plan.functions : everything), parent);
+    layers.push(top);
     parent = { kind: "allocator", allocator: top };
   }
   const functions: Record<string, string> = {};
   const cNames = [...plan.functions].filter((f): f is CFunction => (C_FUNCTIONS as readonly string[]).includes(f));
-  const cApiContext: EmitContext = { cg, limits, debug: false, requested: plan.functions, scope: (name) => cg.name(name) };
+  const cApiContext: EmitContext = {
+    cg,
+    limits,
+    debug: debugBuild?.hooks("c-api", (name) => cg.name(name)),
+    requested: plan.functions,
+    scope: (name) => cg.name(name),
+  };
   Object.assign(functions, emitCApi(cApiContext, top!, new Set(cNames)));
+  // heap_check(): every layer's walker, the bottom layer first (each may assume the ones below it sound).
+  if (debugBuild && plan.functions.has(HEAP_CHECK)) {
+    functions[HEAP_CHECK] = cg.function(cg.name(HEAP_CHECK), [], "none", () =>
+      cg.block(layers.flatMap((l) => (l.check ? [cg.callVoid(l.check, [])] : [cg.module.nop()]))),
+    );
+  }
   for (const fn of plan.functions) {
     if (functions[fn]) continue;
     const extra = top!.extras?.[fn];
     if (!extra) throw new AllocConfigError(`strategy "${stack[0]!.name}" did not emit "${fn}"`);
     functions[fn] = extra;
   }
-  return functions;
+  return { functions, debug: debugBuild?.info() };
 }

@@ -18,6 +18,7 @@
  * assume. All sizes and pointers are pointer width (`usize`: i32 on wasm32).
  */
 import type { Codegen, Expr } from "./codegen.ts";
+import type { DebugHooks } from "./debug.ts";
 
 /** Limits every layer may rely on. */
 export interface BuildLimits {
@@ -37,8 +38,12 @@ export interface EmitContext {
   /** Names this layer's functions and globals: `scope("top")` is `${prefix}/${layer}/top`. */
   readonly scope: (name: string) => string;
   readonly limits: BuildLimits;
-  /** Whether this is a debug build (poisoning, invariant checks, heap walker). */
-  readonly debug: boolean;
+  /**
+   * The debug build's hooks (poisoning, checks that trap with a readable cause, statistics for
+   * the heap walker); undefined in a release build, which must emit none of that code. See
+   * `debug.ts`.
+   */
+  readonly debug: DebugHooks | undefined;
   /**
    * Which functions of the finished allocator will exist ("malloc", "calloc", "reset"...). A layer
    * may leave out bookkeeping that only an absent function reads (bump tracks dirty memory only
@@ -167,6 +172,13 @@ export interface AllocatorFunctions {
    * avoid zeroing fresh pages; otherwise the C API zeroes the block after `alloc`.
    */
   readonly allocZeroed?: string;
+  /**
+   * Debug builds only: `check()`, the layer's heap walker. It checks every invariant of the
+   * layer's own structures (trapping through `ctx.debug.fail` at the first broken one) and sets
+   * the layer's statistics globals (`ctx.debug.stats`). It may assume the layers below are sound:
+   * the exported `heap_check` runs them first.
+   */
+  readonly check?: string;
   /**
    * The emitted names of the functions listed in {@link Strategy.extras}, by the same keys.
    * Parameters and results are pointer width.

@@ -28,7 +28,7 @@ export { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 export type { GrowBackendOptions } from "./grow-backend.ts";
 export { C_FUNCTIONS, C_FUNCTION_DOCS } from "./c-api.ts";
 export type { CFunction } from "./c-api.ts";
-export { buildAllocator, installAllocator, DEFAULT_EXPORTS, DEFAULT_MIN_ALIGN } from "./compose.ts";
+export { buildAllocator, installAllocator, DEFAULT_EXPORTS, DEFAULT_MIN_ALIGN, HEAP_CHECK } from "./compose.ts";
 export type {
   AllocatorOptions,
   BuildOptions,
@@ -39,7 +39,9 @@ export type {
   MemoryOptions,
   ResolvedMemory,
 } from "./compose.ts";
-export type { AllocatorInstance, InstantiateOptions } from "./instantiate.ts";
+export type { AllocatorInstance, HeapReport, InstantiateOptions } from "./instantiate.ts";
+export { HeapFaultError, POISON, POISON_WORD } from "./debug.ts";
+export type { DebugHooks, DebugInfo, FaultKind, FaultSite, LayerStats, StatVars } from "./debug.ts";
 export type { OptimizeMode } from "./optimize.ts";
 export { CELL_FREE, cellLayout, cellSizes, walkCells } from "./cell.ts";
 export type { CellLayout, CellSizes, CellView } from "./cell.ts";

@@ -1,4 +1,5 @@
 import type { ResolvedMemory } from "./compose.ts";
+import { HeapFaultError, STAT_NAMES, type DebugInfo, type LayerStats } from "./debug.ts";
 
 export interface InstantiateOptions {
   /** For an allocator that imports its memory: the memory to give it. Default: a new one of the initial size. */
@@ -24,6 +25,26 @@ export interface AllocatorInstance {
   call(fn: string, ...args: number[]): number;
   /** `memory.buffer.byteLength`: the bytes of memory in use, allocator and host together. */
   memoryBytes(): number;
+  /**
+   * Debug builds: runs the heap walker (every invariant of every layer; a broken one throws a
+   * {@link HeapFaultError}) and returns its statistics. Throws in a release build.
+   */
+  checkHeap(): HeapReport;
+}
+
+/** What the heap walker of a debug build reports. */
+export interface HeapReport {
+  /**
+   * Each layer's own blocks, top layer first. A layer's blocks are its parent's used blocks
+   * (size-classes' chunks are used cells of the free list under it).
+   */
+  readonly layers: readonly LayerStats[];
+  /** Free bytes in all layers together: memory the allocator holds that no live block uses. */
+  readonly freeBytes: number;
+  /** The largest free block of any layer. */
+  readonly largestFree: number;
+  /** `1 - largestFree / freeBytes` (0 when nothing is free): how scattered the free memory is. */
+  readonly fragmentation: number;
 }
 
 type WasmFn = (...args: number[]) => number | undefined;
@@ -32,6 +53,7 @@ export async function instantiateAllocator(
   binary: Uint8Array,
   memory: ResolvedMemory,
   exportMap: ReadonlyMap<string, string>,
+  debug: DebugInfo | undefined,
   options: InstantiateOptions = {},
 ): Promise<AllocatorInstance> {
   const imports: WebAssembly.Imports = { ...options.imports };
@@ -52,9 +74,33 @@ export async function instantiateAllocator(
     if (!f) throw new Error(`this allocator does not export ${fn} (exports: ${[...byFunction.keys()].join(", ")})`);
     return f;
   };
+  const global = (name: string) => (instance.exports[name] as WebAssembly.Global).value as number;
   const call = (fn: string, ...args: number[]): number => {
-    const result = get(fn)(...args);
+    let result;
+    try {
+      result = get(fn)(...args);
+    } catch (error) {
+      // A debug build's check trapped: report its cause.
+      const site = debug && error instanceof WebAssembly.RuntimeError ? debug.sites[global(debug.faultExport) - 1] : undefined;
+      if (site) {
+        const ptr = global(debug!.faultPtrExport) >>> 0;
+        (instance.exports[debug!.faultExport] as WebAssembly.Global).value = 0;
+        throw new HeapFaultError(site, ptr, { cause: error });
+      }
+      throw error;
+    }
     return typeof result === "number" ? result >>> 0 : 0;
+  };
+  const checkHeap = (): HeapReport => {
+    if (!debug) throw new Error("checkHeap: this is a release build; build with the debug option for the heap walker");
+    call("heap_check");
+    const layers = debug.stats.map(({ layer, exports }) => {
+      const values = Object.fromEntries(STAT_NAMES.map((s) => [s, global(exports[s]) >>> 0]));
+      return { layer, ...values } as unknown as LayerStats;
+    });
+    const freeBytes = layers.reduce((sum, l) => sum + l.freeBytes, 0);
+    const largestFree = Math.max(0, ...layers.map((l) => l.largestFree));
+    return { layers, freeBytes, largestFree, fragmentation: freeBytes ? 1 - largestFree / freeBytes : 0 };
   };
   return {
     instance,
@@ -67,5 +113,6 @@ export async function instantiateAllocator(
     malloc_usable_size: (ptr) => call("malloc_usable_size", ptr),
     call,
     memoryBytes: () => mem.buffer.byteLength,
+    checkHeap,
   };
 }
