@@ -40,7 +40,7 @@ export function bump(): Strategy {
   };
 }
 
-function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): AllocatorFunctions {
+function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: Parent): AllocatorFunctions {
   if (parent.kind !== "pages") throw new Error("bump: needs a page backend below it");
   const { allocPages, run } = parent.pages;
   // Over a contiguous run, the region is the run itself: it starts at run.start and its end is
@@ -55,6 +55,35 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
   const endVar = run ? undefined : cg.global(scope("end"));
   const end = () => (run ? run.end() : endVar!.get());
   const zero = () => cg.size(0);
+  const m = cg.module;
+  /**
+   * Debug builds: `floor`, the lowest address bump ever handed out (blocks below it are not
+   * ours); `high`, the highest `top` reached in the current region (memory above it is fresh);
+   * `live`, blocks handed out and not taken back since the last reset.
+   */
+  const floor = debug && cg.global(scope("debug/floor"), run ? origin : -1);
+  const high = debug && cg.global(scope("debug/high"), origin);
+  const live = debug && cg.global(scope("debug/live"));
+  /**
+   * Debug: [from, top) is given back; it is poisoned so that a later block there (the only
+   * reuse bump does) shows writes made after the free.
+   */
+  const giveBack = (from: Expr): Expr[] =>
+    debug ? [debug.poison(from, cg.sub(top.get(), from))] : [];
+  /** Debug: [p, p + size) is handed out: what of it was handed out before must still be poison. */
+  const takeAgain = (p: () => Expr, size: () => Expr): Expr[] =>
+    debug && high
+      ? [
+          cg.when(cg.ltU(p(), high.get()), [
+            debug.checkPoison(
+              p(),
+              cg.select(cg.ltU(size(), cg.sub(high.get(), p())), size(), cg.sub(high.get(), p())),
+              "bump memory freed earlier was written to",
+              true,
+            ),
+          ]),
+        ]
+      : [];
   /** dirty = max(dirty, top): before top moves down. Only calloc reads `dirty`. */
   const markDirty = () =>
     requested.has("calloc") ? [dirty.set(cg.maxU(dirty.get(), top.get(), dirty.get(), top.get()))] : [];
@@ -82,7 +111,11 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
           base.set(cg.call(allocPages, [pages.get()])),
           cg.returnIf(cg.eqz(base.get()), zero()),
           // Not adjacent to the current region: start a new one (base is page aligned, so aligned).
-          cg.when(cg.ne(base.get(), endVar!.get()), [p.set(base.get()), start!.set(base.get())]),
+          cg.when(cg.ne(base.get(), endVar!.get()), [
+            p.set(base.get()),
+            start!.set(base.get()),
+            ...(high && floor ? [high.set(base.get()), floor.set(cg.select(cg.ltU(base.get(), floor.get()), base.get(), floor.get()))] : []),
+          ]),
           endVar!.set(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT)))),
         ];
     return [
@@ -91,8 +124,10 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
       // always: see the invariants), or size is 0 (size - 1 wraps), which the slow path always
       // refuses: malloc(0) is 0 and nothing changes.
       cg.when(cg.geU(lastByte.tee(cg.sub(size.get(), cg.size(1))), cg.sub(end(), p.get())), refill),
+      ...takeAgain(p.get, size.get),
       last.set(p.get()),
       top.set(cg.add(p.get(), size.get())),
+      ...(high && live ? [high.set(cg.maxU(high.get(), top.get(), high.get(), top.get())), live.set(cg.add(live.get(), cg.size(1)))] : []),
       p.get(),
     ];
   };
@@ -101,6 +136,22 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
 
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");
+    if (debug && floor && live) {
+      // Debug: the latest block is taken back and poisoned, and `last` forgets it so that a
+      // second free of it is seen. An older block below `top` stays (bump cannot free it).
+      return [
+        debug.failIf(cg.and(ptr.get(), cg.size(limits.minAlign - 1)), "invalid-pointer", "not an address bump returns (misaligned)", ptr.get()),
+        debug.failIf(cg.ltU(ptr.get(), floor.get()), "invalid-pointer", "below every block bump handed out", ptr.get()),
+        debug.failIf(cg.geU(ptr.get(), top.get()), "invalid-pointer", "not below the top of the heap: freed already, or never allocated", ptr.get()),
+        cg.when(cg.eq(ptr.get(), last.get()), [
+          ...markDirty(),
+          ...giveBack(ptr.get()),
+          top.set(ptr.get()),
+          last.set(cg.size(NONE)),
+          live.set(cg.sub(live.get(), cg.size(1))),
+        ]),
+      ];
+    }
     // Only the most recent block can be taken back. (A br_if out of the body is a byte
     // shorter than an if around it.)
     const body = f.label("free");
@@ -120,7 +171,18 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
         run ? [extend(pagesFor(cg.sub(cg.sub(size.get(), cg.size(1)), avail.get())))] : [cg.ret(zero())],
       ),
       ...markDirty(),
+      // Debug: a shrink gives the tail back; a growth takes memory freed earlier again.
+      ...(debug
+        ? [
+            cg.when(
+              cg.ltU(cg.add(ptr.get(), size.get()), top.get()),
+              giveBack(cg.add(ptr.get(), size.get())),
+              takeAgain(top.get, () => cg.sub(cg.add(ptr.get(), size.get()), top.get())),
+            ),
+          ]
+        : []),
       top.set(cg.add(ptr.get(), size.get())),
+      ...(high ? [high.set(cg.maxU(high.get(), top.get(), high.get(), top.get()))] : []),
       ptr.get(),
     ];
   });
@@ -141,9 +203,48 @@ function emitBump({ cg, scope, requested }: EmitContext, parent: Parent): Alloca
 
   const reset = cg.function(scope("reset"), [], "none", () => [
     ...markDirty(),
+    ...giveBack(start ? start.get() : cg.size(origin)),
+    ...(live ? [live.set(zero())] : []),
     top.set(start ? start.get() : cg.size(origin)),
     last.set(cg.size(NONE)),
   ]);
 
-  return { alloc, allocFixed, free, freeAcceptsNull: true, resize, allocZeroed, extras: { reset } };
+  // Debug: the walker checks the region's bounds and reports the blocks since the last reset.
+  const check =
+    debug &&
+    cg.function(scope("check"), [], "none", () => {
+      const base = () => (start ? start.get() : cg.size(origin));
+      const { stats } = debug;
+      return [
+        debug.failIf(
+          m.i32.or(cg.gtU(base(), top.get()), cg.gtU(top.get(), end())),
+          "corrupt-heap",
+          "the top of the heap is outside its region",
+          top.get(),
+        ),
+        debug.failIf(
+          m.i32.and(cg.ne(last.get(), cg.size(NONE)), m.i32.or(cg.ltU(last.get(), base()), cg.gtU(last.get(), top.get()))),
+          "corrupt-heap",
+          "the latest block is outside the used part of the region",
+          last.get(),
+        ),
+        stats.usedBytes.set(cg.sub(top.get(), base())),
+        stats.usedBlocks.set(live!.get()),
+        stats.freeBytes.set(cg.sub(end(), top.get())),
+        stats.freeBlocks.set(cg.fromBool(cg.ne(end(), top.get()))),
+        stats.largestFree.set(cg.sub(end(), top.get())),
+      ];
+    });
+
+  return {
+    alloc,
+    allocFixed,
+    free,
+    // (The debug free reports addresses below the heap, 0 included: the C API filters free(0).)
+    freeAcceptsNull: !debug,
+    resize,
+    allocZeroed,
+    extras: { reset },
+    ...(check && { check }),
+  };
 }

@@ -79,9 +79,10 @@ export interface DebugHooks {
   poison(dest: Expr, len: Expr): Expr;
   /**
    * Traps with "use-after-free" (reporting the first changed byte) unless the `len` bytes at
-   * `dest` all still hold {@link POISON}. `what` says whose memory it is.
+   * `dest` all still hold {@link POISON} (or 0 too, with `orZero`: for memory that may never
+   * have been handed out). `what` says whose memory it is.
    */
-  checkPoison(dest: Expr, len: Expr, what: string): Expr;
+  checkPoison(dest: Expr, len: Expr, what: string, orZero?: boolean): Expr;
   /** This layer's statistics globals, for its walker to set (made on first use). */
   readonly stats: StatVars;
 }
@@ -132,8 +133,8 @@ export class DebugBuild {
       fail,
       failIf: (cond, kind, what, ptr) => m.if(cond, fail(kind, what, ptr)),
       poison: (dest, len) => cg.callVoid(this.helper("poison"), [dest, len]),
-      checkPoison: (dest, len, what) =>
-        cg.callVoid(this.helper("check_poison"), [dest, len, site("use-after-free", what)]),
+      checkPoison: (dest, len, what, orZero = false) =>
+        cg.callVoid(this.helper("check_poison"), [dest, len, site("use-after-free", what), cg.size(orZero ? 1 : 0)]),
       get stats() {
         return (stats ??= makeStats());
       },
@@ -170,10 +171,12 @@ export class DebugBuild {
         return cg.function(full, ["p", "len"], "none", (f) =>
           cg.fill(f, f.param("p").get(), cg.i32(POISON), f.param("len").get()),
         );
-      // check_poison(p, len, site): fails at the first byte of [p, p + len) that is not POISON.
+      // check_poison(p, len, site, zero_ok): fails at the first byte of [p, p + len) that is not
+      // POISON (nor 0, when zero_ok).
       case "check_poison":
-        return cg.function(full, ["p", "len", "site"], "none", (f) => {
-          const p = f.param("p"), len = f.param("len"), site = f.param("site");
+        return cg.function(full, ["p", "len", "site", "zero_ok"], "none", (f) => {
+          const p = f.param("p"), len = f.param("len"), site = f.param("site"), zeroOk = f.param("zero_ok");
+          const byte = f.local("i32");
           const end = f.local();
           const loop = f.label("bytes");
           return [
@@ -181,9 +184,15 @@ export class DebugBuild {
             m.loop(
               loop,
               cg.when(cg.ltU(p.get(), end.get()), [
-                cg.when(m.i32.ne(cg.load8(p.get()), cg.i32(POISON)), [
-                  cg.callVoid(this.helper("fail"), [site.get(), p.get()]),
-                ]),
+                cg.when(
+                  m.i32.and(
+                    m.i32.ne(byte.tee(cg.load8(p.get())), cg.i32(POISON)),
+                    m.i32.or(m.i32.ne(byte.get(), cg.i32(0)), cg.eqz(zeroOk.get())),
+                  ),
+                  [
+                    cg.callVoid(this.helper("fail"), [site.get(), p.get()]),
+                  ],
+                ),
                 p.set(cg.add(p.get(), cg.size(1))),
                 m.br(loop),
               ]),
