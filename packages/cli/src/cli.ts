@@ -4,8 +4,10 @@ import {
   C_FUNCTION_DOCS,
   DEFAULT_EXPORTS,
   growBackend,
+  HeapFaultError,
   type BuildOptions,
   type BuiltAllocator,
+  type HeapReport,
   type PageBackend,
 } from "@alloc/core";
 import { staticBackend } from "@alloc/page-backend-static";
@@ -58,6 +60,7 @@ interface BuildFlags {
   out?: string;
   wat?: string;
   demo?: boolean;
+  debug?: boolean;
 }
 
 /** Turns `alloc build` flags into build options, rejecting unknown and contradictory ones. */
@@ -100,7 +103,16 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     bulkMemory: flags.bulkMemory,
     ...(flags.minAlign !== undefined && { minAlign: flags.minAlign }),
     ...(flags.prefix !== undefined && { prefix: flags.prefix }),
+    ...(flags.debug && { debug: true }),
   };
+}
+
+/** One line of the heap walker's statistics (debug builds). */
+function heapLine(report: HeapReport): string {
+  const layers = report.layers
+    .map((l) => `${l.layer}: ${l.usedBlocks} used blocks (${l.usedBytes} B), ${l.freeBlocks} free (${l.freeBytes} B, largest ${l.largestFree} B)`)
+    .join("; ");
+  return `heap check passed: ${layers}; fragmentation ${(report.fragmentation * 100).toFixed(1)}%\n`;
 }
 
 /** A short allocation demo on a built allocator: what a user would try first. */
@@ -124,6 +136,7 @@ async function demo(built: BuiltAllocator, io: Io): Promise<void> {
   io.out(`  malloc(4 GiB - 1) = ${a.malloc(0xffffffff)}  (impossible: 0, and the heap stays usable)\n`);
   io.out(`  malloc(24) = ${a.malloc(24)}\n`);
   io.out(`  memory: ${a.memoryBytes()} bytes\n`);
+  if (built.debug) io.out(`  ${heapLine(a.checkHeap())}`);
 }
 
 /** The options that describe a composition, shared by `build` and `replay`. */
@@ -151,7 +164,13 @@ function withCompositionOptions(command: Command): Command {
     .addOption(new Option("--min-align <bytes>", "alignment of every block (power of two, default 8)").argParser(integer))
     .addOption(new Option("--prefix <name>", "prefix of every emitted name (default ~alloc)"))
     .addOption(new Option("--opt <goal>", "optimise for").choices(["size", "speed", "none"]).default("size"))
-    .addOption(new Option("--no-bulk-memory", "use byte loops instead of memory.fill/memory.copy"));
+    .addOption(new Option("--no-bulk-memory", "use byte loops instead of memory.fill/memory.copy"))
+    .addOption(
+      new Option(
+        "--debug",
+        "debug build: poison free memory, trap on double or invalid free with a readable cause, export heap_check (the heap walker)",
+      ),
+    );
 }
 
 /** The `alloc` command line. Returns the exit code. */
@@ -240,9 +259,11 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
               `${r.failedAllocations} failed, peak memory ${r.peakMemoryBytes} B, peak live ${r.peakLiveBytes} B` +
               `${flags.verify ? ", every block verified" : ""}\n`,
           );
+          if (built.debug) io.out(`  ${heapLine(heap.checkHeap())}`);
         } catch (error) {
-          if (!(error instanceof ReplayError)) throw error;
-          io.err(`alloc: ${error.message}\n`);
+          if (!(error instanceof ReplayError || error instanceof HeapFaultError)) throw error;
+          // (A debug build's fault inside the trace is a ReplayError naming the operation.)
+          io.err(`alloc: ${trace.name}: ${error.message}\n`);
           exitCode = 1;
         }
       }

@@ -30,6 +30,13 @@ export interface AllocatorInstance {
    * {@link HeapFaultError}) and returns its statistics. Throws in a release build.
    */
   checkHeap(): HeapReport;
+  /**
+   * Debug builds: the fault a check of the allocator recorded when it trapped, as an error to
+   * throw, and clears it; undefined when none is recorded (always, in a release build). The
+   * wrappers above do this themselves; it is for traps that reach JS another way (an allocator
+   * called from other Wasm code, such as the trace driver).
+   */
+  takeFault(cause?: unknown): HeapFaultError | undefined;
 }
 
 /** What the heap walker of a debug build reports. */
@@ -75,19 +82,19 @@ export async function instantiateAllocator(
     return f;
   };
   const global = (name: string) => (instance.exports[name] as WebAssembly.Global).value as number;
+  const takeFault = (cause?: unknown): HeapFaultError | undefined => {
+    const site = debug?.sites[global(debug.faultExport) - 1];
+    if (!site) return undefined;
+    (instance.exports[debug!.faultExport] as WebAssembly.Global).value = 0;
+    return new HeapFaultError(site, global(debug!.faultPtrExport) >>> 0, { cause });
+  };
   const call = (fn: string, ...args: number[]): number => {
     let result;
     try {
       result = get(fn)(...args);
     } catch (error) {
       // A debug build's check trapped: report its cause.
-      const site = debug && error instanceof WebAssembly.RuntimeError ? debug.sites[global(debug.faultExport) - 1] : undefined;
-      if (site) {
-        const ptr = global(debug!.faultPtrExport) >>> 0;
-        (instance.exports[debug!.faultExport] as WebAssembly.Global).value = 0;
-        throw new HeapFaultError(site, ptr, { cause: error });
-      }
-      throw error;
+      throw (error instanceof WebAssembly.RuntimeError && takeFault(error)) || error;
     }
     return typeof result === "number" ? result >>> 0 : 0;
   };
@@ -114,5 +121,6 @@ export async function instantiateAllocator(
     call,
     memoryBytes: () => mem.buffer.byteLength,
     checkHeap,
+    takeFault,
   };
 }

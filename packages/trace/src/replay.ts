@@ -20,6 +20,11 @@ export interface ReplayTarget {
   readonly memory: WebAssembly.Memory;
   /** Export names, when they are not `malloc`, `free` and `realloc`. */
   readonly names?: { readonly malloc?: string; readonly free?: string; readonly realloc?: string };
+  /**
+   * Optional: the cause a debug build recorded when it trapped (an `AllocatorInstance` of
+   * `@alloc/core` has it), used in the error a trap becomes.
+   */
+  takeFault?(cause: unknown): Error | undefined;
 }
 
 export interface ReplayOptions {
@@ -201,7 +206,9 @@ export class Replayer {
   }
 
   private trapped(error: unknown, op: number | undefined): ReplayError {
-    const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    // A debug build records why it trapped: say that rather than "unreachable".
+    const fault = error instanceof WebAssembly.RuntimeError ? this.target.takeFault?.(error) : undefined;
+    const what = fault ? `${fault.name}: ${fault.message}` : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     return this.error(op, `the allocator trapped (${what})`, error);
   }
 
