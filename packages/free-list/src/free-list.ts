@@ -13,6 +13,7 @@ import {
   type Parent,
   type Strategy,
 } from "@alloc/core";
+import { FreeListDebug, type ListCheck } from "./debug.ts";
 
 export interface FreeListOptions {
   /**
@@ -92,6 +93,8 @@ interface Lists {
   placeTable?(base: Local): Expr[];
   /** Walks the lists for a cell with a payload over `t`: branches to `found` with `c` set, or falls through. */
   search(s: SearchScope): Expr;
+  /** Debug builds: the walker's check of the lists (see `debug.ts`). */
+  verify(check: ListCheck): Expr[];
 }
 
 interface SearchScope {
@@ -120,12 +123,15 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
    * is 0), so nothing needs initialising.
    */
   const last = cg.global(scope("last"), run ? run.start + lists.tableBytes : 0);
+  /** Debug builds only: poisoning, pointer checks, region records and the walker (`debug.ts`). */
+  const dbg = ctx.debug && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, tableBytes: lists.tableBytes, last });
 
   // release(c): frees allocated cell c, merging with both neighbours, O(1).
   const release = cg.function(scope("release"), ["c"], "none", (f) => {
     const c = f.param("c");
     const end = f.local(), pv = f.local();
     return [
+      ...(dbg ? dbg.releaseStart(f, c) : []),
       // A free next neighbour is absorbed.
       cg.when(L.isFree(end.tee(L.word0(c.get()))), [lists.unlink(end.get()), end.set(L.word0(end.get()))]),
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
@@ -133,12 +139,16 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       lists.rebin
         ? cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [lists.unlink(pv.get()), c.set(pv.get())])
         : cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
+      ...(dbg ? dbg.releasePoison(c, end) : []),
       L.setFree(c.get(), end.get()),
       L.setPrev(end.get(), end.get(), c.get()),
       ...(lists.rebin ? [lists.push(c.get())] : []),
     ];
   });
-  const free = cg.function(scope("free"), ["ptr"], "none", (f) => cg.callVoid(release, [L.cellOf(f.param("ptr").get())]));
+  const free = cg.function(scope("free"), ["ptr"], "none", (f) => [
+    ...(dbg ? dbg.checkFree(f, f.param("ptr")) : []),
+    cg.callVoid(release, [L.cellOf(f.param("ptr").get())]),
+  ]);
 
   // trim(c, cut): allocated cell c ends at `cut` (a granule multiple inside it) when what lies
   // behind can be a cell of its own, which is freed (merging with a free next neighbour; release
@@ -158,7 +168,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   // with the region's last cell when they follow it. 0 when the backend refuses.
   // A fresh region holds the cell's header and the end sentinel besides the payload (and, the
   // first time, the bin table).
-  const overhead = 2 * H + lists.tableBytes;
+  const overhead = 2 * H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
   /** The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory). */
   const finish = (e: Local) => [
     L.setUsed(last.get(), e.get()),
@@ -202,10 +212,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       // ceil((t + 1 + overhead) / 64 KiB)
       pages.set(cg.add(cg.shrU(cg.add(t.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
       cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
+      ...(dbg ? dbg.newPages(base, pages) : []),
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
       // Pages that do not follow the newest region start one of their own (its first cell is its
       // own prev: word 1 is 0). Pages that do turn the old end sentinel into a cell.
-      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [...(lists.placeTable?.(base) ?? []), last.set(base.get())]),
+      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [...(lists.placeTable?.(base) ?? []), ...(dbg ? dbg.newRegion(base) : []), last.set(base.get())]),
       ...finish(e),
     ];
   });
@@ -229,6 +240,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         ),
       ]),
       lists.unlink(c.get()),
+      ...(dbg ? dbg.taken(c.get(), t.get()) : []),
       cg.callVoid(trim, [c.get(), cg.add(cg.add(c.tee(L.payloadOf(c.get())), t.get()), cg.size(1))]),
       c.get(),
     ];
@@ -279,6 +291,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         cg.when(cg.geU(t.get(), cg.sub(end.tee(L.word0(c.get())), ptr.get())), [
           // Absorb a free next neighbour (there is at most one: free cells never touch).
           cg.when(L.isFree(end.get()), [
+            ...(dbg ? dbg.absorbed(end.get(), end.get(), L.nextOfFree(end.get())) : []),
             lists.unlink(end.get()),
             L.setUsed(c.get(), after.tee(L.word0(end.get()))),
             L.setPrev(after.get(), after.get(), c.get()),
@@ -303,7 +316,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     return cg.sub(L.word0(L.cellOf(ptr.get())), ptr.get());
   });
 
-  return { alloc, allocFixed, free, resize, usableSize };
+  const check = dbg && dbg.emitCheck((list) => lists.verify(list));
+
+  return { alloc, allocFixed, free, resize, usableSize, ...(check && { check }) };
 }
 
 /**
@@ -361,6 +376,10 @@ function firstFitLists({ cg, scope }: EmitContext): Lists {
     push: (c) => cg.callVoid(push, [c]),
     rebin: false,
     tableBytes: 0,
+    verify: ({ walk, lastSeen, corrupt }) => [
+      ...walk(head.get(), cg.size(0)),
+      m.if(cg.ne(tail.get(), lastSeen.get()), corrupt("the free list's tail is not its last cell", tail.get())),
+    ],
     search: ({ c, t, found }) => {
       const done = "walk_end";
       return m.block(done, [c.set(head.get()), walkList(cg, { c, t, found }, done)]);
@@ -431,6 +450,27 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
     push: (c) => cg.callVoid(push, [c]),
     rebin: true,
     tableBytes,
+    verify: ({ f, walk, corrupt }) => {
+      // Each bin: its bit set exactly when it is non-empty, every cell in its size range.
+      const k = f.local(), s = f.local();
+      const loop = f.label("verify_bins");
+      return [
+        k.set(cg.size(0)),
+        m.loop(
+          loop,
+          cg.when(cg.ltU(k.get(), cg.size(bins)), [
+            s.set(slot(k.get())),
+            m.if(
+              m.i32.ne(cg.toI32(cg.and(cg.shrU(bitmap.get(), k.get()), cg.size(1))), cg.ne(cg.load(s.get()), cg.size(0))),
+              corrupt("a bin's bit in the bitmap disagrees with the bin", s.get()),
+            ),
+            ...walk(cg.load(s.get()), L.cellOf(s.get()), (c) => cg.eq(binOfCell(c), k.get())),
+            k.set(cg.add(k.get(), cg.size(1))),
+            m.br(loop),
+          ]),
+        ),
+      ];
+    },
     ...(tableVar && {
       placeTable: (base: Local) => [
         cg.when(cg.eqz(tableVar.get()), [tableVar.set(base.get()), base.set(cg.add(base.get(), cg.size(tableBytes)))]),
