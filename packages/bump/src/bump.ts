@@ -142,7 +142,9 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
       return [
         debug.failIf(cg.and(ptr.get(), cg.size(limits.minAlign - 1)), "invalid-pointer", "not an address bump returns (misaligned)", ptr.get()),
         debug.failIf(cg.ltU(ptr.get(), floor.get()), "invalid-pointer", "below every block bump handed out", ptr.get()),
-        debug.failIf(cg.geU(ptr.get(), top.get()), "invalid-pointer", "not below the top of the heap: freed already, or never allocated", ptr.get()),
+        // No live block starts at `top` or above it: one at `top` was just taken back.
+        debug.failIf(cg.eq(ptr.get(), top.get()), "double-free", "the block was freed already (it lies at the top of the heap)", ptr.get()),
+        debug.failIf(cg.gtU(ptr.get(), top.get()), "invalid-pointer", "above the top of the heap: never allocated", ptr.get()),
         cg.when(cg.eq(ptr.get(), last.get()), [
           ...markDirty(),
           ...giveBack(ptr.get()),
@@ -228,6 +230,10 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
           "the latest block is outside the used part of the region",
           last.get(),
         ),
+        // What was taken back must still be poison (or never written: 0).
+        cg.when(cg.ltU(top.get(), high!.get()), [
+          debug.checkPoison(top.get(), cg.sub(high!.get(), top.get()), "bump memory freed earlier was written to", true),
+        ]),
         stats.usedBytes.set(cg.sub(top.get(), base())),
         stats.usedBlocks.set(live!.get()),
         stats.freeBytes.set(cg.sub(end(), top.get())),

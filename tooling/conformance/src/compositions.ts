@@ -5,6 +5,8 @@ import { staticBackend } from "@alloc/page-backend-static";
 /** One allocator to hold to the contract: a strategy stack over a backend, in a memory mode. */
 export interface Composition {
   readonly name: string;
+  /** Strategy names, top first. */
+  readonly stack: readonly string[];
   readonly options: BuildOptions;
   /** Whether freed blocks are reused (bump's are not, but for the latest one). */
   readonly reuses: boolean;
@@ -34,6 +36,7 @@ export function compositions(): Composition[] {
   return stacks().flatMap((stack) =>
     Object.entries(backends).map(([backend, options]) => ({
       name: `${stack.join(" > ")} over ${backend}`,
+      stack,
       options: {
         strategy: stack.map((n) => STRATEGIES[n]!.create()) as Strategy[],
         exports: ["malloc", "free", "calloc", "realloc", "aligned_alloc"],

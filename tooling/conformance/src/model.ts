@@ -42,9 +42,14 @@ interface Block {
  * contents until freed, keeps them across realloc (up to the smaller size), and calloc's is zero.
  * A refused request (0) is allowed, but never for a request the model knows is impossible to
  * refuse... except when memory runs out, which a bounded backend may do at any time. Throws on
- * the first violation, naming the step.
+ * the first violation, naming the step. `after` runs after every step with the live blocks
+ * (the debug-build tests run the heap walker there).
  */
-export function runModel(heap: AllocatorInstance, ops: readonly Op[], after?: (step: number) => void): void {
+export function runModel(
+  heap: AllocatorInstance,
+  ops: readonly Op[],
+  after?: (step: number, live: readonly { readonly ptr: number; readonly size: number }[]) => void,
+): void {
   const live: Block[] = [];
   let seeds = 1;
   const mem = () => new Uint8Array(heap.memory.buffer);
@@ -147,7 +152,7 @@ export function runModel(heap: AllocatorInstance, ops: readonly Op[], after?: (s
         break;
       }
     }
-    after?.(step);
+    after?.(step, live);
   });
   for (const b of live) checkBlock(b, b.size, ops.length);
 }
