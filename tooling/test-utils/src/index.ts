@@ -89,3 +89,28 @@ export function sharedTracesDir(): string | undefined {
   const dir = join(here, "..", "..", "..", "..", "shared", "traces");
   return existsSync(dir) ? dir : undefined;
 }
+
+/** What a debug build's HeapFaultError (from `@alloc/core`) carries. */
+export interface FaultLike {
+  readonly name: string;
+  readonly kind: string;
+  readonly layer: string;
+  readonly ptr: number;
+  readonly message: string;
+  readonly cause?: unknown;
+}
+
+/**
+ * Runs `fn`, which must throw a debug build's HeapFaultError, and returns it. (Recognised by its
+ * name: this package does not depend on `@alloc/core`, which tests with it.) Throws when `fn`
+ * returns normally or throws anything else, so a missed fault fails the test.
+ */
+export function faultOf(fn: () => unknown): FaultLike {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof Error && error.name === "HeapFaultError") return error as unknown as FaultLike;
+    throw error;
+  }
+  throw new Error("expected a HeapFaultError, but nothing was thrown");
+}
