@@ -1,3 +1,4 @@
+import type { Expr } from "./codegen.ts";
 import type { AllocatorFunctions, EmitContext } from "./contracts.ts";
 import { AllocConfigError } from "./errors.ts";
 
@@ -30,15 +31,18 @@ export function emitCApi(
   const name = (fn: CFunction) => cg.name(fn);
   const minAlign = cg.size(limits.minAlign);
   const out: Partial<Record<CFunction, string>> = {};
+  /** A pointer-width value as an i32 condition. */
+  const nonZero = (x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
 
-  if (wanted.has("malloc")) {
-    // malloc alone needs alloc: take the strategy's constant-alignment copy when it has one.
-    const allocUsers: CFunction[] = ["calloc", "realloc", "aligned_alloc"];
-    out.malloc =
-      top.allocFixed && !allocUsers.some((fn) => wanted.has(fn))
-        ? top.allocFixed(limits.minAlign)
-        : cg.function(name("malloc"), ["size"], "usize", (f) => cg.call(top.alloc, [f.param("size").get(), minAlign]));
-  }
+  // One entry for every minimum-aligned request: malloc, and calloc and realloc call it too.
+  // Without aligned_alloc nothing else calls `alloc`: the strategy's constant-alignment copy
+  // then (when it has one); with it, a wrapper around the one `alloc` both use.
+  let mallocEntry: string | undefined;
+  const malloc = (): string =>
+    (mallocEntry ??=
+      (!wanted.has("aligned_alloc") && top.allocFixed?.(limits.minAlign)) ||
+      cg.function(name("malloc"), ["size"], "usize", (f) => cg.call(top.alloc, [f.param("size").get(), minAlign])));
+  if (wanted.has("malloc")) out.malloc = malloc();
 
   if (wanted.has("free")) {
     out.free = cg.function(name("free"), ["ptr"], "none", (f) => {
@@ -47,6 +51,8 @@ export function emitCApi(
       return cg.when(ptr.get(), [cg.callVoid(top.free, [ptr.get()])]);
     });
   }
+  /** Frees a non-null block: through `free` when it is emitted, so the strategy's is called from one place. */
+  const freeBlock = (ptr: Expr) => cg.callVoid(out.free ?? top.free, [ptr]);
 
   if (wanted.has("calloc")) {
     out.calloc = cg.function(name("calloc"), ["n", "size"], "usize", (f) => {
@@ -57,15 +63,14 @@ export function emitCApi(
         ? // n * size overflows 64 bits iff size != 0 and n > MAX / size.
           m.i32.and(cg.ne(size.get(), cg.size(0)), cg.gtU(n.get(), m.i64.div_u(cg.size(-1), size.get())))
         : // The exact product in 64 bits has a non-zero high half.
-          m.i64.ne(
-            m.i64.shr_u(m.i64.mul(m.i64.extend_u(n.get()), m.i64.extend_u(size.get())), cg.i64(32n)),
-            cg.i64(0n),
-          );
-      const stmts = [cg.returnIf(overflow, cg.size(0)), total.set(cg.mul(n.get(), size.get()))];
+          m.i32.wrap(m.i64.shr_u(m.i64.mul(m.i64.extend_u(n.get()), m.i64.extend_u(size.get())), cg.i64(32n)));
+      // On overflow, ask for all of the address space: every strategy refuses that size (alloc's
+      // contract), so the 0 comes from there.
+      const stmts = [total.set(cg.select(overflow, cg.size(-1), cg.mul(n.get(), size.get())))];
       if (top.allocZeroed) return [...stmts, cg.call(top.allocZeroed, [total.get(), minAlign])];
       return [
         ...stmts,
-        ptr.set(cg.call(top.alloc, [total.get(), minAlign])),
+        ptr.set(cg.call(malloc(), [total.get()])),
         cg.when(ptr.get(), [cg.fill(f, ptr.get(), cg.i32(0), total.get())]),
         ptr.get(),
       ];
@@ -89,12 +94,12 @@ export function emitCApi(
           })()
         : size.get();
       return [
-        cg.returnIf(cg.eqz(ptr.get()), cg.call(top.alloc, [size.get(), minAlign])),
-        cg.when(cg.eqz(size.get()), [cg.callVoid(top.free, [ptr.get()]), cg.ret(cg.size(0))]),
+        cg.returnIf(cg.eqz(ptr.get()), cg.call(malloc(), [size.get()])),
+        cg.when(cg.eqz(size.get()), [freeBlock(ptr.get()), cg.ret(cg.size(0))]),
         ...(top.resize ? [cg.returnIf(cg.call(top.resize, [ptr.get(), size.get()]), ptr.get())] : []),
-        cg.returnIf(cg.eqz(moved.tee(cg.call(top.alloc, [size.get(), minAlign]))), cg.size(0)),
+        cg.returnIf(cg.eqz(moved.tee(cg.call(malloc(), [size.get()]))), cg.size(0)),
         cg.copy(f, moved.get(), ptr.get(), copyLen),
-        cg.callVoid(top.free, [ptr.get()]),
+        freeBlock(ptr.get()),
         moved.get(),
       ];
     });
@@ -103,19 +108,18 @@ export function emitCApi(
   if (wanted.has("aligned_alloc")) {
     out.aligned_alloc = cg.function(name("aligned_alloc"), ["align", "size"], "usize", (f) => {
       const align = f.param("align"), size = f.param("size");
+      const mask = f.local();
       return [
-        // Not a power of two (0 included), or above one page: impossible.
+        // Valid (a power of two up to maxAlign, itself a power of two) exactly when
+        // `mask = align - 1` shares no bit with `align | -maxAlign`: a power of two shares none
+        // with its mask, any other number every set bit above its lowest; `-maxAlign` catches the
+        // masks of maxAlign * 2 and more, and of 0 (all ones).
         cg.returnIf(
-          cg.module.i32.or(
-            cg.ne(cg.and(align.get(), cg.sub(align.get(), cg.size(1))), cg.size(0)),
-            cg.module.i32.or(cg.eqz(align.get()), cg.gtU(align.get(), cg.size(limits.maxAlign))),
-          ),
+          nonZero(cg.and(mask.tee(cg.sub(align.get(), cg.size(1))), cg.or(align.get(), cg.size(-limits.maxAlign)))),
           cg.size(0),
         ),
-        cg.call(top.alloc, [
-          size.get(),
-          cg.select(cg.ltU(align.get(), cg.size(limits.minAlign)), cg.size(limits.minAlign), align.get()),
-        ]),
+        // max(align, minAlign), both powers of two: the union of their masks, plus one.
+        cg.call(top.alloc, [size.get(), cg.add(cg.or(mask.get(), cg.size(limits.minAlign - 1)), cg.size(1))]),
       ];
     });
   }

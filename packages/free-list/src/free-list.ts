@@ -281,31 +281,33 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
-    const t = f.local(), c = f.local(), end = f.local(), had = f.local(), after = f.local();
+    const t = f.local(), c = f.local(), end = f.local(), reach = f.local();
     const grow = f.label("grow");
     return [
       payloadFor(size, t),
-      had.set(L.word0(c.tee(L.cellOf(ptr.get())))),
-      m.loop(
-        grow,
-        cg.when(cg.geU(t.get(), cg.sub(end.tee(L.word0(c.get())), ptr.get())), [
-          // Absorb a free next neighbour (there is at most one: free cells never touch).
-          cg.when(L.isFree(end.get()), [
-            ...(dbg ? dbg.absorbed(end.get(), end.get(), L.nextOfFree(end.get())) : []),
-            lists.unlink(end.get()),
-            L.setUsed(c.get(), after.tee(L.word0(end.get()))),
-            L.setPrev(after.get(), after.get(), c.get()),
-            m.br(grow),
+      c.set(L.cellOf(ptr.get())),
+      m.loop(grow, cg.block([
+        // `reach`: where the block would end with its free next neighbour (there is at most one:
+        // free cells never touch) absorbed.
+        reach.set(end.tee(L.word0(c.get()))),
+        cg.when(L.isFree(end.get()), [reach.set(L.nextOfFree(end.get()))]),
+        cg.when(cg.geU(t.get(), cg.sub(reach.get(), ptr.get())), [
+          // Too small even so. When nothing follows but the newest region's end, pages that
+          // follow it join the free neighbour (or become one), and the test runs again; the
+          // block itself is not touched before it is sure to fit, so a failure leaves it as it was.
+          cg.when(cg.eq(reach.get(), last.get()), [
+            m.br(grow, m.call(refill, [cg.sub(t.get(), cg.sub(reach.get(), ptr.get()))], i32)),
           ]),
-          // The last cell of the newest region: pages that follow it become a free neighbour.
-          cg.when(cg.eq(end.get(), last.get()), [
-            m.br(grow, m.call(refill, [cg.sub(t.get(), cg.sub(end.get(), ptr.get()))], i32)),
-          ]),
-          // Cannot grow: give back what was absorbed, and fail.
-          cg.callVoid(trim, [c.get(), had.get()]),
           cg.ret(zero()),
         ]),
-      ),
+      ])),
+      // It fits: absorb the free neighbour if there is one, then cut the block to size.
+      cg.when(cg.ne(reach.get(), end.get()), [
+        ...(dbg ? dbg.absorbed(end.get(), end.get(), reach.get()) : []),
+        lists.unlink(end.get()),
+        L.setUsed(c.get(), reach.get()),
+        L.setPrev(reach.get(), reach.get(), c.get()),
+      ]),
       cg.callVoid(trim, [c.get(), payloadEnd(ptr.get(), t)]),
       ptr.get(),
     ];

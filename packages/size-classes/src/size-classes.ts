@@ -62,8 +62,8 @@ interface Resolved {
  *
  * - `alloc`: a small request pops the front of its class list, O(1); an empty list carves a
  *   block from the current chunk (bump allocation), and a used-up chunk is replaced by a new one
- *   from the parent. The first chunk also holds the class table. Alignments above the minimum
- *   and larger requests go to the parent with the header in front.
+ *   from the parent. The first chunk also holds the class table. Larger requests, and those
+ *   aligned above the minimum, go to the parent with the header in front.
  * - `free`: O(1) for small blocks; large blocks are the parent's `free`.
  * - `resize`: a small block keeps its place while the new size fits its class; a large one asks
  *   the parent's `resize`.
@@ -143,31 +143,31 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const classSize = (h: Expr) => cg.shl(cg.add(cg.shrU(h, cg.size(wordLog)), cg.size(1)), cg.size(o.shift));
 
   /**
-   * The parent's alloc for `align`: its constant-alignment copy when `align` is a constant and
-   * it has one (so a build that never passes another alignment emits only that copy).
+   * A minimum-aligned block of `size` bytes from the parent: its constant-alignment copy when it
+   * has one. (The parent is never asked for more alignment: see `largeBody`.)
    */
-  const upAlloc = (size: Expr, align: () => Expr, alignConst: number | undefined) =>
-    alignConst !== undefined && up.allocFixed
-      ? cg.call(up.allocFixed(alignConst), [size])
-      : cg.call(up.alloc, [size, align()]);
+  const upAlloc = (size: Expr) =>
+    up.allocFixed ? cg.call(up.allocFixed(limits.minAlign), [size]) : cg.call(up.alloc, [size, cg.size(limits.minAlign)]);
 
   /**
-   * A large block: from the parent, behind a header of max(align, two words) so the payload
-   * stays aligned; the header holds the size and the parent's block + 1.
+   * A large block: from the parent (always minimum aligned), with room in front for the header
+   * and, for an alignment above the minimum, for moving the payload up to it. The header's
+   * words, just before the payload, hold the size and the parent's block + 1; a gap in front of
+   * them stays unused until the block is freed. (Asking the parent for an aligned block instead
+   * would give the gap back, but costs the parent's aligned path: about 100 bytes of code.)
    */
   const largeBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst: number | undefined): Expr[] => {
-    const header = f.local(), block = f.local(), ptr = f.local();
-    const headerBytes = () =>
-      alignConst !== undefined
-        ? cg.size(Math.max(alignConst, largeHeader))
-        : header.tee(cg.select(cg.gtU(align(), cg.size(largeHeader)), align(), cg.size(largeHeader)));
+    const block = f.local(), ptr = f.local();
+    const minAlign = limits.minAlign;
+    const [slack, payload] =
+      alignConst === undefined
+        ? [cg.add(align(), cg.size(largeHeader - minAlign)), () => cg.alignUp(cg.add(block.get(), cg.size(largeHeader)), align(), align())]
+        : // (block + largeHeader is minimum aligned already.)
+          [cg.size(largeHeader + Math.max(alignConst, minAlign) - minAlign), () => cg.alignUpConst(cg.add(block.get(), cg.size(largeHeader)), alignConst > minAlign ? alignConst : 1)];
     return [
       cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
-      cg.returnIf(cg.eqz(block.tee(upAlloc(cg.add(size.get(), headerBytes()), align, alignConst))), zero()),
-      cg.store(
-        cg.sub(ptr.tee(cg.add(block.get(), alignConst !== undefined ? headerBytes() : header.get())), cg.size(W)),
-        cg.add(block.get(), cg.size(1)),
-      ),
+      cg.returnIf(cg.eqz(block.tee(upAlloc(cg.add(size.get(), slack)))), zero()),
+      cg.store(cg.sub(ptr.tee(payload()), cg.size(W)), cg.add(block.get(), cg.size(1))),
       cg.store(sizeWordAt(ptr.get()), size.get()),
       ptr.get(),
     ];
@@ -191,7 +191,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         // Carve a block from the chunk; a new chunk when it has no room left.
         cg.when(cg.gtU(stride.tee(cg.add(classSize(h.get()), cg.size(smallHeader))), cg.sub(end.get(), top.get())), [
           cg.returnIf(
-            cg.eqz(chunk.tee(upAlloc(cg.size(o.chunkBytes), () => cg.size(limits.minAlign), alignConst ?? limits.minAlign))),
+            cg.eqz(chunk.tee(upAlloc(cg.size(o.chunkBytes)))),
             zero(),
           ),
           end.set(cg.add(chunk.get(), cg.size(o.chunkBytes))),
