@@ -11,6 +11,7 @@ import {
   type Parent,
   type Strategy,
 } from "@alloc/core";
+import { HEADER_MAGIC, SizeClassesDebug } from "./debug.ts";
 
 export interface SizeClassesOptions {
   /**
@@ -129,7 +130,15 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   /** Sizes this large or more can never be allocated; refusing them keeps `size + header` from wrapping. */
   const tooLarge = cg.memory64 ? 2 ** 52 : 2 ** 32 - 2 ** 17;
   /** The header word of the block at `ptr`, and the size word of a large block. */
-  const headerOf = (ptr: Expr) => cg.load(cg.sub(ptr, cg.size(W)));
+  // Debug builds store headers XOR HEADER_MAGIC (see debug.ts): zeroed or stray memory then
+  // never reads as a live block's header.
+  const magic = ctx.debug ? HEADER_MAGIC : 0;
+  const headerOf = (ptr: Expr) => {
+    const word = cg.load(cg.sub(ptr, cg.size(W)));
+    return magic ? cg.xor(word, cg.size(magic)) : word;
+  };
+  /** Stores header `h` in front of the payload at `ptr`. */
+  const setHeader = (ptr: Expr, h: Expr) => cg.store(cg.sub(ptr, cg.size(W)), magic ? cg.xor(h, cg.size(magic)) : h);
   const sizeWordAt = (ptr: Expr) => cg.sub(ptr, cg.size(2 * W));
   const isLarge = (h: Expr) => cg.toI32(cg.and(h, cg.size(1)));
 
@@ -141,6 +150,26 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
 
   /** The byte size of the class whose header is `h` (= class * W). */
   const classSize = (h: Expr) => cg.shl(cg.add(cg.shrU(h, cg.size(wordLog)), cg.size(1)), cg.size(o.shift));
+
+  /** Debug builds only: free marks, poison, counters and the walker (`debug.ts`). */
+  const dbg =
+    ctx.debug &&
+    new SizeClassesDebug({
+      cg,
+      debug: ctx.debug,
+      scope,
+      classes: o.classes,
+      minAlign: limits.minAlign,
+      maxLargeHeader: limits.maxAlign + largeHeader,
+      largeHeader,
+      table,
+      top,
+      end,
+      classSize,
+      headerOf,
+      setHeader,
+      sizeWordAt,
+    });
 
   /**
    * A minimum-aligned block of `size` bytes from the parent: its constant-alignment copy when it
@@ -167,8 +196,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     return [
       cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
       cg.returnIf(cg.eqz(block.tee(upAlloc(cg.add(size.get(), slack)))), zero()),
-      cg.store(cg.sub(ptr.tee(payload()), cg.size(W)), cg.add(block.get(), cg.size(1))),
+      setHeader(ptr.tee(payload()), cg.add(block.get(), cg.size(1))),
       cg.store(sizeWordAt(ptr.get()), size.get()),
+      ...(dbg ? dbg.largeTaken(size) : []),
       ptr.get(),
     ];
   };
@@ -186,6 +216,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         // Pop the class's list (no table yet: no list; the load is of page 0, and unused).
         cg.when(p.tee(cg.select(table.get(), cg.load(slot()), zero())), [
           cg.store(slot(), cg.load(p.get())),
+          ...(dbg ? dbg.popped(p, h) : []),
           cg.ret(p.get()),
         ]),
         // Carve a block from the chunk; a new chunk when it has no room left.
@@ -203,8 +234,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
           ]),
           top.set(chunk.get()),
         ]),
-        cg.store(cg.sub(p.tee(cg.add(top.get(), cg.size(smallHeader))), cg.size(W)), h.get()),
+        setHeader(p.tee(cg.add(top.get(), cg.size(smallHeader))), h.get()),
         top.set(cg.add(top.get(), stride.get())),
+        ...(dbg ? dbg.carved(h) : []),
         cg.ret(p.get()),
       ]),
       ...largeBody(f, size, align, alignConst),
@@ -216,7 +248,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     const ptr = f.param("ptr");
     const h = f.local(), s = f.local();
     return [
-      cg.when(isLarge(h.tee(headerOf(ptr.get()))), [cg.callVoid(up.free, [cg.sub(h.get(), cg.size(1))]), cg.ret()]),
+      // (The debug checks read the header into h, then mark a small block free in memory.)
+      ...(dbg ? dbg.free(f, ptr, h) : []),
+      cg.when(isLarge(dbg ? h.get() : h.tee(headerOf(ptr.get()))), [cg.callVoid(up.free, [cg.sub(h.get(), cg.size(1))]), cg.ret()]),
       // Back to the front of its class's list.
       cg.store(ptr.get(), cg.load(s.tee(cg.add(table.get(), h.get())))),
       cg.store(s.get(), ptr.get()),
@@ -234,6 +268,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
             cg.eqz(cg.call(up.resize, [block.get(), cg.add(size.get(), cg.sub(ptr.get(), block.get()))])),
             zero(),
           ),
+          ...(dbg ? dbg.largeResized(ptr, size) : []),
           cg.store(sizeWordAt(ptr.get()), size.get()),
           cg.ret(ptr.get()),
         ]
@@ -251,5 +286,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     return m.if(isLarge(h.tee(headerOf(ptr.get()))), cg.load(sizeWordAt(ptr.get())), classSize(h.get()));
   });
 
-  return { alloc, allocFixed, free, resize, usableSize };
+  const check = dbg && dbg.emitCheck();
+
+  return { alloc, allocFixed, free, resize, usableSize, ...(check && { check }) };
 }
