@@ -150,18 +150,22 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     cg.callVoid(release, [L.cellOf(f.param("ptr").get())]),
   ]);
 
-  // trim(c, cut): allocated cell c ends at `cut` (a granule multiple inside it) when what lies
-  // behind can be a cell of its own, which is freed (merging with a free next neighbour; release
-  // also sets the prev of the cell behind it).
-  const trim = cg.function(scope("trim"), ["c", "cut"], "none", (f) => {
+  // trim(c, cut) -> payload of c: allocated cell c ends at `cut` (a granule multiple inside it)
+  // when what lies behind can be a cell of its own, which is freed (merging with a free next
+  // neighbour; release also sets the prev of the cell behind it). Returning the payload saves the
+  // callers that hand the block out a read of it.
+  const trim = cg.function(scope("trim"), ["c", "cut"], "usize", (f) => {
     const c = f.param("c"), cut = f.param("cut");
     const end = f.local();
-    return cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
-      L.setUsed(cut.get(), end.get()),
-      L.setPrev(cut.get(), cut.get(), c.get()),
-      L.setUsed(c.get(), cut.get()),
-      cg.callVoid(release, [cut.get()]),
-    ]);
+    return [
+      cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
+        L.setUsed(cut.get(), end.get()),
+        L.setPrev(cut.get(), cut.get(), c.get()),
+        L.setUsed(c.get(), cut.get()),
+        cg.callVoid(release, [cut.get()]),
+      ]),
+      L.payloadOf(c.get()),
+    ];
   });
 
   // refill(t) -> i32: pages from the backend become a free cell with a payload over `t`, merged
@@ -241,8 +245,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       ]),
       lists.unlink(c.get()),
       ...(dbg ? dbg.taken(c.get(), t.get()) : []),
-      cg.callVoid(trim, [c.get(), cg.add(cg.add(c.tee(L.payloadOf(c.get())), t.get()), cg.size(1))]),
-      c.get(),
+      cg.call(trim, [c.get(), cg.add(cg.add(L.payloadOf(c.get()), t.get()), cg.size(1))]),
     ];
   });
 
@@ -269,12 +272,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         // list); the gap [c, q) in front is freed.
         c.set(L.cellOf(p.get())),
         q.set(L.cellOf(p.tee(cg.alignUp(cg.add(p.get(), cg.size(minCell)), align(), align())))),
-        cg.callVoid(trim, [c.get(), q.get()]),
+        cg.drop(cg.call(trim, [c.get(), q.get()])),
         lists.unlink(q.get()),
         cg.callVoid(release, [c.get()]),
       ]),
-      cg.callVoid(trim, [L.cellOf(p.get()), payloadEnd(p.get(), t)]),
-      p.get(),
+      cg.call(trim, [L.cellOf(p.get()), payloadEnd(p.get(), t)]),
     ];
   };
   const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
@@ -308,8 +310,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         L.setUsed(c.get(), reach.get()),
         L.setPrev(reach.get(), reach.get(), c.get()),
       ]),
-      cg.callVoid(trim, [c.get(), payloadEnd(ptr.get(), t)]),
-      ptr.get(),
+      cg.call(trim, [c.get(), payloadEnd(ptr.get(), t)]),
     ];
   });
 
