@@ -94,12 +94,14 @@ export function emitCApi(
           })()
         : size.get();
       return [
-        cg.returnIf(cg.eqz(ptr.get()), cg.call(malloc(), [size.get()])),
-        cg.when(cg.eqz(size.get()), [freeBlock(ptr.get()), cg.ret(cg.size(0))]),
-        ...(top.resize ? [cg.returnIf(cg.call(top.resize, [ptr.get(), size.get()]), ptr.get())] : []),
-        cg.returnIf(cg.eqz(moved.tee(cg.call(malloc(), [size.get()]))), cg.size(0)),
-        cg.copy(f, moved.get(), ptr.get(), copyLen),
-        freeBlock(ptr.get()),
+        cg.when(ptr.get(), [
+          cg.when(cg.eqz(size.get()), [freeBlock(ptr.get()), cg.ret(cg.size(0))]),
+          ...(top.resize ? [cg.returnIf(cg.call(top.resize, [ptr.get(), size.get()]), ptr.get())] : []),
+        ]),
+        // A new block (realloc(0, size) is malloc(size)); an old one moves into it and is freed.
+        cg.when(moved.tee(cg.call(malloc(), [size.get()])), [
+          cg.when(ptr.get(), [cg.copy(f, moved.get(), ptr.get(), copyLen), freeBlock(ptr.get())]),
+        ]),
         moved.get(),
       ];
     });
