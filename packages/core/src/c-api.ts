@@ -35,12 +35,14 @@ export function emitCApi(
   const nonZero = (x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
 
   // One entry for every minimum-aligned request: malloc, and calloc and realloc call it too.
-  // Without aligned_alloc nothing else calls `alloc`: the strategy's constant-alignment copy
-  // then (when it has one); with it, a wrapper around the one `alloc` both use.
+  // When nothing else calls `alloc` (aligned_alloc does, and the strategy's allocZeroed for
+  // calloc), the strategy's constant-alignment copy (when it has one); else a wrapper around the
+  // one `alloc` they all use.
+  const allocUsed = wanted.has("aligned_alloc") || (wanted.has("calloc") && top.allocZeroed !== undefined);
   let mallocEntry: string | undefined;
   const malloc = (): string =>
     (mallocEntry ??=
-      (!wanted.has("aligned_alloc") && top.allocFixed?.(limits.minAlign)) ||
+      (!allocUsed && top.allocFixed?.(limits.minAlign)) ||
       cg.function(name("malloc"), ["size"], "usize", (f) => cg.call(top.alloc, [f.param("size").get(), minAlign])));
   if (wanted.has("malloc")) out.malloc = malloc();
 
