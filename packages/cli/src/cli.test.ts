@@ -33,6 +33,15 @@ describe("alloc build", () => {
     expect(r.out).toMatch(/malloc\(4 GiB - 1\) = 0 /);
   });
 
+  test("--debug builds the debug build: heap_check exported, the demo ends with the walker's statistics", async () => {
+    const r = await alloc("build", "--debug", "--demo");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("exports: malloc, free, calloc, realloc, aligned_alloc, heap_check, memory");
+    expect(r.out).toMatch(/heap check passed: size-classes: \d+ used blocks .*; free-list: \d+ used blocks/);
+    const release = await alloc("build");
+    expect(Number(/(\d+) bytes/.exec(r.out)![1])).toBeGreaterThan(Number(/(\d+) bytes/.exec(release.out)![1]));
+  });
+
   test("every flag reaches the build: static backend, imported memory, renamed prefix, speed", async () => {
     const r = await alloc(
       "build", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "0x20000",
@@ -83,6 +92,12 @@ describe("alloc replay", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/t\.trace: 5 ops in .* 0 failed, peak memory \d+ B, peak live 305 B, every block verified/);
     expect(r.out).toMatch(/small-churn\(seed 1\): \d+ ops/);
+  });
+
+  test("--debug checks the heap after each trace", async () => {
+    const ok = await alloc("replay", "--debug", "-w", "small-churn");
+    expect(ok.err).toBe("");
+    expect(ok.out).toMatch(/small-churn\(seed 1\): .*\n  heap check passed: size-classes:/);
   });
 
   test("a malformed trace is refused with its line", async () => {

@@ -212,6 +212,25 @@ describe("broken allocators are caught", () => {
     }
   });
 
+  test("a debug build's fault inside the trace is reported with its cause, not as a bare trap", async () => {
+    const heap = await buildAllocator({ strategy: bump(), debug: true, exports: ["malloc", "free", "realloc"] }).instantiate();
+    const replayer = createReplayer(heap, parseTrace("Alloc(8),\nAlloc(64),\n", "uaf.trace"));
+    // Memory freed (and poisoned) before the trace runs is written to; the trace's second
+    // block reuses it.
+    const p = heap.malloc(64);
+    heap.free(p);
+    new Uint8Array(heap.memory.buffer)[p + 30] = 1;
+    const error = (() => {
+      try {
+        replayer.run();
+      } catch (e) {
+        return e as ReplayError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ReplayError);
+    expect(error!.message).toMatch(/^uaf\.trace:2: Alloc\(64\): the allocator trapped \(HeapFaultError: bump: write after free: .* \(at 0x[0-9a-f]+\)\)$/);
+  });
+
   test("the fast driver checks nothing (it is for timing only)", async () => {
     const trace = parseTrace("Alloc(16),\nAlloc(16),\nFree(0),\n", "fast");
     expect(replay(await handWritten({ from: { call: 3, result: "(i32.const 2048)" } }), trace, { verify: false }).operations).toBe(3);

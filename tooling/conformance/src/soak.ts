@@ -1,6 +1,7 @@
 /**
  * `pnpm soak`: millions of random operations against every composition, with progress.
- * Options: --ops <n> (total per composition, default 1,000,000), --seed <n>, --only <text>.
+ * Options: --ops <n> (total per composition, default 1,000,000), --seed <n>, --only <text>,
+ * --debug (the debug build, with the heap walker after every operation: much slower).
  */
 import { buildAllocator } from "@alloc/core";
 import { Command, Option } from "commander";
@@ -13,13 +14,14 @@ const program = new Command("soak")
   .addOption(new Option("--ops <n>", "operations per composition").default(1_000_000).argParser(Number))
   .addOption(new Option("--seed <n>", "fast-check seed (default: random)").argParser(Number))
   .addOption(new Option("--only <text>", "only compositions whose name contains this"))
+  .addOption(new Option("--debug", "debug builds, with the heap walker after every operation"))
   .parse();
-const { ops: total, seed, only } = program.opts<{ ops: number; seed?: number; only?: string }>();
+const { ops: total, seed, only, debug } = program.opts<{ ops: number; seed?: number; only?: string; debug?: boolean }>();
 const perCase = 500;
 
 let failed = false;
 for (const composition of compositions().filter((c) => !only || c.name.includes(only))) {
-  const built = buildAllocator(composition.options);
+  const built = buildAllocator({ ...composition.options, ...(debug && { debug: true }) });
   let done = 0;
   let shown = Date.now();
   const started = Date.now();
@@ -27,7 +29,8 @@ for (const composition of compositions().filter((c) => !only || c.name.includes(
   const runs = Math.max(1, Math.ceil((2 * total) / perCase));
   const result = await fc.check(
     fc.asyncProperty(fc.array(op, { maxLength: perCase, size: "max" }), async (ops) => {
-      runModel(await built.instantiate(), ops);
+      const heap = await built.instantiate();
+      runModel(heap, ops, debug ? () => void heap.checkHeap() : undefined);
       done += ops.length;
       if (Date.now() - shown > 500) {
         shown = Date.now();
