@@ -1,3 +1,4 @@
+import { faultOf } from "@alloc/test-utils";
 import { describe, expect, test } from "vitest";
 import { AllocConfigError, buildAllocator, HeapFaultError, POISON, PAGE_SHIFT, type Strategy } from "./index.ts";
 import { pagePerBlock } from "./testing.ts";
@@ -61,13 +62,7 @@ describe("the debug build's plumbing", () => {
     const p = a.malloc(32);
     expect([...new Uint8Array(a.memory.buffer, p, 32)]).toEqual(Array(32).fill(POISON));
     a.free(p);
-    const error = (() => {
-      try {
-        a.free(p);
-      } catch (e) {
-        return e;
-      }
-    })() as HeapFaultError;
+    const error = faultOf(() => a.free(p));
     expect(error).toBeInstanceOf(HeapFaultError);
     expect(error).toMatchObject({ kind: "double-free", layer: "hooked", ptr: p });
     expect(error.message).toBe(`hooked: double free: freed twice (at 0x${p.toString(16)})`);

@@ -220,15 +220,14 @@ describe("broken allocators are caught", () => {
     const p = heap.malloc(64);
     heap.free(p);
     new Uint8Array(heap.memory.buffer)[p + 30] = 1;
-    const error = (() => {
-      try {
-        replayer.run();
-      } catch (e) {
-        return e as ReplayError;
-      }
-    })();
+    let error: unknown;
+    try {
+      replayer.run();
+    } catch (e) {
+      error = e;
+    }
     expect(error).toBeInstanceOf(ReplayError);
-    expect(error!.message).toMatch(/^uaf\.trace:2: Alloc\(64\): the allocator trapped \(HeapFaultError: bump: write after free: .* \(at 0x[0-9a-f]+\)\)$/);
+    expect((error as ReplayError).message).toMatch(/^uaf\.trace:2: Alloc\(64\): the allocator trapped \(HeapFaultError: bump: write after free: .* \(at 0x[0-9a-f]+\)\)$/);
   });
 
   test("the fast driver checks nothing (it is for timing only)", async () => {
