@@ -1,6 +1,6 @@
 import { faultOf } from "@alloc/test-utils";
 import { describe, expect, test } from "vitest";
-import { AllocConfigError, buildAllocator, HeapFaultError, POISON, PAGE_SHIFT, type Strategy } from "./index.ts";
+import { AllocConfigError, binaryen, buildAllocator, HeapFaultError, installAllocator, POISON, PAGE_SHIFT, type Strategy } from "./index.ts";
 import { pagePerBlock } from "./testing.ts";
 
 /**
@@ -93,4 +93,28 @@ describe("the debug build's plumbing", () => {
     expect(() => buildAllocator({ strategy: pagePerBlock(), exports: ["malloc", "heap_check"] })).toThrow(/only in debug builds/);
     expect(() => buildAllocator({ strategy: pagePerBlock(), debug: "yes" as unknown as boolean })).toThrow(AllocConfigError);
   });
+});
+
+test("installed into a module, a debug allocator names its globals for the owner to export", async () => {
+  const module = new binaryen.Module();
+  try {
+    module.setFeatures(binaryen.Features.MutableGlobals | binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt);
+    module.setMemory(1, 10, "memory");
+    const installed = installAllocator(module, { strategy: hooked(), debug: true, functions: ["malloc", "free", "heap_check"], exports: ["malloc", "free", "heap_check"] });
+    const info = installed.debug!;
+    module.addGlobalExport(info.faultExport, "fault");
+    module.addGlobalExport(info.stats[0]!.exports.freeBytes, "free_bytes");
+    expect(module.validate()).toBe(1);
+    const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
+    const { malloc, free, heap_check } = instance.exports as Record<string, (...a: number[]) => number>;
+    heap_check!();
+    expect((instance.exports.free_bytes as WebAssembly.Global).value).toBe(100);
+    const p = malloc!(16);
+    free!(p);
+    expect(() => free!(p)).toThrow(WebAssembly.RuntimeError);
+    const site = info.sites[(instance.exports.fault as WebAssembly.Global).value - 1]!;
+    expect(site).toEqual({ kind: "double-free", layer: "hooked", what: "freed twice" });
+  } finally {
+    module.dispose();
+  }
 });
