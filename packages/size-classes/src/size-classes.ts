@@ -149,7 +149,11 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const end = cg.global(scope("end"));
 
   /** The byte size of the class whose header is `h` (= class * W). */
-  const classSize = (h: Expr) => cg.shl(cg.add(cg.shrU(h, cg.size(wordLog)), cg.size(1)), cg.size(o.shift));
+  // (class + 1) << shift, from h = class * W: (h + W) scaled by 2^(shift - wordLog), exact as W divides h.
+  const classSize = (h: Expr) => {
+    const next = cg.add(h, cg.size(W));
+    return o.shift >= wordLog ? cg.shl(next, cg.size(o.shift - wordLog)) : cg.shrU(next, cg.size(wordLog - o.shift));
+  };
 
   /** Debug builds only: free marks, poison, counters and the walker (`debug.ts`). */
   const dbg =
@@ -190,7 +194,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     const minAlign = limits.minAlign;
     const [slack, payload] =
       alignConst === undefined
-        ? [cg.add(align(), cg.size(largeHeader - minAlign)), () => cg.alignUp(cg.add(block.get(), cg.size(largeHeader)), align(), align())]
+        ? // The first multiple of align at block + largeHeader or above: as block + largeHeader is
+          // minimum aligned, the last one at block + slack or below (one bitwise and, no + align - 1).
+          [cg.add(align(), cg.size(largeHeader - minAlign)), () => cg.and(cg.add(block.get(), cg.add(align(), cg.size(largeHeader - minAlign))), cg.sub(zero(), align()))]
         : // (block + largeHeader is minimum aligned already.)
           [cg.size(largeHeader + Math.max(alignConst, minAlign) - minAlign), () => cg.alignUpConst(cg.add(block.get(), cg.size(largeHeader)), alignConst > minAlign ? alignConst : 1)];
     return [
