@@ -54,9 +54,9 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
   test("the statistics count small and large blocks in use and what the lists hold", async () => {
     const a = await heap();
     const small = [8, 24, 24, 256].map((n) => a.malloc(n));
-    const large = a.malloc(1000);
+    const large = a.malloc(2000); // above maxSmall (1024): the parent's
     let [s] = a.checkHeap().layers;
-    expect(s).toMatchObject({ layer: "size-classes", usedBlocks: 5, usedBytes: 8 + 24 + 24 + 256 + 1000 });
+    expect(s).toMatchObject({ layer: "size-classes", usedBlocks: 5, usedBytes: 8 + 24 + 24 + 256 + 2000 });
     a.free(small[1]!);
     a.free(large);
     [s] = a.checkHeap().layers;

@@ -122,6 +122,19 @@ describe("size-classes: memory", () => {
     const next = a.malloc(24); // the 29th: a new chunk
     expect(next - blocks[0]!).not.toBe(28 * 32);
   });
+
+  test("chunks start at 4 KiB and double up to chunkBytes", async () => {
+    // Over bump, chunks follow one another: a gap between two blocks of one class is a chunk's
+    // unused tail. 1024-byte blocks take 1032 bytes; the first chunk also holds the table (512).
+    const { a } = await instantiate({ ...overBump, stack: () => [sizeClasses({ chunkBytes: 16384 }), bump()] });
+    const blocks = Array.from({ length: 40 }, () => a.malloc(1024));
+    const runs = [1];
+    for (let i = 1; i < blocks.length; i++) {
+      if (blocks[i]! - blocks[i - 1]! === 1032) runs[runs.length - 1]!++;
+      else runs.push(1);
+    }
+    expect(runs).toEqual([3, 7, 15, 15]); // (4096 - 512) / 1032, 8192 / 1032, 16384 / 1032, ...
+  });
 });
 
 describe("size-classes: configuration", () => {
@@ -150,7 +163,7 @@ describe("size-classes: configuration", () => {
     const p = a.malloc(1), q = a.malloc(1);
     expect(p % 16).toBe(0);
     expect(q - p).toBe(32); // class 16, header 16
-    expect(() => build({ classes: 32 }, 16)).toThrow(/less than the minimum alignment \(16\)/);
+    expect(() => build({ classes: 128 }, 16)).toThrow(/less than the minimum alignment \(16\)/);
   });
 
   test("it sits on another strategy only", () => {
@@ -167,7 +180,7 @@ describe("size-classes: code size", () => {
     expect(size("free-list", ["malloc", "free"])).toBeLessThanOrEqual(900);
   });
 
-  // The issue asks for 1,200 bytes with the five C functions. Not met (1,259): see free-list's
+  // The issue asks for 1,200 bytes with the five C functions. Not met (1,275): see free-list's
   // code size tests. This test fails once the bound is met: then make it plain.
   test.fails("memory + the five C functions, size-classes over free-list over grow: at most 1,200 bytes (not met yet)", () => {
     expect(size("free-list", C_API)).toBeLessThanOrEqual(1200);

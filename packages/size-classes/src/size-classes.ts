@@ -16,19 +16,21 @@ import { HEADER_MAGIC, SizeClassesDebug } from "./debug.ts";
 export interface SizeClassesOptions {
   /**
    * The largest request served from a size class, in bytes; larger ones go to the parent.
-   * Default 256.
+   * Default 1024.
    */
   readonly maxSmall?: number;
   /**
    * How many classes share [1, maxSmall]: class i holds blocks of (i + 1) * maxSmall / classes
    * bytes. maxSmall / classes must be a power of two and at least the minimum alignment (8 by
-   * default). Default: maxSmall / max(8, minAlign), i.e. 32 classes 8 bytes apart.
+   * default). Default: maxSmall / max(8, minAlign), i.e. 128 classes 8 bytes apart.
    */
   readonly classes?: number;
   /**
-   * Bytes asked of the parent at a time to carve small blocks from (all classes share the
-   * current chunk). A multiple of the minimum alignment, room for the largest small block and
-   * the class table. Default 4096.
+   * The most bytes asked of the parent at a time to carve small blocks from (all classes share
+   * the current chunk). Chunks start smaller and double up to this size: the first is the
+   * smallest of chunkBytes / 2^k (k >= 0) that is at least 4096 bytes, a multiple of the
+   * minimum alignment, and holds the class table and the largest small block. chunkBytes itself
+   * must be a multiple of the minimum alignment and hold them. Default 16384.
    */
   readonly chunkBytes?: number;
 }
@@ -39,8 +41,13 @@ interface Resolved {
   readonly classes: number;
   /** log2 of the class spacing. */
   readonly shift: number;
+  /** The largest chunk, and the first (chunks double from it up to the largest). */
   readonly chunkBytes: number;
+  readonly firstChunk: number;
 }
+
+/** Chunks start at this size or more (when chunkBytes allows): a fresh heap asks for less memory. */
+const FIRST_CHUNK_MIN = 4096;
 
 /**
  * Segregated free lists for small requests, on top of another strategy.
@@ -63,7 +70,8 @@ interface Resolved {
  *
  * - `alloc`: a small request pops the front of its class list, O(1); an empty list carves a
  *   block from the current chunk (bump allocation), and a used-up chunk is replaced by a new one
- *   from the parent. The first chunk also holds the class table. Larger requests, and those
+ *   from the parent, twice the size of the last up to `chunkBytes`. The first chunk also holds
+ *   the class table. Larger requests, and those
  *   aligned above the minimum, go to the parent with the header in front.
  * - `free`: O(1) for small blocks; large blocks are the parent's `free`.
  * - `resize`: a small block keeps its place while the new size fits its class; a large one asks
@@ -74,7 +82,7 @@ interface Resolved {
  * The tail of a used-up chunk (less than one block) is left unused.
  */
 export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
-  const { maxSmall = 256, classes, chunkBytes = 4096 } = options;
+  const { maxSmall = 1024, classes, chunkBytes = 16384 } = options;
   check(Number.isInteger(maxSmall) && maxSmall >= 1 && maxSmall <= 65536,
     `size-classes: maxSmall must be an integer from 1 to 65536, got ${maxSmall}`);
   check(classes === undefined || (Number.isInteger(classes) && classes >= 1 && classes <= maxSmall),
@@ -93,10 +101,13 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
       `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${limits.minAlign}); ` +
         `use fewer classes (at most ${Math.floor(maxSmall / limits.minAlign)}) or a larger maxSmall`);
     const layout = layoutFor(limits.minAlign, word, count);
-    check(chunkBytes % limits.minAlign === 0 && chunkBytes >= layout.tableBytes + maxSmall + layout.smallHeader,
+    const needed = layout.tableBytes + maxSmall + layout.smallHeader;
+    check(chunkBytes % limits.minAlign === 0 && chunkBytes >= needed,
       `size-classes: chunkBytes (${chunkBytes}) must be a multiple of the minimum alignment (${limits.minAlign}) ` +
-        `and hold the class table and the largest small block (${layout.tableBytes + maxSmall + layout.smallHeader} bytes)`);
-    return { maxSmall, classes: count, shift: Math.log2(step), chunkBytes };
+        `and hold the class table and the largest small block (${needed} bytes)`);
+    let firstChunk = chunkBytes;
+    for (let half = chunkBytes / 2; half >= Math.max(FIRST_CHUNK_MIN, needed) && half % limits.minAlign === 0; half /= 2) firstChunk = half;
+    return { maxSmall, classes: count, shift: Math.log2(step), chunkBytes, firstChunk };
   };
   return {
     name: "size-classes",
@@ -147,6 +158,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   /** The current chunk: small blocks are carved at `top`, up to `end`. */
   const top = cg.global(scope("top"));
   const end = cg.global(scope("end"));
+  /** The size of the next chunk: doubles from the first up to chunkBytes (a constant when they are equal). */
+  const nextChunk = o.firstChunk < o.chunkBytes ? cg.global(scope("chunk_bytes"), o.firstChunk) : undefined;
+  const chunkSize = () => nextChunk?.get() ?? cg.size(o.chunkBytes);
 
   /** The byte size of the class whose header is `h` (= class * W). */
   // (class + 1) << shift, from h = class * W: (h + W) scaled by 2^(shift - wordLog), exact as W divides h.
@@ -228,10 +242,12 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         // Carve a block from the chunk; a new chunk when it has no room left.
         cg.when(cg.gtU(stride.tee(cg.add(classSize(h.get()), cg.size(smallHeader))), cg.sub(end.get(), top.get())), [
           cg.returnIf(
-            cg.eqz(chunk.tee(upAlloc(cg.size(o.chunkBytes)))),
+            cg.eqz(chunk.tee(upAlloc(chunkSize()))),
             zero(),
           ),
-          end.set(cg.add(chunk.get(), cg.size(o.chunkBytes))),
+          end.set(cg.add(chunk.get(), chunkSize())),
+          // Doubled while below chunkBytes (a power-of-two multiple of it): shifted by the test's 0 or 1.
+          ...(nextChunk ? [nextChunk.set(cg.shl(nextChunk.get(), cg.fromI32(cg.ltU(nextChunk.get(), cg.size(o.chunkBytes)))))] : []),
           // The first chunk starts with the class table, all lists empty.
           cg.when(cg.eqz(table.get()), [
             table.set(chunk.get()),
