@@ -155,7 +155,8 @@ export interface AllocatorFunctions {
   /**
    * Optional `resize(ptr: usize, size: usize) -> usize`: resizes the live block `ptr` in place
    * to at least `size` bytes (`size > 0`). Returns `ptr` on success, or 0 if it cannot be done
-   * without moving, leaving the block as it was. Never moves a block.
+   * without moving. Never moves a block. After a 0 the block is still the caller's with its
+   * contents intact, but it may have grown on the way (`usableSize` may be larger than before).
    */
   readonly resize?: string;
   /**

@@ -65,7 +65,7 @@ export class FreeListDebug {
   /** Bytes a new region spends on its record. */
   readonly regionRecordBytes: number;
   private readonly o: FreeListDebugOptions;
-  /** Lowest and highest address of the heap (run: its start and end). */
+  /** Lowest and highest address of the heap (run: its first cell, after the list heads, and its end). */
   private readonly lo: () => Expr;
   private readonly hi: () => Expr;
   private readonly loVar: Var | undefined;
@@ -80,7 +80,7 @@ export class FreeListDebug {
     const { cg, scope, run } = o;
     this.regionRecordBytes = run ? 0 : o.L.header;
     if (run) {
-      this.lo = () => cg.size(run.start);
+      this.lo = () => cg.size(run.start + o.tableBytes);
       this.hi = () => run.end();
     } else {
       const lo = (this.loVar = cg.global(scope("debug/lo")));

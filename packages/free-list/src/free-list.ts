@@ -6,12 +6,14 @@ import {
   PAGE_SHIFT,
   type AllocatorFunctions,
   type Codegen,
+  type ContiguousRun,
   type EmitContext,
   type Expr,
   type FunctionScope,
   type Local,
   type Parent,
   type Strategy,
+  type Var,
 } from "@alloc/core";
 import { FreeListDebug, type ListCheck } from "./debug.ts";
 
@@ -115,7 +117,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   const zero = () => cg.size(0);
   const i32 = cg.type("i32");
 
-  const lists = fit === "first" ? firstFitLists(ctx) : binLists(ctx, run?.start);
+  const lists = fit === "first" ? firstFitLists(ctx, run) : binLists(ctx, run?.start);
   /**
    * The newest region's end sentinel; 0 before the first region. Over a contiguous run, the one
    * region starts at run.start (after the bin table) and its end sentinel is there before the
@@ -173,10 +175,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   // A fresh region holds the cell's header and the end sentinel besides the payload (and, the
   // first time, the bin table).
   const overhead = 2 * H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
-  /** The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory). */
+  /**
+   * The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory; release
+   * sets its prev).
+   */
   const finish = (e: Local) => [
     L.setUsed(last.get(), e.get()),
-    L.setPrev(e.get(), e.get(), last.get()),
     cg.callVoid(release, [last.get()]),
     last.set(e.get()),
     cg.i32(1),
@@ -281,35 +285,32 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   };
   const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
 
+  // resize(ptr, size): a free next neighbour is absorbed first (a block that then still cannot
+  // grow keeps it: it is the caller's, contents intact, only larger), then the block is cut to size.
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
-    const t = f.local(), c = f.local(), end = f.local(), reach = f.local();
+    const t = f.local(), c = f.local(), end = f.local();
     const grow = f.label("grow");
     return [
       payloadFor(size, t),
       c.set(L.cellOf(ptr.get())),
       m.loop(grow, cg.block([
-        // `reach`: where the block would end with its free next neighbour (there is at most one:
-        // free cells never touch) absorbed.
-        reach.set(end.tee(L.word0(c.get()))),
-        cg.when(L.isFree(end.get()), [reach.set(L.nextOfFree(end.get()))]),
-        cg.when(cg.geU(t.get(), cg.sub(reach.get(), ptr.get())), [
-          // Too small even so. When nothing follows but the newest region's end, pages that
-          // follow it join the free neighbour (or become one), and the test runs again; the
-          // block itself is not touched before it is sure to fit, so a failure leaves it as it was.
-          cg.when(cg.eq(reach.get(), last.get()), [
-            m.br(grow, m.call(refill, [cg.sub(t.get(), cg.sub(reach.get(), ptr.get()))], i32)),
+        // There is at most one free neighbour to absorb: free cells never touch.
+        cg.when(L.isFree(end.tee(L.word0(c.get()))), [
+          ...(dbg ? dbg.absorbed(end.get(), end.get(), L.nextOfFree(end.get())) : []),
+          lists.unlink(end.get()),
+          L.setUsed(c.get(), end.tee(L.word0(end.get()))),
+          L.setPrev(end.get(), end.get(), c.get()),
+        ]),
+        cg.when(cg.geU(t.get(), cg.sub(end.get(), ptr.get())), [
+          // Too small. When nothing follows but the newest region's end, pages that follow it
+          // become a free neighbour, and the block absorbs it.
+          cg.when(cg.eq(end.get(), last.get()), [
+            m.br(grow, m.call(refill, [cg.sub(t.get(), cg.sub(end.get(), ptr.get()))], i32)),
           ]),
           cg.ret(zero()),
         ]),
       ])),
-      // It fits: absorb the free neighbour if there is one, then cut the block to size.
-      cg.when(cg.ne(reach.get(), end.get()), [
-        ...(dbg ? dbg.absorbed(end.get(), end.get(), reach.get()) : []),
-        lists.unlink(end.get()),
-        L.setUsed(c.get(), reach.get()),
-        L.setPrev(reach.get(), reach.get(), c.get()),
-      ]),
       cg.call(trim, [c.get(), payloadEnd(ptr.get(), t)]),
     ];
   });
@@ -344,23 +345,39 @@ function walkList(cg: Codegen, { c, t, found }: Omit<SearchScope, "f">, exit: st
 }
 
 /**
- * First fit: one list, oldest free cell first (freed cells join at the tail), null-terminated at
- * both ends, with its head and tail in globals. Oldest first keeps small requests in old holes and
+ * First fit: one list, oldest free cell first (freed cells join at the tail), with its head and
+ * tail in globals, null-terminated at both ends. Oldest first keeps small requests in old holes and
  * out of a large block freed a moment ago: with newest first, `realloc-growth` needs 20 times its
  * live bytes; with oldest first, 2.3 times (bins: 3.2).
+ *
+ * When the heap is a run that starts right after the null word (the grow backend in a module that
+ * owns its memory), the head and tail are the links of a cell at address 0 instead: the words at 8
+ * and 12, the run's first granule. The list is then a ring through cell 0, so that unlinking and
+ * pushing need no branches (a cell's neighbour on the list is a real cell or cell 0 alike), and
+ * its ends are still 0, the zero memory it starts in.
  */
-function firstFitLists({ cg, scope }: EmitContext): Lists {
+function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefined): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
-  const head = cg.global(scope("head"));
-  const tail = cg.global(scope("tail"));
+  const anchored = run?.start === L.header;
+  /** The list's head and tail: cell 0's links, or globals. */
+  const [head, tail]: [Var, Var] = anchored
+    ? [
+        { get: () => L.nextFreeOf(cg.size(0)), set: (v) => L.setNextFree(cg.size(0), v) },
+        { get: () => L.prevFreeOf(cg.size(0)), set: (v) => L.setPrevFree(cg.size(0), v) },
+      ]
+    : [cg.global(scope("head")), cg.global(scope("tail"))];
+  /** `pr.next = c`, where `pr` is a cell on the list or 0 (then c is the new head). */
+  const setNext = (pr: Local, c: Expr) =>
+    anchored ? L.setNextFree(pr.get(), c) : m.if(pr.get(), L.setNextFree(pr.get(), c), head.set(c));
   const unlink = cg.function(scope("unlink"), ["c"], "none", (f) => {
     const c = f.param("c");
     const nx = f.local(), pr = f.local();
     return [
       nx.set(L.nextFreeOf(c.get())),
-      m.if(pr.tee(L.prevFreeOf(c.get())), L.setNextFree(pr.get(), nx.get()), head.set(nx.get())),
-      m.if(nx.get(), L.setPrevFree(nx.get(), pr.get()), tail.set(pr.get())),
+      pr.set(L.prevFreeOf(c.get())),
+      setNext(pr, nx.get()),
+      anchored ? L.setPrevFree(nx.get(), pr.get()) : m.if(nx.get(), L.setPrevFree(nx.get(), pr.get()), tail.set(pr.get())),
       L.setUsed(c.get(), L.nextOfFree(c.get())),
     ];
   });
@@ -370,7 +387,7 @@ function firstFitLists({ cg, scope }: EmitContext): Lists {
     return [
       L.setPrevFree(c.get(), pr.tee(tail.get())),
       L.setNextFree(c.get(), cg.size(0)),
-      m.if(pr.get(), L.setNextFree(pr.get(), c.get()), head.set(c.get())),
+      setNext(pr, c.get()),
       tail.set(c.get()),
     ];
   });
@@ -378,7 +395,7 @@ function firstFitLists({ cg, scope }: EmitContext): Lists {
     unlink: (c) => cg.callVoid(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: false,
-    tableBytes: 0,
+    tableBytes: anchored ? L.header : 0,
     verify: ({ walk, lastSeen, corrupt }) => [
       ...walk(head.get(), cg.size(0)),
       m.if(cg.ne(tail.get(), lastSeen.get()), corrupt("the free list's tail is not its last cell", tail.get())),
