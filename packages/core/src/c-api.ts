@@ -83,18 +83,17 @@ export function emitCApi(
     out.realloc = cg.function(name("realloc"), ["ptr", "size"], "usize", (f) => {
       const ptr = f.param("ptr"), size = f.param("size");
       const moved = f.local();
-      const copyLen = top.usableSize
-        ? // min(usable size of the old block, new size)
-          (() => {
-            const usable = f.local();
-            // Wasm evaluates select's condition last: the tee goes in the first operand.
-            return cg.select(
-              cg.ltU(usable.get(), size.get()),
-              usable.tee(cg.call(top.usableSize!, [ptr.get()])),
-              size.get(),
-            );
-          })()
-        : size.get();
+      const usableSize = top.usableSize;
+      /** How many bytes of the old block a move copies. */
+      const copyLen = (): Expr => {
+        if (!usableSize) return size.get();
+        // resize failed, so the old block is smaller than the new size.
+        if (top.shrinksInPlace && top.resize) return cg.call(usableSize, [ptr.get()]);
+        // min(usable size of the old block, new size). Wasm evaluates select's condition last:
+        // the tee goes in the first operand.
+        const usable = f.local();
+        return cg.select(cg.ltU(usable.get(), size.get()), usable.tee(cg.call(usableSize, [ptr.get()])), size.get());
+      };
       return [
         cg.when(ptr.get(), [
           cg.when(cg.eqz(size.get()), [freeBlock(ptr.get()), cg.ret(cg.size(0))]),
@@ -102,7 +101,7 @@ export function emitCApi(
         ]),
         // A new block (realloc(0, size) is malloc(size)); an old one moves into it and is freed.
         cg.when(moved.tee(cg.call(malloc(), [size.get()])), [
-          cg.when(ptr.get(), [cg.copy(f, moved.get(), ptr.get(), copyLen), freeBlock(ptr.get())]),
+          cg.when(ptr.get(), [cg.copy(f, moved.get(), ptr.get(), copyLen()), freeBlock(ptr.get())]),
         ]),
         moved.get(),
       ];

@@ -160,6 +160,13 @@ export interface AllocatorFunctions {
    */
   readonly resize?: string;
   /**
+   * True when `resize` always succeeds for a size up to the block's `usableSize` (both are
+   * present): when it returns 0, the size asked for is larger than `usableSize(ptr)`, read after
+   * the call. realloc then copies `usableSize(ptr)` bytes when it moves a block, without comparing
+   * them with the new size.
+   */
+  readonly shrinksInPlace?: boolean;
+  /**
    * Optional `usableSize(ptr: usize) -> usize`: how many bytes of the live block `ptr` the
    * caller may use (>= the size asked for). realloc copies this many bytes (capped by the new
    * size) when it moves a block. A strategy without it must guarantee that a block allocated
