@@ -229,58 +229,58 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     ];
   });
 
-  // take(t) -> payload: an allocated cell with a payload of t + 1 bytes (a granule multiple) or
-  // a little more (less than a cell); 0 when the backend refuses. (`t`, a payload less one, is
-  // what the size check computes; every +1 then folds into a constant.)
-  const take = cg.function(scope("take"), ["t"], "usize", (f) => {
-    const t = f.param("t");
-    const c = f.local();
-    const found = f.label("found"), retry = f.label("retry");
-    return [
-      m.block(found, [
-        m.loop(
-          retry,
-          cg.block([
-            lists.search({ f, c, t, found }),
-            m.br(retry, m.call(refill, [t.get()], i32)),
-            cg.ret(zero()),
-          ]),
-        ),
-      ]),
-      lists.unlink(c.get()),
-      ...(dbg ? dbg.taken(c.get(), t.get()) : []),
-      cg.call(trim, [c.get(), cg.add(cg.add(L.payloadOf(c.get()), t.get()), cg.size(1))]),
-    ];
-  });
-
   /** Refuses impossible sizes (returning 0), else sets `t` to the payload for `size`, less one. */
   const payloadFor = (size: Local, t: Local) =>
     cg.returnIf(cg.geU(t.tee(L.payloadLessOne(size.get())), cg.size(maxRequest)), zero());
   /** The end of a payload of t + 1 bytes at `p`. */
   const payloadEnd = (p: Expr, t: Local) => cg.add(cg.add(p, t.get()), cg.size(1));
 
-  /** alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed). */
+  /**
+   * alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed):
+   * the first free cell with a payload of t + 1 bytes (t: the size check's payload less one; every
+   * +1 folds into a constant) is taken off its list and cut to size. When none has room, pages
+   * from the backend make one, and the search runs again; 0 when the backend refuses.
+   */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
-    const t = f.local(), p = f.local(), c = f.local(), q = f.local();
-    // Payloads are granule aligned: a smaller alignment is just `take`.
-    if (alignConst !== undefined && alignConst <= H) return [payloadFor(size, t), cg.call(take, [t.get()])];
-    const big = () => (alignConst === undefined ? cg.gtU(align(), cg.size(H)) : cg.i32(1));
+    const t = f.local(), c = f.local(), q = f.local();
+    const found = f.label("found"), retry = f.label("retry");
+    // Payloads are granule aligned: a larger alignment needs room for a gap of at least a cell
+    // in front of the aligned address, so that the gap can be freed: the search is for `u`.
+    const aligned = alignConst === undefined || alignConst > H;
+    const u = aligned ? f.local() : t;
+    const gap =
+      alignConst === undefined
+        ? cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero())
+        : cg.size(alignConst + minCell - H);
     return [
       payloadFor(size, t),
-      cg.returnIf(cg.eqz(big()), cg.call(take, [t.get()])),
-      // Larger: room for a gap of at least a cell in front of the aligned address, so that the
-      // gap can be freed.
-      cg.returnIf(cg.eqz(p.tee(cg.call(take, [cg.add(t.get(), cg.add(align(), cg.size(minCell - H)))]))), zero()),
-      cg.when(cg.and(p.get(), cg.sub(align(), cg.size(1))), [
-        // The aligned block gets a cell q of its own (split off, and taken back from the free
-        // list); the gap [c, q) in front is freed.
-        c.set(L.cellOf(p.get())),
-        q.set(L.cellOf(p.tee(cg.alignUp(cg.add(p.get(), cg.size(minCell)), align(), align())))),
-        cg.drop(cg.call(trim, [c.get(), q.get()])),
-        lists.unlink(q.get()),
-        cg.callVoid(release, [c.get()]),
+      ...(aligned ? [u.set(cg.add(t.get(), gap))] : []),
+      m.block(found, [
+        m.loop(
+          retry,
+          cg.block([
+            lists.search({ f, c, t: u, found }),
+            m.br(retry, m.call(refill, [u.get()], i32)),
+            cg.ret(zero()),
+          ]),
+        ),
       ]),
-      cg.call(trim, [L.cellOf(p.get()), payloadEnd(p.get(), t)]),
+      lists.unlink(c.get()),
+      ...(dbg ? dbg.taken(c.get(), u.get()) : []),
+      ...(aligned
+        ? [
+            cg.when(cg.and(L.payloadOf(c.get()), cg.sub(align(), cg.size(1))), [
+              // The aligned block gets a cell q of its own (split off, and taken back from the
+              // free list); the gap [c, q) in front is freed.
+              q.set(L.cellOf(cg.alignUp(cg.add(L.payloadOf(c.get()), cg.size(minCell)), align(), align()))),
+              cg.drop(cg.call(trim, [c.get(), q.get()])),
+              lists.unlink(q.get()),
+              cg.callVoid(release, [c.get()]),
+              c.set(q.get()),
+            ]),
+          ]
+        : []),
+      cg.call(trim, [c.get(), payloadEnd(L.payloadOf(c.get()), t)]),
     ];
   };
   const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
@@ -322,25 +322,26 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   const check = dbg && dbg.emitCheck((list) => lists.verify(list));
 
-  return { alloc, allocFixed, free, resize, usableSize, ...(check && { check }) };
+  return { alloc, allocFixed, free, resize, shrinksInPlace: true, usableSize, ...(check && { check }) };
 }
 
 /**
- * Walks a null-terminated list from `c`: branches to `found` at the first cell with a payload
- * over `t`, to `exit` at the end of the list.
+ * Walks a null-terminated list: branches to `found` at the first cell with a payload over `t`, and
+ * falls through at the end of the list. `c` holds the list's first cell or, `fromAnchor`, the
+ * cell whose next free cell is the first.
  */
-function walkList(cg: Codegen, { c, t, found }: Omit<SearchScope, "f">, exit: string): Expr {
+function walkList(cg: Codegen, { c, t, found }: Omit<SearchScope, "f">, fromAnchor = false): Expr {
   const m = cg.module;
   const L = cellLayout(cg);
   const walk = "walk";
+  /** A pointer-width value as an i32 condition. */
+  const nonZero = (x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
+  const fits = m.br(found, L.freeHolds(c.get(), c.get(), t.get()));
   return m.loop(
     walk,
-    cg.block([
-      m.br(exit, cg.eqz(c.get())),
-      m.br(found, L.freeHolds(c.get(), c.get(), t.get())),
-      c.set(L.nextFreeOf(c.get())),
-      m.br(walk),
-    ]),
+    fromAnchor
+      ? cg.when(nonZero(c.tee(L.nextFreeOf(c.get()))), [fits, m.br(walk)])
+      : cg.when(nonZero(c.get()), [fits, c.set(L.nextFreeOf(c.get())), m.br(walk)]),
   );
 }
 
@@ -401,8 +402,8 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
       m.if(cg.ne(tail.get(), lastSeen.get()), corrupt("the free list's tail is not its last cell", tail.get())),
     ],
     search: ({ c, t, found }) => {
-      const done = "walk_end";
-      return m.block(done, [c.set(head.get()), walkList(cg, { c, t, found }, done)]);
+      // Anchored: from cell 0, whose next free cell is the head.
+      return cg.block(anchored ? [c.set(cg.size(0)), walkList(cg, { c, t, found }, true)] : [c.set(head.get()), walkList(cg, { c, t, found })]);
     },
   };
 }
@@ -501,7 +502,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
       // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and
       // `-1 << bins` keeps no bit of the bitmap (bins < bits).
       const k = f.local();
-      const nextBin = "next_bin", bin = "bin", done = "bins_end";
+      const bin = "bin", done = "bins_end";
       return m.block(done, [
         k.set(binOf(cg.add(t.get(), cg.size(1)))),
         m.loop(
@@ -510,7 +511,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
             k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
             m.br(done, cg.eqz(k.get())),
             c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
-            m.block(nextBin, [walkList(cg, { c, t, found }, nextBin)]),
+            walkList(cg, { c, t, found }),
             k.set(cg.add(k.get(), cg.size(1))),
             m.br(bin),
           ]),
