@@ -180,9 +180,7 @@ describe("size-classes: code size", () => {
     expect(size("free-list", ["malloc", "free"])).toBeLessThanOrEqual(900);
   });
 
-  // The issue asks for 1,200 bytes with the five C functions. Not met (1,275): see free-list's
-  // code size tests. This test fails once the bound is met: then make it plain.
-  test.fails("memory + the five C functions, size-classes over free-list over grow: at most 1,200 bytes (not met yet)", () => {
+  test("memory + the five C functions, size-classes over free-list over grow: at most 1,200 bytes", () => {
     expect(size("free-list", C_API)).toBeLessThanOrEqual(1200);
   });
 

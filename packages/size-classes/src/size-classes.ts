@@ -310,5 +310,14 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
 
   const check = dbg && dbg.emitCheck();
 
-  return { alloc, allocFixed, free, resize, usableSize, ...(check && { check }) };
+  return {
+    alloc,
+    allocFixed,
+    free,
+    resize,
+    usableSize,
+    // Small blocks fit while the size is within the class; large ones when the parent shrinks in place.
+    ...(up.resize && up.shrinksInPlace && { shrinksInPlace: true }),
+    ...(check && { check }),
+  };
 }
