@@ -79,7 +79,7 @@ export function freeList(options: FreeListOptions = {}): Strategy {
 
 /** The free lists, as seen by the rest of the strategy. */
 interface Lists {
-  /** Removes free cell `c` from its list and marks it allocated (clears FREE). */
+  /** Removes free cell `c` from its list and marks it allocated (clears FREE); returns its end. */
   unlink(c: Expr): Expr;
   /** Puts free cell `c`, its size final, on its list. */
   push(c: Expr): Expr;
@@ -93,7 +93,11 @@ interface Lists {
    * when the table's address is a constant (the start of a contiguous run).
    */
   placeTable?(base: Local): Expr[];
-  /** Walks the lists for a cell with a payload over `t`: branches to `found` with `c` set, or falls through. */
+  /**
+   * Walks the lists for a cell with a payload over `t`, and ends with `c` set to it. When none
+   * has one, evaluates `more` (an i32: non-zero when the lists may hold one now) and searches
+   * again, or runs `fail`, which must leave the function.
+   */
   search(s: SearchScope): Expr;
   /** Debug builds: the walker's check of the lists (see `debug.ts`). */
   verify(check: ListCheck): Expr[];
@@ -101,10 +105,12 @@ interface Lists {
 
 interface SearchScope {
   readonly f: FunctionScope;
+  /** 0 on entry (a fresh local). */
   readonly c: Local;
   /** The payload wanted, less one. */
   readonly t: Local;
-  readonly found: string;
+  readonly more: Expr;
+  readonly fail: Expr;
 }
 
 function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): AllocatorFunctions {
@@ -135,11 +141,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     return [
       ...(dbg ? dbg.releaseStart(f, c) : []),
       // A free next neighbour is absorbed.
-      cg.when(L.isFree(end.tee(L.word0(c.get()))), [lists.unlink(end.get()), end.set(L.word0(end.get()))]),
+      cg.when(L.isFree(end.tee(L.word0(c.get()))), [end.set(lists.unlink(end.get()))]),
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
       // with bins it changes size class, so it leaves its list to be pushed again below.
       lists.rebin
-        ? cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [lists.unlink(pv.get()), c.set(pv.get())])
+        ? cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [cg.drop(lists.unlink(pv.get())), c.set(pv.get())])
         : cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
       ...(dbg ? dbg.releasePoison(c, end) : []),
       L.setFree(c.get(), end.get()),
@@ -243,29 +249,23 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
    */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
     const t = f.local(), c = f.local(), q = f.local();
-    const found = f.label("found"), retry = f.label("retry");
     // Payloads are granule aligned: a larger alignment needs room for a gap of at least a cell
     // in front of the aligned address, so that the gap can be freed: the search is for `u`.
     const aligned = alignConst === undefined || alignConst > H;
     const u = aligned ? f.local() : t;
+    // At most align + H; none for an alignment of H or less. With every alignment at least H,
+    // that is align ^ H (a power of two above H has no H bit: the xor adds it; H ^ H is 0).
     const gap =
-      alignConst === undefined
-        ? cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero())
-        : cg.size(alignConst + minCell - H);
+      alignConst !== undefined
+        ? cg.size(alignConst + minCell - H)
+        : ctx.limits.minAlign >= H
+          ? cg.xor(align(), cg.size(H))
+          : cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero());
     return [
       payloadFor(size, t),
       ...(aligned ? [u.set(cg.add(t.get(), gap))] : []),
-      m.block(found, [
-        m.loop(
-          retry,
-          cg.block([
-            lists.search({ f, c, t: u, found }),
-            m.br(retry, m.call(refill, [u.get()], i32)),
-            cg.ret(zero()),
-          ]),
-        ),
-      ]),
-      lists.unlink(c.get()),
+      lists.search({ f, c, t: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
+      cg.drop(lists.unlink(c.get())),
       ...(dbg ? dbg.taken(c.get(), u.get()) : []),
       ...(aligned
         ? [
@@ -274,7 +274,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
               // free list); the gap [c, q) in front is freed.
               q.set(L.cellOf(cg.alignUp(cg.add(L.payloadOf(c.get()), cg.size(minCell)), align(), align()))),
               cg.drop(cg.call(trim, [c.get(), q.get()])),
-              lists.unlink(q.get()),
+              cg.drop(lists.unlink(q.get())),
               cg.callVoid(release, [c.get()]),
               c.set(q.get()),
             ]),
@@ -292,20 +292,19 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     const t = f.local(), c = f.local(), end = f.local();
     const grow = f.label("grow");
     return [
-      payloadFor(size, t),
+      t.set(L.payloadLessOne(size.get())),
       c.set(L.cellOf(ptr.get())),
       m.loop(grow, cg.block([
         // There is at most one free neighbour to absorb: free cells never touch.
         cg.when(L.isFree(end.tee(L.word0(c.get()))), [
           ...(dbg ? dbg.absorbed(end.get(), end.get(), L.nextOfFree(end.get())) : []),
-          lists.unlink(end.get()),
-          L.setUsed(c.get(), end.tee(L.word0(end.get()))),
+          L.setUsed(c.get(), end.tee(lists.unlink(end.get()))),
           L.setPrev(end.get(), end.get(), c.get()),
         ]),
         cg.when(cg.geU(t.get(), cg.sub(end.get(), ptr.get())), [
           // Too small. When nothing follows but the newest region's end, pages that follow it
           // become a free neighbour, and the block absorbs it.
-          cg.when(cg.eq(end.get(), last.get()), [
+          cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.ltU(t.get(), cg.size(maxRequest))), [
             m.br(grow, m.call(refill, [cg.sub(t.get(), cg.sub(end.get(), ptr.get()))], i32)),
           ]),
           cg.ret(zero()),
@@ -326,23 +325,30 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 }
 
 /**
- * Walks a null-terminated list: branches to `found` at the first cell with a payload over `t`, and
- * falls through at the end of the list. `c` holds the list's first cell or, `fromAnchor`, the
- * cell whose next free cell is the first.
+ * Walks a null-terminated list from `c`, its first cell: branches to `found` at the first cell
+ * with a payload over `t`, and falls through at the end of the list.
  */
-function walkList(cg: Codegen, { c, t, found }: Omit<SearchScope, "f">, fromAnchor = false): Expr {
+function walkList(cg: Codegen, c: Local, t: Local, found: string): Expr {
   const m = cg.module;
   const L = cellLayout(cg);
   const walk = "walk";
-  /** A pointer-width value as an i32 condition. */
-  const nonZero = (x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
-  const fits = m.br(found, L.freeHolds(c.get(), c.get(), t.get()));
   return m.loop(
     walk,
-    fromAnchor
-      ? cg.when(nonZero(c.tee(L.nextFreeOf(c.get()))), [fits, m.br(walk)])
-      : cg.when(nonZero(c.get()), [fits, c.set(L.nextFreeOf(c.get())), m.br(walk)]),
+    cg.when(nonZero(cg, c.get()), [m.br(found, L.freeHolds(c.get(), c.get(), t.get())), c.set(L.nextFreeOf(c.get())), m.br(walk)]),
   );
+}
+
+/** A pointer-width value as an i32 condition. */
+const nonZero = (cg: Codegen, x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
+
+/**
+ * A search that runs `walk` (which branches to `found`), and when it falls through, `more` and
+ * `walk` again, or `fail`.
+ */
+function retrying(cg: Codegen, { more, fail }: SearchScope, walk: (found: string) => Expr[]): Expr {
+  const m = cg.module;
+  const found = "found", retry = "retry";
+  return m.block(found, [m.loop(retry, cg.block([...walk(found), m.br(retry, more), fail]))]);
 }
 
 /**
@@ -369,17 +375,18 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
       ]
     : [cg.global(scope("head")), cg.global(scope("tail"))];
   /** `pr.next = c`, where `pr` is a cell on the list or 0 (then c is the new head). */
-  const setNext = (pr: Local, c: Expr) =>
-    anchored ? L.setNextFree(pr.get(), c) : m.if(pr.get(), L.setNextFree(pr.get(), c), head.set(c));
-  const unlink = cg.function(scope("unlink"), ["c"], "none", (f) => {
+  const setNext = (pr: Local, c: Local) =>
+    anchored ? L.setNextFree(pr.get(), c.get()) : m.if(pr.get(), L.setNextFree(pr.get(), c.get()), head.set(c.get()));
+  const unlink = cg.function(scope("unlink"), ["c"], "usize", (f) => {
     const c = f.param("c");
     const nx = f.local(), pr = f.local();
     return [
       nx.set(L.nextFreeOf(c.get())),
       pr.set(L.prevFreeOf(c.get())),
-      setNext(pr, nx.get()),
+      setNext(pr, nx),
       anchored ? L.setPrevFree(nx.get(), pr.get()) : m.if(nx.get(), L.setPrevFree(nx.get(), pr.get()), tail.set(pr.get())),
-      L.setUsed(c.get(), L.nextOfFree(c.get())),
+      L.setUsed(c.get(), nx.tee(L.nextOfFree(c.get()))),
+      nx.get(),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
@@ -388,12 +395,12 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
     return [
       L.setPrevFree(c.get(), pr.tee(tail.get())),
       L.setNextFree(c.get(), cg.size(0)),
-      setNext(pr, c.get()),
+      setNext(pr, c),
       tail.set(c.get()),
     ];
   });
   return {
-    unlink: (c) => cg.callVoid(unlink, [c]),
+    unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: false,
     tableBytes: anchored ? L.header : 0,
@@ -401,9 +408,20 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
       ...walk(head.get(), cg.size(0)),
       m.if(cg.ne(tail.get(), lastSeen.get()), corrupt("the free list's tail is not its last cell", tail.get())),
     ],
-    search: ({ c, t, found }) => {
-      // Anchored: from cell 0, whose next free cell is the head.
-      return cg.block(anchored ? [c.set(cg.size(0)), walkList(cg, { c, t, found }, true)] : [c.set(head.get()), walkList(cg, { c, t, found })]);
+    search: (s) => {
+      const { c, t, more, fail } = s;
+      if (!anchored) return retrying(cg, s, (found) => [c.set(head.get()), walkList(cg, c, t, found)]);
+      // From cell 0 (`c` on entry), whose next free cell is the head; the walk ends at cell 0
+      // again, where it starts over when there is more.
+      const walk = "walk";
+      return m.loop(
+        walk,
+        m.if(
+          nonZero(cg, c.tee(L.nextFreeOf(c.get()))),
+          m.br(walk, cg.eqz(L.freeHolds(c.get(), c.get(), t.get()))),
+          cg.block([m.br(walk, more), fail]),
+        ),
+      );
     },
   };
 }
@@ -440,7 +458,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
   const bit = (bin: Expr) => cg.shl(cg.size(1), bin);
   // (tableBytes is rounded up to the granule: cells after the table stay granule aligned.)
 
-  const unlink = cg.function(scope("unlink"), ["c"], "none", (f) => {
+  const unlink = cg.function(scope("unlink"), ["c"], "usize", (f) => {
     const c = f.param("c");
     const nx = f.local(), pr = f.local(), b = f.local();
     return [
@@ -451,7 +469,8 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
       cg.when(cg.eqz(cg.load(slot(b.tee(binOfCell(c))))), [
         bitmap.set(cg.and(bitmap.get(), cg.xor(bit(b.get()), cg.size(-1)))),
       ]),
-      L.setUsed(c.get(), L.nextOfFree(c.get())),
+      L.setUsed(c.get(), nx.tee(L.nextOfFree(c.get()))),
+      nx.get(),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
@@ -467,7 +486,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
     ];
   });
   return {
-    unlink: (c) => cg.callVoid(unlink, [c]),
+    unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: true,
     tableBytes,
@@ -497,25 +516,28 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
         cg.when(cg.eqz(tableVar.get()), [tableVar.set(base.get()), base.set(cg.add(base.get(), cg.size(tableBytes)))]),
       ],
     }),
-    search: ({ f, c, t, found }) => {
+    search: (sc) => {
       // Walk the request's own bin, then each larger non-empty one, where the first cell fits.
       // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and
       // `-1 << bins` keeps no bit of the bitmap (bins < bits).
+      const { f, c, t } = sc;
       const k = f.local();
       const bin = "bin", done = "bins_end";
-      return m.block(done, [
-        k.set(binOf(cg.add(t.get(), cg.size(1)))),
-        m.loop(
-          bin,
-          cg.block([
-            k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
-            m.br(done, cg.eqz(k.get())),
-            c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
-            walkList(cg, { c, t, found }),
-            k.set(cg.add(k.get(), cg.size(1))),
-            m.br(bin),
-          ]),
-        ),
+      return retrying(cg, sc, (found) => [
+        m.block(done, [
+          k.set(binOf(cg.add(t.get(), cg.size(1)))),
+          m.loop(
+            bin,
+            cg.block([
+              k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
+              m.br(done, cg.eqz(k.get())),
+              c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
+              walkList(cg, c, t, found),
+              k.set(cg.add(k.get(), cg.size(1))),
+              m.br(bin),
+            ]),
+          ),
+        ]),
       ]);
     },
   };
