@@ -131,10 +131,9 @@ export class FreeListDebug {
   }
 
   /** At the start of `release(c)`: remembers the cell and its next before they merge. */
-  releaseStart(f: FunctionScope, c: Local): Expr[] {
-    const { L } = this.o;
+  releaseStart(f: FunctionScope, c: Local, end: Local): Expr[] {
     const saved = (this.released = { c: f.local(), next: f.local() });
-    return [saved.c.set(c.get()), saved.next.set(L.word0(c.get()))];
+    return [saved.c.set(c.get()), saved.next.set(end.get())];
   }
 
   /**

@@ -4,6 +4,7 @@ import {
   cellLayout,
   check,
   PAGE_SHIFT,
+  PAGE_SIZE,
   type AllocatorFunctions,
   type Codegen,
   type ContiguousRun,
@@ -134,14 +135,15 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   /** Debug builds only: poisoning, pointer checks, region records and the walker (`debug.ts`). */
   const dbg = ctx.debug && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, tableBytes: lists.tableBytes, last });
 
-  // release(c): frees allocated cell c, merging with both neighbours, O(1).
-  const release = cg.function(scope("release"), ["c"], "none", (f) => {
-    const c = f.param("c");
-    const end = f.local(), pv = f.local();
+  // release(c, end) -> end of the free cell: frees cell c, which ends at `end`, merging with both
+  // neighbours, O(1). Its word 0 is not read: a cell just cut off needs only its prev.
+  const release = cg.function(scope("release"), ["c", "end"], "usize", (f) => {
+    const c = f.param("c"), end = f.param("end");
+    const pv = f.local();
     return [
-      ...(dbg ? dbg.releaseStart(f, c) : []),
+      ...(dbg ? dbg.releaseStart(f, c, end) : []),
       // A free next neighbour is absorbed.
-      cg.when(L.isFree(end.tee(L.word0(c.get()))), [end.set(lists.unlink(end.get()))]),
+      cg.when(L.isFree(end.get()), [end.set(lists.unlink(end.get()))]),
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
       // with bins it changes size class, so it leaves its list to be pushed again below.
       lists.rebin
@@ -151,12 +153,16 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       L.setFree(c.get(), end.get()),
       L.setPrev(end.get(), end.get(), c.get()),
       ...(lists.rebin ? [lists.push(c.get())] : []),
+      end.get(),
     ];
   });
-  const free = cg.function(scope("free"), ["ptr"], "none", (f) => [
-    ...(dbg ? dbg.checkFree(f, f.param("ptr")) : []),
-    cg.callVoid(release, [L.cellOf(f.param("ptr").get())]),
-  ]);
+  const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
+    const c = f.local();
+    return [
+      ...(dbg ? dbg.checkFree(f, f.param("ptr")) : []),
+      cg.drop(cg.call(release, [c.tee(L.cellOf(f.param("ptr").get())), L.word0(c.get())])),
+    ];
+  });
 
   // trim(c, cut) -> payload of c: allocated cell c ends at `cut` (a granule multiple inside it)
   // when what lies behind can be a cell of its own, which is freed (merging with a free next
@@ -167,10 +173,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     const end = f.local();
     return [
       cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
-        L.setUsed(cut.get(), end.get()),
         L.setPrev(cut.get(), cut.get(), c.get()),
         L.setUsed(c.get(), cut.get()),
-        cg.callVoid(release, [cut.get()]),
+        cg.drop(cg.call(release, [cut.get(), end.get()])),
       ]),
       L.payloadOf(c.get()),
     ];
@@ -182,31 +187,27 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   // first time, the bin table).
   const overhead = 2 * H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
   /**
-   * The new cell [last, e): e becomes the end sentinel (word 0 already 0: fresh memory; release
-   * sets its prev).
+   * The new cell [last, e) is freed: e, the end of the free cell, becomes the end sentinel (word 0
+   * already 0: fresh memory; release sets its prev).
    */
-  const finish = (e: Local) => [
-    L.setUsed(last.get(), e.get()),
-    cg.callVoid(release, [last.get()]),
-    last.set(e.get()),
-    cg.i32(1),
-  ];
+  const finish = (e: Expr) => [last.set(cg.call(release, [last.get(), e])), cg.i32(1)];
   const refill = cg.function(scope("refill"), ["t"], "i32", (f) => {
     const t = f.param("t");
-    const e = f.local();
     if (run) {
       // One region, [run.start, run.end()), which may hold memory before the first call (page 0
       // of a module's own memory). The new cell starts at the end sentinel.
       const room = f.local();
+      const tableSlack = run.start % PAGE_SIZE ? 0 : lists.tableBytes;
       return [
         // The cell needs need = t + 1 + 2 headers (its own and the end sentinel's) from `last` on;
         // when the run lacks some (need > room), ceil(lack / 64 KiB) = ((need - 1 - room) >> 16) + 1.
-        // Both sides count the bin table too: before the first call `last` is past it, and a
-        // run can still be empty (room would be negative).
+        // Both sides count the bin table too when the run can still be empty (room would be
+        // negative: before the first call `last` is past the table). A run that starts inside a
+        // page holds the rest of that page from the start.
         cg.when(
           cg.geU(
-            t.tee(cg.add(t.get(), cg.size(2 * H + lists.tableBytes))),
-            room.tee(cg.sub(run.end(), cg.sub(last.get(), cg.size(lists.tableBytes)))),
+            t.tee(cg.add(t.get(), cg.size(2 * H + tableSlack))),
+            room.tee(cg.sub(run.end(), cg.sub(last.get(), cg.size(tableSlack)))),
           ),
           [
             cg.returnIf(
@@ -217,11 +218,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
             ),
           ],
         ),
-        e.set(cg.sub(run.end(), cg.size(H))),
-        ...finish(e),
+        ...finish(cg.sub(run.end(), cg.size(H))),
       ];
     }
-    const pages = f.local(), base = f.local();
+    const pages = f.local(), base = f.local(), e = f.local();
     return [
       // ceil((t + 1 + overhead) / 64 KiB)
       pages.set(cg.add(cg.shrU(cg.add(t.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
@@ -231,7 +231,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       // Pages that do not follow the newest region start one of their own (its first cell is its
       // own prev: word 1 is 0). Pages that do turn the old end sentinel into a cell.
       cg.when(cg.ne(L.cellOf(base.get()), last.get()), [...(lists.placeTable?.(base) ?? []), ...(dbg ? dbg.newRegion(base) : []), last.set(base.get())]),
-      ...finish(e),
+      ...finish(e.get()),
     ];
   });
 
@@ -275,7 +275,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
               q.set(L.cellOf(cg.alignUp(cg.add(L.payloadOf(c.get()), cg.size(minCell)), align(), align()))),
               cg.drop(cg.call(trim, [c.get(), q.get()])),
               cg.drop(lists.unlink(q.get())),
-              cg.callVoid(release, [c.get()]),
+              cg.drop(cg.call(release, [c.get(), q.get()])),
               c.set(q.get()),
             ]),
           ]
