@@ -96,6 +96,23 @@ describe.each(FITS)("free-list (%s fit): cells", (fit) => {
     expect(reusedBeforeGrowth(a, p + 104 + H, 800)).toBe(true);
   });
 
+  test("realloc of the smallest last block to an impossible size refuses, grows nothing, and keeps the block", async () => {
+    for (const setup of Object.values(SETUPS)) {
+      for (const size of [0xffffffff, 0xfffffff9, 0xfffffff8, 0xffff0001]) {
+        const { a, bytes, walk } = await withHeap(fit, setup);
+        const p = a.malloc(1); // the heap's only block: 8 bytes, the last cell
+        bytes().fill(0x5a, p, p + 8);
+        const before = a.memoryBytes();
+        expect(a.realloc(p, size), `realloc(p, ${size})`).toBe(0);
+        expect(a.memoryBytes()).toBe(before);
+        expect(bytes().subarray(p, p + 8).every((b) => b === 0x5a)).toBe(true);
+        walk();
+        a.free(p);
+        expect(a.malloc(100)).not.toBe(0);
+      }
+    }
+  });
+
   test("a block that cannot grow in place moves, and keeps its contents", async () => {
     const { a, bytes } = await withHeap(fit);
     const p = a.malloc(100);
