@@ -121,8 +121,12 @@ export function emitCApi(
           nonZero(cg.and(mask.tee(cg.sub(align.get(), cg.size(1))), cg.or(align.get(), cg.size(-limits.maxAlign)))),
           cg.size(0),
         ),
-        // max(align, minAlign), both powers of two: the union of their masks, plus one.
-        cg.call(top.alloc, [size.get(), cg.add(cg.or(mask.get(), cg.size(limits.minAlign - 1)), cg.size(1))]),
+        // max(align, minAlign), both powers of two: the union of their masks, plus one (unless
+        // the strategy raises it itself).
+        cg.call(top.alloc, [
+          size.get(),
+          top.allocAcceptsSmallAlign ? align.get() : cg.add(cg.or(mask.get(), cg.size(limits.minAlign - 1)), cg.size(1)),
+        ]),
       ];
     });
   }

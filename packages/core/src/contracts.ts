@@ -153,6 +153,11 @@ export interface AllocatorFunctions {
   /** True when `free(0)` is a harmless no-op in this layer, so the C API need not filter it. */
   readonly freeAcceptsNull?: boolean;
   /**
+   * True when `alloc` also takes an `align` below `minAlign` (any power of two from 1) and still
+   * returns a `minAlign`-aligned block, so that aligned_alloc need not raise the alignment first.
+   */
+  readonly allocAcceptsSmallAlign?: boolean;
+  /**
    * Optional `resize(ptr: usize, size: usize) -> usize`: resizes the live block `ptr` in place
    * to at least `size` bytes (`size > 0`). Returns `ptr` on success, or 0 if it cannot be done
    * without moving. Never moves a block. After a 0 the block is still the caller's with its
