@@ -253,8 +253,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     // in front of the aligned address, so that the gap can be freed: the search is for `u`.
     const aligned = alignConst === undefined || alignConst > H;
     const u = aligned ? f.local() : t;
-    // At most align + H; none for an alignment of H or less. With every alignment at least H,
-    // that is align ^ H (a power of two above H has no H bit: the xor adds it; H ^ H is 0).
+    // At most align + H; none for an alignment of H or less. For every alignment of H or more that
+    // is align ^ H (a power of two above H has no H bit: the xor adds it; H ^ H is 0). The smaller
+    // ones aligned_alloc may pass (see allocAcceptsSmallAlign) get align + H: the search then asks
+    // for up to 15 bytes more than the block needs (the block itself is cut to size all the same).
     const gap =
       alignConst !== undefined
         ? cg.size(alignConst + minCell - H)
@@ -321,7 +323,17 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   const check = dbg && dbg.emitCheck((list) => lists.verify(list));
 
-  return { alloc, allocFixed, free, resize, shrinksInPlace: true, usableSize, ...(check && { check }) };
+  return {
+    alloc,
+    allocFixed,
+    free,
+    resize,
+    usableSize,
+    shrinksInPlace: true,
+    // Every block is granule aligned.
+    allocAcceptsSmallAlign: ctx.limits.minAlign <= H,
+    ...(check && { check }),
+  };
 }
 
 /**
