@@ -277,8 +277,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
               q.set(L.cellOf(cg.alignUp(cg.add(L.payloadOf(c.get()), cg.size(minCell)), align(), align()))),
               cg.drop(cg.call(trim, [c.get(), q.get()])),
               cg.drop(lists.unlink(q.get())),
-              cg.drop(cg.call(release, [c.get(), q.get()])),
-              c.set(q.get()),
+              // (release returns the end of the free cell it made: q.)
+              c.set(cg.call(release, [c.get(), q.get()])),
             ]),
           ]
         : []),
@@ -323,17 +323,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   const check = dbg && dbg.emitCheck((list) => lists.verify(list));
 
-  return {
-    alloc,
-    allocFixed,
-    free,
-    resize,
-    usableSize,
-    shrinksInPlace: true,
-    // Every block is granule aligned.
-    allocAcceptsSmallAlign: ctx.limits.minAlign <= H,
-    ...(check && { check }),
-  };
+  // Every block is granule aligned: alignments below minAlign are as good as minAlign.
+  const allocAcceptsSmallAlign = ctx.limits.minAlign <= H;
+  return { alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign, ...(check && { check }) };
 }
 
 /**
