@@ -194,11 +194,7 @@ describe("free-list: code size", () => {
     expect(size({ exports: ["malloc", "free"] })).toBeLessThanOrEqual(500);
   });
 
-  // The issue asks for 800 bytes with the five C functions. Not met (967): over malloc and free,
-  // realloc adds about 250 bytes (free-list's resize is some 130 of them), aligned_alloc about 170
-  // (free-list's aligned path, the check, the export) and calloc about 50. This test fails once the
-  // bound is met: then make it a plain test.
-  test.fails("memory + the five C functions over grow: at most 800 bytes (not met yet)", () => {
+  test("memory + the five C functions over grow: at most 800 bytes", () => {
     expect(size({ exports: C_API })).toBeLessThanOrEqual(800);
   });
 

@@ -80,7 +80,10 @@ export function freeList(options: FreeListOptions = {}): Strategy {
 
 /** The free lists, as seen by the rest of the strategy. */
 interface Lists {
-  /** Removes free cell `c` from its list and marks it allocated (clears FREE); returns its end. */
+  /**
+   * Removes free cell `c` from its list; returns its end. Its word 0 still says FREE: the caller
+   * marks it allocated, or merges it into a neighbour.
+   */
   unlink(c: Expr): Expr;
   /** Puts free cell `c`, its size final, on its list. */
   push(c: Expr): Expr;
@@ -248,7 +251,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
    * from the backend make one, and the search runs again; 0 when the backend refuses.
    */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
-    const t = f.local(), c = f.local(), q = f.local();
+    const t = f.local(), c = f.local(), q = f.local(), mask = f.local();
     // Payloads are granule aligned: a larger alignment needs room for a gap of at least a cell
     // in front of the aligned address, so that the gap can be freed: the search is for `u`.
     const aligned = alignConst === undefined || alignConst > H;
@@ -267,16 +270,17 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       payloadFor(size, t),
       ...(aligned ? [u.set(cg.add(t.get(), gap))] : []),
       lists.search({ f, c, t: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
-      cg.drop(lists.unlink(c.get())),
+      L.setUsed(c.get(), lists.unlink(c.get())),
       ...(dbg ? dbg.taken(c.get(), u.get()) : []),
       ...(aligned
         ? [
-            cg.when(cg.and(L.payloadOf(c.get()), cg.sub(align(), cg.size(1))), [
+            cg.when(cg.and(L.payloadOf(c.get()), mask.tee(cg.sub(align(), cg.size(1)))), [
               // The aligned block gets a cell q of its own (split off, and taken back from the
-              // free list); the gap [c, q) in front is freed.
-              q.set(L.cellOf(cg.alignUp(cg.add(L.payloadOf(c.get()), cg.size(minCell)), align(), align()))),
+              // free list); the gap [c, q) in front is freed. Its payload is the first aligned
+              // address a cell or more past c's: ((c + H + minCell - 1) | mask) + 1.
+              q.set(cg.sub(cg.or(cg.add(c.get(), cg.size(H + minCell - 1)), mask.get()), cg.size(H - 1))),
               cg.drop(cg.call(trim, [c.get(), q.get()])),
-              cg.drop(lists.unlink(q.get())),
+              L.setUsed(q.get(), lists.unlink(q.get())),
               // (release returns the end of the free cell it made: q.)
               c.set(cg.call(release, [c.get(), q.get()])),
             ]),
@@ -289,12 +293,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
   // resize(ptr, size): a free next neighbour is absorbed first (a block that then still cannot
   // grow keeps it: it is the caller's, contents intact, only larger), then the block is cut to size.
+  // (`size` is compared as it is: the block's usable size is a granule multiple.)
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
-    const t = f.local(), c = f.local(), end = f.local();
+    const c = f.local(), end = f.local();
     const grow = f.label("grow");
     return [
-      t.set(L.payloadLessOne(size.get())),
       c.set(L.cellOf(ptr.get())),
       m.loop(grow, cg.block([
         // There is at most one free neighbour to absorb: free cells never touch.
@@ -303,16 +307,18 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
           L.setUsed(c.get(), end.tee(lists.unlink(end.get()))),
           L.setPrev(end.get(), end.get(), c.get()),
         ]),
-        cg.when(cg.geU(t.get(), cg.sub(end.get(), ptr.get())), [
+        cg.when(cg.gtU(size.get(), cg.sub(end.get(), ptr.get())), [
           // Too small. When nothing follows but the newest region's end, pages that follow it
-          // become a free neighbour, and the block absorbs it.
-          cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.ltU(t.get(), cg.size(maxRequest))), [
-            m.br(grow, m.call(refill, [cg.sub(t.get(), cg.sub(end.get(), ptr.get()))], i32)),
+          // become a free neighbour with a payload over the shortfall, and the block absorbs it.
+          // (Impossible sizes, over maxRequest, are refused here.)
+          cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.leU(size.get(), cg.size(maxRequest))), [
+            m.br(grow, m.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))], i32)),
           ]),
           cg.ret(zero()),
         ]),
       ])),
-      cg.call(trim, [c.get(), payloadEnd(ptr.get(), t)]),
+      // It fits: the cut, ptr + size rounded up to the granule, lies inside the block.
+      cg.call(trim, [c.get(), cg.alignUpConst(cg.add(ptr.get(), size.get()), H)]),
     ];
   });
 
@@ -389,8 +395,7 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
       pr.set(L.prevFreeOf(c.get())),
       setNext(pr, nx),
       anchored ? L.setPrevFree(nx.get(), pr.get()) : m.if(nx.get(), L.setPrevFree(nx.get(), pr.get()), tail.set(pr.get())),
-      L.setUsed(c.get(), nx.tee(L.nextOfFree(c.get()))),
-      nx.get(),
+      L.nextOfFree(c.get()),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
@@ -473,8 +478,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
       cg.when(cg.eqz(cg.load(slot(b.tee(binOfCell(c))))), [
         bitmap.set(cg.and(bitmap.get(), cg.xor(bit(b.get()), cg.size(-1)))),
       ]),
-      L.setUsed(c.get(), nx.tee(L.nextOfFree(c.get()))),
-      nx.get(),
+      L.nextOfFree(c.get()),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
