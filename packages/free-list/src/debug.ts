@@ -150,11 +150,11 @@ export class FreeListDebug {
     return [debug.poison(from(), cg.sub(to, from()))];
   }
 
-  /** Free cell `c` (just unlinked) is handed out with a payload of `t + 1` bytes: its poison must be intact. */
-  taken(c: Expr, t: Expr): Expr[] {
+  /** Free cell `c` (just unlinked) is handed out as `n` bytes (header included): its poison must be intact. */
+  taken(c: Expr, n: Expr): Expr[] {
     const { cg, debug, L } = this.o;
     const links = L.header + 2 * L.word;
-    return [debug.checkPoison(cg.add(c, cg.size(links)), cg.sub(t, cg.size(2 * L.word - 1)), "free memory was written to")];
+    return [debug.checkPoison(cg.add(c, cg.size(links)), cg.sub(n, cg.size(links)), "free memory was written to")];
   }
 
   /** `resize` absorbs the free cell `[next, after)`: its poison must be intact. */

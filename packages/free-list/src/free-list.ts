@@ -98,7 +98,7 @@ interface Lists {
    */
   placeTable?(base: Local): Expr[];
   /**
-   * Walks the lists for a cell with a payload over `t`, and ends with `c` set to it. When none
+   * Walks the lists for a cell of `n` bytes or more, and ends with `c` set to it. When none
    * has one, evaluates `more` (an i32: non-zero when the lists may hold one now) and searches
    * again, or runs `fail`, which must leave the function.
    */
@@ -111,8 +111,8 @@ interface SearchScope {
   readonly f: FunctionScope;
   /** 0 on entry (a fresh local). */
   readonly c: Local;
-  /** The payload wanted, less one. */
-  readonly t: Local;
+  /** The bytes wanted: a cell of at least `n` bytes, header included (any number). */
+  readonly n: Local;
   readonly more: Expr;
   readonly fail: Expr;
 }
@@ -184,38 +184,37 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     ];
   });
 
-  // refill(t) -> i32: pages from the backend become a free cell with a payload over `t`, merged
-  // with the region's last cell when they follow it. 0 when the backend refuses.
-  // A fresh region holds the cell's header and the end sentinel besides the payload (and, the
-  // first time, the bin table).
-  const overhead = 2 * H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
+  // refill(n) -> i32: pages from the backend become a free cell of at least n bytes (header
+  // included), merged with the region's last cell when they follow it. 0 when the backend refuses.
+  // A fresh region holds the end sentinel besides the cell (and, the first time, the bin table).
+  const overhead = H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
   /**
    * The new cell [last, e) is freed: e, the end of the free cell, becomes the end sentinel (word 0
    * already 0: fresh memory; release sets its prev).
    */
   const finish = (e: Expr) => [last.set(cg.call(release, [last.get(), e])), cg.i32(1)];
-  const refill = cg.function(scope("refill"), ["t"], "i32", (f) => {
-    const t = f.param("t");
+  const refill = cg.function(scope("refill"), ["n"], "i32", (f) => {
+    const n = f.param("n");
     if (run) {
       // One region, [run.start, run.end()), which may hold memory before the first call (page 0
       // of a module's own memory). The new cell starts at the end sentinel.
       const room = f.local();
       const tableSlack = run.start % PAGE_SIZE ? 0 : lists.tableBytes;
       return [
-        // The cell needs need = t + 1 + 2 headers (its own and the end sentinel's) from `last` on;
-        // when the run lacks some (need > room), ceil(lack / 64 KiB) = ((need - 1 - room) >> 16) + 1.
+        // The cell and the end sentinel need n + H bytes from `last` on; when the run lacks some
+        // (n + H > room), ceil(lack / 64 KiB) = ((n + H - 1 - room) >> 16) + 1.
         // Both sides count the bin table too when the run can still be empty (room would be
         // negative: before the first call `last` is past the table). A run that starts inside a
         // page holds the rest of that page from the start.
         cg.when(
           cg.geU(
-            t.tee(cg.add(t.get(), cg.size(2 * H + tableSlack))),
+            n.tee(cg.add(n.get(), cg.size(H - 1 + tableSlack))),
             room.tee(cg.sub(run.end(), cg.sub(last.get(), cg.size(tableSlack)))),
           ),
           [
             cg.returnIf(
               cg.eqz(
-                m.call(run.extend, [cg.add(cg.shrU(cg.sub(t.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))], i32),
+                m.call(run.extend, [cg.add(cg.shrU(cg.sub(n.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))], i32),
               ),
               cg.i32(0),
             ),
@@ -226,8 +225,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     }
     const pages = f.local(), base = f.local(), e = f.local();
     return [
-      // ceil((t + 1 + overhead) / 64 KiB)
-      pages.set(cg.add(cg.shrU(cg.add(t.get(), cg.size(overhead)), cg.size(PAGE_SHIFT)), cg.size(1))),
+      // ceil((n + overhead) / 64 KiB)
+      pages.set(cg.add(cg.shrU(cg.add(n.get(), cg.size(overhead - 1)), cg.size(PAGE_SHIFT)), cg.size(1))),
       cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
       ...(dbg ? dbg.newPages(base, pages) : []),
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
@@ -238,24 +237,18 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     ];
   });
 
-  /** Refuses impossible sizes (returning 0), else sets `t` to the payload for `size`, less one. */
-  const payloadFor = (size: Local, t: Local) =>
-    cg.returnIf(cg.geU(t.tee(L.payloadLessOne(size.get())), cg.size(maxRequest)), zero());
-  /** The end of a payload of t + 1 bytes at `p`. */
-  const payloadEnd = (p: Expr, t: Local) => cg.add(cg.add(p, t.get()), cg.size(1));
-
   /**
    * alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed):
-   * the first free cell with a payload of t + 1 bytes (t: the size check's payload less one; every
-   * +1 folds into a constant) is taken off its list and cut to size. When none has room, pages
-   * from the backend make one, and the search runs again; 0 when the backend refuses.
+   * the first free cell of `n` bytes or more (n: the size rounded up to the granule, plus the
+   * header) is taken off its list and cut to size. When none has room, pages from the backend make
+   * one, and the search runs again; 0 when the backend refuses.
    */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
-    const t = f.local(), c = f.local(), q = f.local(), mask = f.local();
+    const n = f.local(), c = f.local(), q = f.local(), mask = f.local();
     // Payloads are granule aligned: a larger alignment needs room for a gap of at least a cell
     // in front of the aligned address, so that the gap can be freed: the search is for `u`.
     const aligned = alignConst === undefined || alignConst > H;
-    const u = aligned ? f.local() : t;
+    const u = aligned ? f.local() : n;
     // At most align + H; none for an alignment of H or less. For every alignment of H or more that
     // is align ^ H (a power of two above H has no H bit: the xor adds it; H ^ H is 0). The smaller
     // ones aligned_alloc may pass (see allocAcceptsSmallAlign) get align + H: the search then asks
@@ -267,9 +260,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
           ? cg.xor(align(), cg.size(H))
           : cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero());
     return [
-      payloadFor(size, t),
-      ...(aligned ? [u.set(cg.add(t.get(), gap))] : []),
-      lists.search({ f, c, t: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
+      // Impossible sizes (0 too: it wraps) return 0 here: past maxRequest nothing can overflow.
+      cg.returnIf(cg.geU(cg.sub(size.get(), cg.size(1)), cg.size(maxRequest)), zero()),
+      n.set(cg.alignUpConst(cg.add(size.get(), cg.size(H)), H)),
+      ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
+      lists.search({ f, c, n: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
       L.setUsed(c.get(), lists.unlink(c.get())),
       ...(dbg ? dbg.taken(c.get(), u.get()) : []),
       ...(aligned
@@ -286,7 +281,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
             ]),
           ]
         : []),
-      cg.call(trim, [c.get(), payloadEnd(L.payloadOf(c.get()), t)]),
+      cg.call(trim, [c.get(), cg.add(c.get(), n.get())]),
     ];
   };
   const { alloc, allocFixed } = allocEntries({ cg, scope }, allocBody);
@@ -309,7 +304,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         ]),
         cg.when(cg.gtU(size.get(), cg.sub(end.get(), ptr.get())), [
           // Too small. When nothing follows but the newest region's end, pages that follow it
-          // become a free neighbour with a payload over the shortfall, and the block absorbs it.
+          // become a free neighbour of the shortfall or more (both granule multiples once the
+          // size is rounded up), and the block absorbs it.
           // (Impossible sizes, over maxRequest, are refused here.)
           cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.leU(size.get(), cg.size(maxRequest))), [
             m.br(grow, m.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))], i32)),
@@ -336,17 +332,23 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
 
 /**
  * Walks a null-terminated list from `c`, its first cell: branches to `found` at the first cell
- * with a payload over `t`, and falls through at the end of the list.
+ * of `n` bytes or more, and falls through at the end of the list.
  */
-function walkList(cg: Codegen, c: Local, t: Local, found: string): Expr {
+function walkList(cg: Codegen, c: Local, n: Local, found: string): Expr {
   const m = cg.module;
   const L = cellLayout(cg);
   const walk = "walk";
   return m.loop(
     walk,
-    cg.when(nonZero(cg, c.get()), [m.br(found, L.freeHolds(c.get(), c.get(), t.get())), c.set(L.nextFreeOf(c.get())), m.br(walk)]),
+    cg.when(nonZero(cg, c.get()), [m.br(found, holds(cg, c, n)), c.set(L.nextFreeOf(c.get())), m.br(walk)]),
   );
 }
+
+/**
+ * An i32 condition: free cell `c` has `n` bytes or more. Its word 0 is its end + FREE, so that is
+ * `n < word0 - c`.
+ */
+const holds = (cg: Codegen, c: Local, n: Local) => cg.ltU(n.get(), cg.sub(cg.load(c.get()), c.get()));
 
 /** A pointer-width value as an i32 condition. */
 const nonZero = (cg: Codegen, x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
@@ -418,8 +420,8 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
       m.if(cg.ne(tail.get(), lastSeen.get()), corrupt("the free list's tail is not its last cell", tail.get())),
     ],
     search: (s) => {
-      const { c, t, more, fail } = s;
-      if (!anchored) return retrying(cg, s, (found) => [c.set(head.get()), walkList(cg, c, t, found)]);
+      const { c, n, more, fail } = s;
+      if (!anchored) return retrying(cg, s, (found) => [c.set(head.get()), walkList(cg, c, n, found)]);
       // From cell 0 (`c` on entry), whose next free cell is the head; the walk ends at cell 0
       // again, where it starts over when there is more.
       const walk = "walk";
@@ -427,7 +429,7 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
         walk,
         m.if(
           nonZero(cg, c.tee(L.nextFreeOf(c.get()))),
-          m.br(walk, cg.eqz(L.freeHolds(c.get(), c.get(), t.get()))),
+          m.br(walk, cg.eqz(holds(cg, c, n))),
           cg.block([m.br(walk, more), fail]),
         ),
       );
@@ -528,19 +530,19 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
       // Walk the request's own bin, then each larger non-empty one, where the first cell fits.
       // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and
       // `-1 << bins` keeps no bit of the bitmap (bins < bits).
-      const { f, c, t } = sc;
+      const { f, c, n } = sc;
       const k = f.local();
       const bin = "bin", done = "bins_end";
       return retrying(cg, sc, (found) => [
         m.block(done, [
-          k.set(binOf(cg.add(t.get(), cg.size(1)))),
+          k.set(binOf(cg.sub(n.get(), cg.size(L.header)))),
           m.loop(
             bin,
             cg.block([
               k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
               m.br(done, cg.eqz(k.get())),
               c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
-              walkList(cg, c, t, found),
+              walkList(cg, c, n, found),
               k.set(cg.add(k.get(), cg.size(1))),
               m.br(bin),
             ]),
