@@ -260,9 +260,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
           ? cg.xor(align(), cg.size(H))
           : cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero());
     return [
-      // Impossible sizes (0 too: it wraps) return 0 here: past maxRequest nothing can overflow.
-      cg.returnIf(cg.geU(cg.sub(size.get(), cg.size(1)), cg.size(maxRequest)), zero()),
-      n.set(cg.alignUpConst(cg.add(size.get(), cg.size(H)), H)),
+      // Impossible sizes return 0 here, and past this nothing can overflow: a size over maxRequest
+      // makes n - 2H at least maxRequest, and so do 0 (n = H) and the sizes whose n wraps (n = 0).
+      cg.returnIf(cg.geU(cg.sub(n.tee(cg.alignUpConst(cg.add(size.get(), cg.size(H)), H)), cg.size(2 * H)), cg.size(maxRequest)), zero()),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
       lists.search({ f, c, n: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
       L.setUsed(c.get(), lists.unlink(c.get())),
