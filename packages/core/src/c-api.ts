@@ -38,13 +38,18 @@ export function emitCApi(
   // One entry for every minimum-aligned request: malloc, and calloc and realloc call it too.
   // When nothing else calls `alloc` (aligned_alloc does, and the strategy's allocZeroed for
   // calloc), the strategy's constant-alignment copy (when it has one); else a wrapper around the
-  // one `alloc` they all use.
+  // one `alloc` they all use: aligned_alloc(minAlign, size) when aligned_alloc is emitted, so that
+  // `alloc` keeps one caller and Binaryen inlines it there (a few bytes less; the alignment check
+  // costs malloc a few instructions).
   const allocUsed = wanted.has("aligned_alloc") || (wanted.has("calloc") && top.allocZeroed !== undefined);
   let mallocEntry: string | undefined;
   const malloc = (): string =>
     (mallocEntry ??=
       (!allocUsed && top.allocFixed?.(limits.minAlign)) ||
-      cg.function(name("malloc"), ["size"], "usize", (f) => cg.call(top.alloc, [f.param("size").get(), minAlign])));
+      cg.function(name("malloc"), ["size"], "usize", (f) => {
+        const size = f.param("size").get();
+        return wanted.has("aligned_alloc") ? cg.call(name("aligned_alloc"), [minAlign, size]) : cg.call(top.alloc, [size, minAlign]);
+      }));
   if (wanted.has("malloc")) out.malloc = malloc();
 
   if (wanted.has("free")) {
