@@ -143,18 +143,27 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   const release = cg.function(scope("release"), ["c", "end"], "usize", (f) => {
     const c = f.param("c"), end = f.param("end");
     const pv = f.local();
+    const next = f.label("next");
     return [
       ...(dbg ? dbg.releaseStart(f, c, end) : []),
-      // A free next neighbour is absorbed.
-      cg.when(L.isFree(end.get()), [end.set(lists.unlink(end.get()))]),
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
       // with bins it changes size class, so it leaves its list to be pushed again below.
       lists.rebin
         ? cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [cg.drop(lists.unlink(pv.get())), c.set(pv.get())])
         : cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
+      // The cell behind points back; a free one is absorbed, and the one behind it points back
+      // (free cells never touch: once at most). The store comes before the test: the cell
+      // behind may be the end sentinel of pages just grown, and a page written first is
+      // mapped once, where a page read first is mapped twice (zero page, then a copy on write).
+      m.loop(
+        next,
+        cg.block([
+          L.setPrev(end.get(), end.get(), c.get()),
+          cg.when(L.isFree(end.get()), [end.set(lists.unlink(end.get())), m.br(next)]),
+        ]),
+      ),
       ...(dbg ? dbg.releasePoison(c, end) : []),
       L.setFree(c.get(), end.get()),
-      L.setPrev(end.get(), end.get(), c.get()),
       ...(lists.rebin ? [lists.push(c.get())] : []),
       end.get(),
     ];
