@@ -25,11 +25,12 @@ export interface FreeListOptions {
    *   Smallest code. A walk gets long when many small free cells sit in front of one that fits.
    * - "bins": segregated fit (the idea behind TLSF): one list per power-of-two payload range and
    *   a bitmap of the non-empty ones. `alloc` walks only the request's own range, then takes the
-   *   first cell of the next non-empty larger range, which always fits. About 110 bytes more.
+   *   first cell of the next non-empty larger range, which always fits. About 150 bytes more.
    *
    * Measured (see the README): level in the default composition (size-classes on top) but for
    * large blocks; used alone, bins is up to twice as fast under churn. First fit stays the
-   * default because it fits the 500-byte budget of memory, malloc and free.
+   * default because it is the smaller (the 500-byte budget of memory, malloc and free; the
+   * 800-byte budget of the five C functions).
    */
   readonly fit?: "first" | "bins";
 }
@@ -54,11 +55,12 @@ export interface FreeListOptions {
  *   in front of the aligned block. When nothing fits: pages from the backend become one free cell
  *   (`free` merges it with the region's last cell when the pages follow it), and the search runs
  *   again.
- * - `free(ptr)`: O(1). A free next neighbour is unlinked and absorbed; a free previous neighbour
- *   absorbs the cell (with first fit it keeps its place on the list); otherwise the cell joins
- *   its list (first fit: at the tail).
+ * - `free(ptr)`: O(1). A free previous neighbour absorbs the cell (with first fit it keeps its
+ *   place on the list), otherwise the cell joins its list (first fit: at the tail); a free next
+ *   neighbour is unlinked and absorbed.
  * - `resize(ptr, size)`: shrinking splits off the tail; growing absorbs a free next neighbour,
- *   and, when the block is the last of the newest region, pages that follow it.
+ *   and, when the block is the last of the newest region, pages that follow it. A grow that
+ *   fails all the same leaves the block with its neighbour absorbed: larger, contents intact.
  * - `usableSize(ptr)`: the payload size, read from the header.
  *
  * Memory stays bounded: a request reuses any free cell that fits before the backend is asked,
@@ -66,7 +68,8 @@ export interface FreeListOptions {
  * The backend is asked for the request plus two headers, rounded up to pages.
  *
  * State: the list's head and tail (or the bin table and bitmap) and `last`, the newest region's
- * end sentinel.
+ * end sentinel. With first fit in a module that owns its memory, the head and tail are the words
+ * at 8 and 12 (see `firstFitLists`), and the heap starts at 16.
  */
 export function freeList(options: FreeListOptions = {}): Strategy {
   const fit = options.fit ?? "first";
