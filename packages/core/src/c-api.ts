@@ -1,4 +1,3 @@
-import binaryen from "binaryen";
 import type { Expr } from "./codegen.ts";
 import type { AllocatorFunctions, EmitContext } from "./contracts.ts";
 import { AllocConfigError } from "./errors.ts";
@@ -67,24 +66,14 @@ export function emitCApi(
       const n = f.param("n"), size = f.param("size");
       const total = f.local(), ptr = f.local();
       const m = cg.module;
-      /**
-       * n * size, or all of the address space when it overflows: every strategy refuses that size
-       * (alloc's contract), so the 0 comes from there.
-       */
-      const product = (): Expr => {
-        // With saturating conversions (a module that enables them), in doubles: exact below 2^53,
-        // and rounding never takes a product of 2^32 or more below 2^32, which saturates to -1.
-        if (!cg.memory64 && m.getFeatures() & binaryen.Features.NontrappingFPToInt) {
-          return m.i32.trunc_u_sat.f64(m.f64.mul(m.f64.convert_u.i32(n.get()), m.f64.convert_u.i32(size.get())));
-        }
-        const overflow = cg.memory64
-          ? // n * size overflows 64 bits iff size != 0 and n > MAX / size.
-            m.i32.and(cg.ne(size.get(), cg.size(0)), cg.gtU(n.get(), m.i64.div_u(cg.size(-1), size.get())))
-          : // The exact product in 64 bits has a non-zero high half.
-            m.i32.wrap(m.i64.shr_u(m.i64.mul(m.i64.extend_u(n.get()), m.i64.extend_u(size.get())), cg.i64(32n)));
-        return cg.select(overflow, cg.size(-1), cg.mul(n.get(), size.get()));
-      };
-      const stmts = [total.set(product())];
+      const overflow = cg.memory64
+        ? // n * size overflows 64 bits iff size != 0 and n > MAX / size.
+          m.i32.and(cg.ne(size.get(), cg.size(0)), cg.gtU(n.get(), m.i64.div_u(cg.size(-1), size.get())))
+        : // The exact product in 64 bits has a non-zero high half.
+          m.i32.wrap(m.i64.shr_u(m.i64.mul(m.i64.extend_u(n.get()), m.i64.extend_u(size.get())), cg.i64(32n)));
+      // On overflow, ask for all of the address space: every strategy refuses that size (alloc's
+      // contract), so the 0 comes from there.
+      const stmts = [total.set(cg.select(overflow, cg.size(-1), cg.mul(n.get(), size.get())))];
       if (top.allocZeroed) return [...stmts, cg.call(top.allocZeroed, [total.get(), minAlign])];
       return [
         ...stmts,
