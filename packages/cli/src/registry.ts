@@ -22,7 +22,7 @@ export const STRATEGIES: Readonly<Record<string, StrategyEntry>> = {
     create: () => freeList(),
   },
   "size-classes": {
-    summary: "O(1) malloc and free for small sizes (up to 256 bytes), larger ones to the strategy below it",
+    summary: "O(1) malloc and free for small sizes (up to 1024 bytes), larger ones to the strategy below it",
     create: () => sizeClasses(),
   },
 };
