@@ -33,7 +33,8 @@ async function helpers() {
     const cg = new Codegen(module, { prefix: "~test" });
     const L = cellLayout(cg);
     const fns: Record<string, (x: Expr, y: Expr, z: Expr) => Expr | Expr[]> = {
-      payloadLessOne: (size) => L.payloadLessOne(size),
+      cellBytes: (size) => L.cellBytes(size),
+      refused: (n) => L.refused(n),
       isFree: (c) => L.isFree(c),
       word0: (c) => L.word0(c),
       nextOfFree: (c) => L.nextOfFree(c),
@@ -45,7 +46,7 @@ async function helpers() {
       nextFreeOf: (c) => L.nextFreeOf(c),
       setPrevFree: (c, prev) => [L.setPrevFree(c, prev), cg.size(0)],
       prevFreeOf: (c) => L.prevFreeOf(c),
-      freeHolds: (c, cCopy, t) => L.freeHolds(c, cCopy, t),
+      freeHolds: (c, cCopy, n) => L.freeHolds(c, cCopy, n),
       cellOf: (p) => L.cellOf(p),
       payloadOf: (c) => L.payloadOf(c),
     };
@@ -70,13 +71,14 @@ async function helpers() {
 }
 
 describe("the emitted cell helpers, run in Wasm", () => {
-  test("payloadLessOne rounds to the granule, less one; size 0 and sizes past maxRequest land at or above it", async () => {
+  test("cellBytes rounds to the granule and adds the header; size 0 and sizes past maxRequest are refused", async () => {
     const { call } = await helpers();
     const { maxRequest, header } = cellSizes(4);
-    expect([1, 7, 8, 9, 16, 17].map((n) => call("payloadLessOne", n) + 1)).toEqual([8, 8, 8, 16, 16, 24]);
-    expect(call("payloadLessOne", maxRequest)).toBe(maxRequest - 1); // the largest accepted
-    for (const refused of [0, maxRequest + 1, maxRequest + header, 2 ** 32 - 8, 2 ** 32 - 1]) {
-      expect(call("payloadLessOne", refused), `size ${refused}`).toBeGreaterThanOrEqual(maxRequest);
+    const refused = (size: number) => call("refused", call("cellBytes", size));
+    expect([1, 7, 8, 9, 16, 17].map((n) => call("cellBytes", n) - header)).toEqual([8, 8, 8, 16, 16, 24]);
+    expect(refused(maxRequest)).toBe(0); // the largest accepted
+    for (const size of [0, maxRequest + 1, maxRequest + header, 2 ** 32 - 8, 2 ** 32 - 1]) {
+      expect(refused(size), `size ${size}`).toBe(1);
     }
   });
 
@@ -106,12 +108,12 @@ describe("the emitted cell helpers, run in Wasm", () => {
     expect([call("payloadOf", 64), call("cellOf", 72)]).toEqual([72, 64]);
   });
 
-  test("freeHolds: a free cell holds t + 1 bytes exactly when its payload is larger than t", async () => {
+  test("freeHolds: a free cell holds a cell of n bytes exactly when it spans n or more", async () => {
     const { call } = await helpers();
-    call("setFree", 64, 64 + 8 + 40); // payload 40
-    expect(call("freeHolds", 64, 64, 39)).toBe(1);
-    expect(call("freeHolds", 64, 64, 40)).toBe(0);
-    expect(call("freeHolds", 64, 64, 7)).toBe(1);
+    call("setFree", 64, 64 + 8 + 40); // payload 40: 48 bytes with the header
+    expect(call("freeHolds", 64, 64, 48)).toBe(1);
+    expect(call("freeHolds", 64, 64, 49)).toBe(0);
+    expect(call("freeHolds", 64, 64, 16)).toBe(1);
   });
 });
 

@@ -52,7 +52,7 @@ export interface CellSizes {
   /** The smallest cell: a header and one granule of payload (room for two free-list links). */
   readonly minCell: number;
   /**
-   * Requests of this many bytes or more are refused (and size 0, see `payloadLessOne`): no
+   * Requests of this many bytes or more are refused (and size 0, see `refused`): no
    * larger block can ever fit in wasm32 memory, and refusing them up front keeps every rounding
    * and page count free of overflow. 2^32 - 128 KiB on wasm32.
    */
@@ -100,17 +100,18 @@ export interface CellLayout extends CellSizes {
   prevFreeOf(c: Expr): Expr;
   setPrevFree(c: Expr, prev: Expr): Expr;
   /**
-   * An i32 condition: free cell `c` has a payload of more than `t` bytes (of at least `t + 1`:
-   * `t` is a payload less one, see `payloadLessOne`). Reads `c` twice. The FREE tag and the
-   * header fold into one constant: `t < word0 - (c + header + 1)`.
+   * An i32 condition: free cell `c` spans `n` bytes or more, header included. Reads `c` twice.
+   * Word 0 is the cell's end with the FREE tag (1), so that is `n < word0 - c`.
    */
-  freeHolds(c: Expr, cCopy: Expr, t: Expr): Expr;
+  freeHolds(c: Expr, cCopy: Expr, n: Expr): Expr;
+  /** The bytes of a cell for a request of `size` bytes: the size rounded up to the granule, plus the header. */
+  cellBytes(size: Expr): Expr;
   /**
-   * `(size - 1) | (granule - 1)`: one less than the payload for a request of `size` bytes (the
-   * size rounded up to the granule). It is `>= maxRequest` exactly when the request is
-   * impossible: too large, or 0 (which wraps), so one comparison refuses both.
+   * An i32 condition on `n = cellBytes(size)`: the request is impossible. `n - 2 * header` is
+   * `>= maxRequest` exactly for sizes over maxRequest, for size 0 (n = header) and for the sizes
+   * whose n wraps (n = 0), so one comparison refuses them all.
    */
-  payloadLessOne(size: Expr): Expr;
+  refused(n: Expr): Expr;
 }
 
 /** The cell layout's expression builders for `cg`'s pointer width. */
@@ -133,8 +134,9 @@ export function cellLayout(cg: Codegen): CellLayout {
     setNextFree: (c, next) => cg.store(c, next, header),
     prevFreeOf: (c) => cg.load(c, header + word),
     setPrevFree: (c, prev) => cg.store(c, prev, header + word),
-    freeHolds: (c, cCopy, t) => cg.ltU(t, cg.sub(cg.load(c), cg.add(cCopy, cg.size(header + CELL_FREE)))),
-    payloadLessOne: (size) => cg.or(cg.sub(size, cg.size(1)), cg.size(header - 1)),
+    freeHolds: (c, cCopy, n) => cg.ltU(n, cg.sub(cg.load(c), cCopy)),
+    cellBytes: (size) => cg.alignUpConst(cg.add(size, cg.size(header)), header),
+    refused: (n) => cg.geU(cg.sub(n, cg.size(2 * header)), cg.size(sizes.maxRequest)),
   };
 }
 

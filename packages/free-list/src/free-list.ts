@@ -272,9 +272,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
           ? cg.xor(align(), cg.size(H))
           : cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero());
     return [
-      // Impossible sizes return 0 here, and past this nothing can overflow: a size over maxRequest
-      // makes n - 2H at least maxRequest, and so do 0 (n = H) and the sizes whose n wraps (n = 0).
-      cg.returnIf(cg.geU(cg.sub(n.tee(cg.alignUpConst(cg.add(size.get(), cg.size(H)), H)), cg.size(2 * H)), cg.size(maxRequest)), zero()),
+      // Impossible sizes (and 0) return 0 here, and past this nothing can overflow.
+      cg.returnIf(L.refused(n.tee(L.cellBytes(size.get()))), zero()),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
       lists.search({ f, c, n: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
       L.setUsed(c.get(), lists.unlink(c.get())),
@@ -356,11 +355,8 @@ function walkList(cg: Codegen, c: Local, n: Local, found: string): Expr {
   );
 }
 
-/**
- * An i32 condition: free cell `c` has `n` bytes or more. Its word 0 is its end + FREE, so that is
- * `n < word0 - c`.
- */
-const holds = (cg: Codegen, c: Local, n: Local) => cg.ltU(n.get(), cg.sub(cg.load(c.get()), c.get()));
+/** An i32 condition: free cell `c` spans `n` bytes or more. */
+const holds = (cg: Codegen, c: Local, n: Local) => cellLayout(cg).freeHolds(c.get(), c.get(), n.get());
 
 /** A pointer-width value as an i32 condition. */
 const nonZero = (cg: Codegen, x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
