@@ -12,3 +12,5 @@ export type { ReplayOptions, ReplayResult, ReplayTarget, RunOptions } from "./re
 export { buildDriver, STATUS } from "./driver.ts";
 export type { Status } from "./driver.ts";
 export { Random } from "./random.ts";
+export { instrumentWork, measureWork, WORK_EXPORT, WORK_UNIT } from "./work.ts";
+export type { OpWork, WorkOptions, WorkResult } from "./work.ts";
