@@ -6,7 +6,7 @@ export { formatOp, formatTrace, describeOp, TraceBuilder, MAX_ALLOCATIONS, MAX_S
 export type { Trace, TraceOp } from "./trace.ts";
 export { parseTrace, TraceParseError } from "./parse.ts";
 export { generateWorkload, WORKLOADS } from "./workloads.ts";
-export type { Workload, WorkloadName, WorkloadOptions } from "./workloads.ts";
+export type { Workload, WorkloadKind, WorkloadName, WorkloadOptions } from "./workloads.ts";
 export { createReplayer, replay, Replayer, ReplayError } from "./replay.ts";
 export type { ReplayOptions, ReplayResult, ReplayTarget, RunOptions } from "./replay.ts";
 export { buildDriver, STATUS } from "./driver.ts";

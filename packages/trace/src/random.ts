@@ -36,4 +36,10 @@ export class Random {
   logInt(lo: number, hi: number): number {
     return Math.min(hi, Math.floor(Math.exp(Math.log(lo) + this.next() * (Math.log(hi + 1) - Math.log(lo)))));
   }
+
+  /** A normally distributed float (mean 0, deviation 1), by Box-Muller. */
+  normal(): number {
+    const u = 1 - this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
 }

@@ -15,12 +15,35 @@ export interface WorkloadOptions {
 
 export interface Workload {
   readonly name: WorkloadName;
+  /**
+   * "shape": what real programs do (the allocator must be fast and lean on it); "adversarial": a
+   * pattern built to break one kind of allocator (unbounded growth, long walks), with bounded
+   * live bytes, that a good allocator must still serve in bounded time and memory.
+   */
+  readonly kind: WorkloadKind;
   /** One sentence: the pattern and what it stresses. */
   readonly description: string;
   generate(options?: WorkloadOptions): Trace;
 }
 
-export type WorkloadName = "small-churn" | "realloc-growth" | "fragmentation" | "long-lived" | "large-blocks";
+export type WorkloadKind = "shape" | "adversarial";
+
+export type WorkloadName =
+  | "small-churn"
+  | "realloc-growth"
+  | "fragmentation"
+  | "long-lived"
+  | "large-blocks"
+  | "compiler"
+  | "transcoder"
+  | "source-map"
+  | "interpreter"
+  | "phase-change"
+  | "realloc-churn"
+  | "realloc-doubling"
+  | "staircase"
+  | "class-stranding"
+  | "large-holes";
 
 /** The usual sizes of small objects (C structs, strings, vectors' first buffers). */
 const SMALL_SIZES = [8, 12, 16, 24, 32, 40, 48, 64, 96, 128] as const;
@@ -48,15 +71,25 @@ function smallSize(random: Random): number {
   return random.chance(0.8) ? random.pick(SMALL_SIZES) : random.int(1, 256);
 }
 
-/** Runs `step` until the trace has at least `ops` operations. */
-function generate(name: WorkloadName, options: WorkloadOptions, step: (b: TraceBuilder, r: Random) => void): Trace {
+/**
+ * Runs `step` until the trace has at least `ops` operations. With `exact`, the trace is then cut
+ * to `ops` operations (any prefix of a trace is a trace): for patterns whose steps are whole
+ * rounds of thousands of operations. The first five workloads keep their whole last step, as they
+ * always did.
+ */
+function generate(name: WorkloadName, options: WorkloadOptions, step: (b: TraceBuilder, r: Random) => void, exact = false): Trace {
   const seed = options.seed ?? 1;
   const ops = options.ops ?? 20_000;
   if (!Number.isSafeInteger(ops) || ops < 1) throw new RangeError(`workload ops must be a positive integer, got ${ops}`);
   const builder = new TraceBuilder();
   const random = new Random(seed);
   while (builder.length < ops) step(builder, random);
-  return builder.build(`${name}(seed ${seed})`);
+  const trace = builder.build(`${name}(seed ${seed})`);
+  if (!exact || trace.ops.length === ops) return trace;
+  const cut = trace.ops.slice(0, ops);
+  let allocations = 0;
+  for (const op of cut) if (op.op === "alloc") allocations++;
+  return { name: trace.name, ops: cut, allocations };
 }
 
 /** Many small objects: a live set that drifts between 500 and 1500 objects of 1-256 bytes. */
@@ -140,13 +173,304 @@ function largeBlocks(options: WorkloadOptions = {}): Trace {
   });
 }
 
-/** Every workload, in a fixed order. */
+// ---- shapes of real programs -------------------------------------------------------------------
+
+/** Frees scheduled for later steps: `at(step, k)` then `due(step)` returns what dies at that step. */
+class Deaths {
+  private readonly buckets = new Map<number, number[]>();
+  at(step: number, index: number): void {
+    const bucket = this.buckets.get(step);
+    if (bucket) bucket.push(index);
+    else this.buckets.set(step, [index]);
+  }
+  due(step: number): number[] {
+    const bucket = this.buckets.get(step);
+    if (!bucket) return [];
+    this.buckets.delete(step);
+    return bucket;
+  }
+}
+
+/** A size whose logarithm is normal around `median` (deviation `spread` in natural log units), clamped to [lo, hi]. */
+function logNormal(r: Random, median: number, spread: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, Math.round(median * Math.exp(spread * r.normal()))));
+}
+
+/**
+ * A compiler: units of 11,000 allocations; median 41 bytes, 18 % of 1 to 8 KiB, four buffers of
+ * 1 to 2 MiB. Half the objects are temporaries (freed 1 to 2,000 allocations later), the other
+ * half (the tree, the tables) live to the end of the unit, when everything goes: ~9 MB live at
+ * the peak (issue 10 measured ~9 MB), 22,000 operations per unit.
+ */
+function compiler(options: WorkloadOptions = {}): Trace {
+  const UNIT = 11_000, HUGE = 4;
+  let n = UNIT, kept: number[] = [];
+  let deaths = new Deaths();
+  let huge = new Set<number>();
+  return generate("compiler", options, (b, r) => {
+    if (n === UNIT) {
+      for (const k of kept) b.free(k);
+      kept = [];
+      deaths = new Deaths();
+      huge = new Set(Array.from({ length: HUGE }, () => r.int(0, UNIT - 1)));
+      n = 0;
+    }
+    const size = huge.has(n) ? r.logInt(1 << 20, 2 << 20) : r.chance(0.18) ? r.logInt(1024, 8192) : logNormal(r, 41, 0.9, 1, 1023);
+    const k = b.alloc(size);
+    if (size < 1 << 20 && r.chance(0.5)) deaths.at(n + r.logInt(1, 2_000), k);
+    else kept.push(k);
+    for (const d of deaths.due(n)) b.free(d);
+    n++;
+    if (n === UNIT) for (let s = n; s <= n + 2_000; s++) for (const d of deaths.due(s)) b.free(d);
+  }, true);
+}
+
+/**
+ * A transcoder: units of 1,800 allocations, 96 % of 8 to 150 bytes and 4 % of 1 to 70 KiB, living
+ * 1 to 300 allocations; almost all freed by the end of the unit (2 % live on to the end of the next).
+ */
+function transcoder(options: WorkloadOptions = {}): Trace {
+  const UNIT = 1_800;
+  let n = UNIT, survivors: number[] = [], next: number[] = [];
+  let deaths = new Deaths();
+  return generate("transcoder", options, (b, r) => {
+    if (n === UNIT) {
+      for (const k of survivors) b.free(k);
+      survivors = next;
+      next = [];
+      deaths = new Deaths();
+      n = 0;
+    }
+    const k = b.alloc(r.chance(0.04) ? r.logInt(1024, 70 * 1024) : r.logInt(8, 150));
+    if (r.chance(0.02)) next.push(k);
+    else deaths.at(n + r.logInt(1, 300), k);
+    for (const d of deaths.due(n)) b.free(d);
+    n++;
+    if (n === UNIT) for (let s = n; s <= n + 300; s++) for (const d of deaths.due(s)) b.free(d);
+  }, true);
+}
+
+/**
+ * A source-map builder: units of 2,000 mappings of 144 bytes that live to the end of the unit,
+ * each with a short-lived string of 8 to 64 bytes, and three buffers of 1.4 MiB (the output
+ * being built) of which only the latest is live.
+ */
+function sourceMap(options: WorkloadOptions = {}): Trace {
+  const UNIT = 2_000, BUFFER = 1_468_006;
+  let n = UNIT, mappings: number[] = [], buffer = -1;
+  const strings: number[] = [];
+  return generate("source-map", options, (b, r) => {
+    if (n === UNIT) {
+      for (const k of mappings) b.free(k);
+      mappings = [];
+      n = 0;
+    }
+    if (n % (UNIT / 2) === 0 || n === UNIT - 1) {
+      const previous = buffer;
+      buffer = b.alloc(BUFFER);
+      if (previous >= 0) b.free(previous);
+    }
+    mappings.push(b.alloc(144));
+    strings.push(b.alloc(r.logInt(8, 64)));
+    if (strings.length > r.int(1, 20)) b.free(strings.shift()!);
+    n++;
+  }, true);
+}
+
+/**
+ * An interpreter: waves of 1,000 to 3,000 small objects of four sizes, then a collection that
+ * frees, in address order, the 90 % of the wave that died and half of the older survivors.
+ */
+function interpreter(options: WorkloadOptions = {}): Trace {
+  const SIZES = [16, 24, 40, 64] as const;
+  let old: number[] = [];
+  return generate("interpreter", options, (b, r) => {
+    const wave = Array.from({ length: r.int(1_000, 3_000) }, () => b.alloc(r.pick(SIZES)));
+    const promoted: number[] = [];
+    const keptOld: number[] = [];
+    // The sweep goes through the heap in allocation order: older survivors first, then the wave.
+    for (const k of old) (r.chance(0.5) ? b.free(k) : keptOld.push(k));
+    for (const k of wave) (r.chance(0.9) ? b.free(k) : promoted.push(k));
+    old = [...keptOld, ...promoted];
+  }, true);
+}
+
+/**
+ * Phase changes: phases of 3,000 operations that cycle through small objects (16 to 64 bytes),
+ * medium ones (256 bytes to 4 KiB), strings and vectors (8 to 512 bytes) and large buffers
+ * (16 to 256 KiB); a phase frees 90 % of its objects when it ends and the rest when the next ends.
+ */
+function phaseChange(options: WorkloadOptions = {}): Trace {
+  const PHASES: readonly { lo: number; hi: number; live: number }[] = [
+    { lo: 16, hi: 64, live: 2_000 },
+    { lo: 256, hi: 4096, live: 300 },
+    { lo: 8, hi: 512, live: 1_000 },
+    { lo: 16 * 1024, hi: 256 * 1024, live: 12 },
+  ];
+  let phase = -1, left = 0;
+  let live = new Live(), carried: number[] = [];
+  return generate("phase-change", options, (b, r) => {
+    if (left === 0) {
+      for (const k of carried) b.free(k);
+      carried = [];
+      while (live.size) {
+        const k = live.take(r);
+        if (r.chance(0.9)) b.free(k);
+        else carried.push(k);
+      }
+      phase = (phase + 1) % PHASES.length;
+      left = 3_000;
+    }
+    const p = PHASES[phase]!;
+    if (live.size < p.live / 2 || (live.size < p.live && r.chance(0.5))) live.add(b.alloc(r.logInt(p.lo, p.hi)));
+    else b.free(live.take(r));
+    left--;
+  }, true);
+}
+
+/**
+ * Realloc growers among short-lived objects: objects of 8 to 256 bytes living 5 to 500 steps; one
+ * in ten is a vector of 16 to 64 bytes grown by half or doubled 4 to 10 times, one growth a step.
+ */
+function reallocChurn(options: WorkloadOptions = {}): Trace {
+  let step = 0;
+  const deaths = new Deaths();
+  const growing: { k: number; size: number; left: number }[] = [];
+  return generate("realloc-churn", options, (b, r) => {
+    if (r.chance(0.1)) {
+      const size = r.int(16, 64);
+      const k = b.alloc(size);
+      growing.push({ k, size, left: r.int(4, 10) });
+    } else {
+      deaths.at(step + r.logInt(5, 500), b.alloc(r.logInt(8, 256)));
+    }
+    for (let i = growing.length - 1; i >= 0; i--) {
+      const g = growing[i]!;
+      g.size = r.chance(0.5) ? g.size * 2 : Math.ceil(g.size * 1.5);
+      b.realloc(g.k, g.size);
+      if (--g.left === 0) {
+        deaths.at(step + r.logInt(5, 500), g.k);
+        growing.splice(i, 1);
+      }
+    }
+    for (const d of deaths.due(step)) b.free(d);
+    step++;
+  }, true);
+}
+
+// ---- adversarial patterns ----------------------------------------------------------------------
+
+/**
+ * Realloc doubling (issue 10): small objects of 16 to 79 bytes living 200 to 999 steps, one in five
+ * grown by realloc doubling 12 times in its first 12 steps (to 64 to 316 KiB). Live bytes stay
+ * flat (~26 MiB); an allocator that cannot reuse the blocks a doubling leaves climbs forever.
+ */
+function reallocDoubling(options: WorkloadOptions = {}): Trace {
+  let step = 0;
+  const deaths = new Deaths();
+  const growing: { k: number; size: number; left: number; born: number }[] = [];
+  return generate("realloc-doubling", options, (b, r) => {
+    const size = r.int(16, 79);
+    const k = b.alloc(size);
+    deaths.at(step + r.int(200, 999), k);
+    if (r.chance(0.2)) growing.push({ k, size, left: 12, born: step });
+    for (let i = growing.length - 1; i >= 0; i--) {
+      const g = growing[i]!;
+      if (g.born === step) continue;
+      g.size *= 2;
+      b.realloc(g.k, g.size);
+      if (--g.left === 0) growing.splice(i, 1);
+    }
+    for (const d of deaths.due(step)) {
+      const at = growing.findIndex((g) => g.k === d);
+      if (at >= 0) growing.splice(at, 1);
+      b.free(d);
+    }
+    step++;
+  }, true);
+}
+
+/**
+ * The staircase (issue 10): for k = 1 to 400, `malloc(24 KiB × k + 1)`, `malloc(16)` kept, the
+ * large one freed; then the small ones are freed and the staircase starts again. Live bytes never
+ * pass 9.4 MiB; an allocator whose small blocks pin each large hole needs the sum of all steps.
+ */
+function staircase(options: WorkloadOptions = {}): Trace {
+  let k = 0;
+  let kept: number[] = [];
+  return generate("staircase", options, (b) => {
+    if (k === 400) {
+      for (const s of kept) b.free(s);
+      kept = [];
+      k = 0;
+    }
+    k++;
+    const large = b.alloc(24 * 1024 * k + 1);
+    kept.push(b.alloc(16));
+    b.free(large);
+  }, true);
+}
+
+/**
+ * Size-class stranding (issue 10, scaled down to 256 KiB so that a round is ~20,000 operations):
+ * each round fills every class from 16 bytes to 2 KiB to 16 KiB and frees it, then fills 256 KiB
+ * with blocks of one small size (64, 48, 96, 32, 128, 24: another each round) and frees them,
+ * then 256 KiB of 64 KiB blocks, freed. Never more than 256 KiB live; classes that keep their
+ * memory forever hold every round's.
+ */
+function classStranding(options: WorkloadOptions = {}): Trace {
+  const CLASSES = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048] as const;
+  const SMALL = [64, 48, 96, 32, 128, 24] as const;
+  const VOLUME = 256 * 1024;
+  let round = 0;
+  const fill = (b: TraceBuilder, size: number, bytes: number) => {
+    const blocks = Array.from({ length: Math.floor(bytes / size) }, () => b.alloc(size));
+    for (const k of blocks) b.free(k);
+  };
+  return generate("class-stranding", options, (b) => {
+    for (const size of CLASSES) fill(b, size, 16 * 1024);
+    fill(b, SMALL[round % SMALL.length]!, VOLUME);
+    fill(b, 64 * 1024, VOLUME);
+    round++;
+  }, true);
+}
+
+/**
+ * Large holes (issue 10): 2,000 blocks of 1 to 16 KiB, a random half freed, then each step frees a
+ * random live block and asks for another of 1 to 16 KiB: a thousand free holes above 1 KiB and
+ * requests in the same range, where a first fit walks the holes that are too small.
+ */
+function largeHoles(options: WorkloadOptions = {}): Trace {
+  const live = new Live();
+  let started = false;
+  return generate("large-holes", options, (b, r) => {
+    if (!started) {
+      for (let i = 0; i < 2_000; i++) live.add(b.alloc(r.logInt(1025, 16 * 1024)));
+      for (let i = 0; i < 1_000; i++) b.free(live.take(r));
+      started = true;
+    }
+    b.free(live.take(r));
+    live.add(b.alloc(r.logInt(1025, 16 * 1024)));
+  }, true);
+}
+
+/** Every workload, in a fixed order: the first five as they always were, then the shapes, then the adversarial patterns. */
 export const WORKLOADS: readonly Workload[] = [
-  { name: "small-churn", description: "many small objects (1-256 bytes) allocated and freed at random around 1 000 live", generate: smallChurn },
-  { name: "realloc-growth", description: "a buffer grown by realloc doubling to 256 KiB among small objects", generate: reallocGrowth },
-  { name: "fragmentation", description: "every other block freed, then larger blocks that do not fit the holes", generate: fragmentation },
-  { name: "long-lived", description: "2 000 long-lived objects and a hot set of 16 small objects replaced over and over", generate: longLived },
-  { name: "large-blocks", description: "blocks of 4 KiB to 1 MiB, at most 8 live", generate: largeBlocks },
+  { name: "small-churn", kind: "shape", description: "many small objects (1-256 bytes) allocated and freed at random around 1 000 live", generate: smallChurn },
+  { name: "realloc-growth", kind: "shape", description: "a buffer grown by realloc doubling to 256 KiB among small objects", generate: reallocGrowth },
+  { name: "fragmentation", kind: "adversarial", description: "every other block freed, then larger blocks that do not fit the holes, another size every round", generate: fragmentation },
+  { name: "long-lived", kind: "shape", description: "2 000 long-lived objects and a hot set of 16 small objects replaced over and over", generate: longLived },
+  { name: "large-blocks", kind: "shape", description: "blocks of 4 KiB to 1 MiB, at most 8 live", generate: largeBlocks },
+  { name: "compiler", kind: "shape", description: "units of 11 000 allocations (median 41 B, 18 % of 1-8 KiB, four of 1-2 MiB), half temporaries, the rest freed at the unit's end: ~10 MiB live at the peak", generate: compiler },
+  { name: "transcoder", kind: "shape", description: "units of 1 800 short-lived allocations, 96 % of 8-150 B and 4 % of 1-70 KiB, almost all freed by the unit's end", generate: transcoder },
+  { name: "source-map", kind: "shape", description: "units of 2 000 long-lived 144 B mappings with short-lived strings beside them, and 1.4 MiB output buffers", generate: sourceMap },
+  { name: "interpreter", kind: "shape", description: "waves of small objects of four sizes, 90 % swept by a collector in address order, survivors aging out", generate: interpreter },
+  { name: "phase-change", kind: "shape", description: "phases of 3 000 operations cycling through small, medium, mixed and large objects, each phase's objects freed when it ends", generate: phaseChange },
+  { name: "realloc-churn", kind: "shape", description: "short-lived objects of 8-256 B among vectors grown by realloc (×1.5 or ×2, 4-10 times)", generate: reallocChurn },
+  { name: "realloc-doubling", kind: "adversarial", description: "objects of 16-79 B living 200-999 steps, one in five doubled by realloc 12 times (to 64-316 KiB): flat ~26 MiB live", generate: reallocDoubling },
+  { name: "staircase", kind: "adversarial", description: "malloc(24 KiB × k + 1), malloc(16) kept, the large one freed, for k = 1..400, again and again", generate: staircase },
+  { name: "class-stranding", kind: "adversarial", description: "every size class filled to 16 KiB and freed, then 256 KiB of a small size and 256 KiB of 64 KiB blocks, another small size each round", generate: classStranding },
+  { name: "large-holes", kind: "adversarial", description: "a thousand free holes of 1-16 KiB and requests in the same range, one free and one malloc a step", generate: largeHoles },
 ];
 
 /** Generates workload `name`. Throws a RangeError for an unknown name. */
