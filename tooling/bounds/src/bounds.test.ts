@@ -1,0 +1,103 @@
+import { buildAllocator, PAGE_SIZE, type Strategy } from "@alloc/core";
+import { freeList } from "@alloc/free-list";
+import { staticBackend } from "@alloc/page-backend-static";
+import { sizeClasses } from "@alloc/size-classes";
+import { WORKLOADS, type WorkResult } from "@alloc/trace";
+import { describe, expect, test } from "vitest";
+import {
+  ALLOWANCE,
+  COMPOSITIONS,
+  LONGER,
+  measurePair,
+  memoryApplies,
+  memoryViolations,
+  N,
+  WORK_BOUND,
+  workViolations,
+  type Pair,
+} from "./bounds.ts";
+
+/**
+ * Today's failures, `composition | workload | bound` → the cause. These run as `test.fails`, so
+ * the suite stays green while the strategy rewrites land; when a fix makes one pass, its
+ * `test.fails` fails ("expected to fail"): delete its line here and it is a plain test from then on.
+ */
+const KNOWN_FAILURES: Record<string, string> = {
+  // KNOWN_FAILURES_BEGIN (measured at 25af7d8 + this package: `KEYS=1 pnpm --filter @alloc/bounds measure` prints the keys)
+  "free-list | fragmentation | work": "first fit walks the holes earlier rounds left (worst 208 at 20k ops, 405 at 80k: grows with the trace)",
+  "free-list | compiler | work": "first fit walks the small free cells in front of a 1-8 KiB request (worst 298)",
+  "free-list | realloc-doubling | work": "a realloc that moves walks the whole free list for a fit (worst 524, and growing)",
+  "size-classes > free-list | compiler | work": "blocks above the largest class go to the first-fit list, which walks (worst 606)",
+  "free-list | source-map | memory": "first fit carves small blocks out of a freed 1.4 MiB buffer's space: 1.9x live, climbing 5.9 -> 7.3 MiB",
+  "free-list | phase-change | memory": "small objects of a phase split the holes of the large one: climbs 2.1 -> 2.6 MiB",
+  "free-list | realloc-churn | memory": "vectors grown by realloc leave holes small objects cannot fill: 4x live (0.4 MiB for 0.1 MiB)",
+  "free-list | realloc-doubling | memory": "issue 10's realloc doubling: climbs 36 -> 42 MiB for 26 MiB live",
+  "free-list | staircase | memory": "issue 10's staircase: each freed step is pinned by the 16-byte block after it: 1.7x live",
+  "size-classes > free-list | fragmentation | memory": "classes never give their memory back when the round's size changes: 5x live",
+  "size-classes > free-list | phase-change | memory": "the small phase's class memory is kept through the large phase: 1.6x live, climbing",
+  "size-classes > free-list | realloc-doubling | memory": "issue 10's realloc doubling: climbs 35 -> 45 MiB for 26 MiB live",
+  "size-classes > free-list | staircase | memory": "issue 10's staircase, through the free list: 1.7x live",
+  "size-classes > free-list | class-stranding | memory": "issue 10's stranding: classes never return their memory (3x live at 20k ops, 7.5x at 80k)",
+  "size-classes > bump | fragmentation | memory": "classes never give their memory back when the round's size changes: 5x live",
+  "free-list | static region | satisfiable": "the request is refused with 162,112 free bytes at the region's end (issue 10)",
+  "size-classes > free-list | static region | satisfiable": "the free list under the classes refuses it the same way (issue 10)",
+  // KNOWN_FAILURES_END
+};
+
+describe.each(COMPOSITIONS.map((c) => [c.name, c] as const))("%s", (_name, c) => {
+  for (const w of WORKLOADS) {
+    const workKey = `${c.name} | ${w.name} | work`;
+    (KNOWN_FAILURES[workKey] ? test.fails : test)(`${w.name} (${w.kind}): the worst op's work stays under ${WORK_BOUND} and does not grow from ${N} to ${N * LONGER} ops`, () => {
+      expect(workViolations(measurePair(c, w))).toEqual([]);
+    });
+    if (!memoryApplies(c, w.generate({ seed: 1, ops: N * LONGER }))) continue;
+    const memoryKey = `${c.name} | ${w.name} | memory`;
+    (KNOWN_FAILURES[memoryKey] ? test.fails : test)(`${w.name} (${w.kind}): memory ≤ 1.5 × peak live + ${ALLOWANCE / 1024} KiB, and flat from ${N} to ${N * LONGER} ops`, () => {
+      expect(memoryViolations(measurePair(c, w))).toEqual([]);
+    });
+  }
+});
+
+describe("the bounds catch what they are for", () => {
+  const result = (worst: number, memory: number, live: number): WorkResult => {
+    const w = { count: 1, total: worst, mean: worst, worst, worstOp: 0 };
+    return { trace: "t", unit: "", operations: 1, malloc: w, free: w, realloc: w, all: w, failedAllocations: 0, peakMemoryBytes: memory, endMemoryBytes: memory, peakLiveBytes: live, liveBytesAtEnd: 0 };
+  };
+  const pair = (short: WorkResult, long: WorkResult): Pair => ({ short, long, memoryApplies: true });
+
+  test("a worst op that grows with the trace, or passes the bound, fails", () => {
+    expect(workViolations(pair(result(10, 0, 0), result(20, 0, 0)))).toEqual([]);
+    expect(workViolations(pair(result(10, 0, 0), result(40, 0, 0))).join("\n")).toMatch(/grows with the trace: 10 at 1 ops, 40/);
+    expect(workViolations(pair(result(200, 0, 0), result(WORK_BOUND + 1, 0, 0))).join("\n")).toMatch(/does 257 > 256/);
+  });
+
+  test("memory above 1.5 × live + the allowance, or climbing, fails", () => {
+    const MiB = 2 ** 20;
+    expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 10 * MiB, 8 * MiB)))).toEqual([]);
+    expect(memoryViolations(pair(result(1, 20 * MiB, 8 * MiB), result(1, 20 * MiB, 8 * MiB))).join("\n")).toMatch(/memory 20480 KiB > 1.5 × peak live 8192 KiB/);
+    expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 12 * MiB, 8 * MiB))).join("\n")).toMatch(/not flat/);
+  });
+
+  test("bump, which reuses nothing, breaks the memory bounds on a real run (the bounds are not vacuous)", () => {
+    const bump = COMPOSITIONS.find((c) => c.name === "bump")!;
+    const run = measurePair(bump, WORKLOADS.find((w) => w.name === "transcoder")!);
+    expect(memoryViolations({ ...run, memoryApplies: true }).length).toBeGreaterThan(0);
+  });
+});
+
+describe("satisfiable requests are served", () => {
+  // Issue 10: a static region of 4 pages; malloc(100000) then malloc(150000) returned 0 with
+  // 162,112 free bytes at the region's end.
+  const stacks: [string, () => Strategy[], string | undefined][] = [
+    ["free-list", () => [freeList()], KNOWN_FAILURES["free-list | static region | satisfiable"]],
+    ["size-classes > free-list", () => [sizeClasses(), freeList()], KNOWN_FAILURES["size-classes > free-list | static region | satisfiable"]],
+  ];
+  for (const [name, stack, known] of stacks) {
+    (known ? test.fails : test)(`${name} over a static region of 4 pages: malloc(100000) then malloc(150000) both succeed`, async () => {
+      const heap = await buildAllocator({ strategy: stack(), backend: staticBackend({ start: PAGE_SIZE, size: 4 * PAGE_SIZE }), exports: ["malloc", "free"] }).instantiate();
+      const a = heap.malloc(100_000);
+      expect(a).not.toBe(0);
+      expect(heap.malloc(150_000)).not.toBe(0);
+    });
+  }
+});
