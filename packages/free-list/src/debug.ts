@@ -44,6 +44,8 @@ export interface ListCheck {
    */
   walk(head: Expr, firstPrev: Expr, belongs?: (c: Local) => Expr): Expr[];
   readonly lastSeen: Local;
+  /** How many cells the walks have listed so far: free cells kept off the lists are added here. */
+  readonly listed: Local;
   /** Fails as a corrupt heap at `ptr`. */
   corrupt(what: string, ptr: Expr): Expr;
 }
@@ -148,6 +150,18 @@ export class FreeListDebug {
     const from = () => cg.select(cg.eq(c.get(), c0.get()), cg.add(c0.get(), cg.size(links)), c0.get());
     const to = cg.select(cg.eq(end.get(), n0.get()), n0.get(), cg.add(n0.get(), cg.size(links)));
     return [debug.poison(from(), cg.sub(to, from()))];
+  }
+
+  /**
+   * `refill` makes the top `[t, e)` one free cell, where `from` was the end sentinel (or a new
+   * region's first cell): poisons what was not free before, from the old sentinel's header (or,
+   * when t is that cell, the end of its links) to e.
+   */
+  grownPoison(t: Local, from: Local, e: Local): Expr[] {
+    const { cg, debug, L } = this.o;
+    const links = L.header + 2 * L.word;
+    const start = () => cg.select(cg.eq(t.get(), from.get()), cg.add(from.get(), cg.size(links)), from.get());
+    return [debug.poison(start(), cg.sub(e.get(), start()))];
   }
 
   /** Free cell `c` (just unlinked) is handed out as `n` bytes (header included): its poison must be intact. */
@@ -313,7 +327,7 @@ export class FreeListDebug {
         ...Object.values(stats).map((s) => s.set(cg.size(0))),
         ...regionsWalk,
         listed.set(cg.size(0)),
-        ...lists({ f, walk: walkList, lastSeen, corrupt }),
+        ...lists({ f, walk: walkList, lastSeen, listed, corrupt }),
         corruptIf(cg.ne(listed.get(), stats.freeBlocks.get()), "a free cell is on no free list", cg.size(0)),
       ];
     });

@@ -21,19 +21,18 @@ import { FreeListDebug, type ListCheck } from "./debug.ts";
 export interface FreeListOptions {
   /**
    * How `alloc` finds a free cell.
-   * - "first" (default): one free list, oldest free cell first; the first cell that fits wins.
-   *   Smallest code. A walk gets long when many small free cells sit in front of one that fits.
-   * - "bins": segregated fit (the idea behind TLSF): one list per power-of-two payload range and
-   *   a bitmap of the non-empty ones. `alloc` walks only the request's own range, then takes the
-   *   first cell of the next non-empty larger range, which always fits. About 150 bytes more.
-   *
-   * Measured (see the README): level in the default composition (size-classes on top) but for
-   * large blocks; used alone, bins is up to twice as fast under churn. First fit stays the
-   * default because it is the smaller (the 500-byte budget of memory, malloc and free; the
-   * 800-byte budget of the five C functions).
+   * - "bins" (default): two-level segregated fit (TLSF): free cells in bins 12.5 % apart in
+   *   size, two bitmaps over the bins; `alloc`, `free` and `realloc` take a bounded number of
+   *   steps whatever the heap's history (no walk). The region's free tail (the top) is used only
+   *   when no binned cell fits, so memory grows only when no free cell could serve.
+   * - "first": one free list, oldest free cell first; the first cell that fits wins. About 150
+   *   bytes smaller, but a request walks every free cell in front of the first that fits: work
+   *   grows with the number of free cells (unbounded). For tiny modules with few live blocks.
    */
-  readonly fit?: "first" | "bins";
+  readonly fit?: Fit;
 }
+
+type Fit = "first" | "bins";
 
 /**
  * A general-purpose free list of cells with two-word headers (the layout and its invariants are
@@ -49,30 +48,33 @@ export interface FreeListOptions {
  *   head ----> free cell <----------> free cell <-> ... <---- tail   (links in the payloads)
  * ```
  *
- * - `alloc(size, align)`: the first free cell with room (see {@link FreeListOptions.fit}) is
- *   taken off its list, and what lies behind the block is split off as a free cell when it can
- *   hold one. Alignments above the granule (8 bytes) take `align + 8` bytes more and free the gap
- *   in front of the aligned block. When nothing fits: pages from the backend become one free cell
- *   (`free` merges it with the region's last cell when the pages follow it), and the search runs
- *   again.
+ * - `alloc(size, align)`: a free cell with room is taken off its list (see
+ *   {@link FreeListOptions.fit}); when no listed cell has room, the top (the free tail of the
+ *   newest region) is used, grown by pages from the backend for what it lacks. What lies behind the
+ *   block is split off as a free cell when it can hold one. Alignments above the granule (8 bytes)
+ *   take `align + 8` bytes more and free the gap in front of the aligned block.
  * - `free(ptr)`: O(1). A free previous neighbour absorbs the cell (with first fit it keeps its
  *   place on the list), otherwise the cell joins its list (first fit: at the tail); a free next
- *   neighbour is unlinked and absorbed.
- * - `resize(ptr, size)`: shrinking splits off the tail; growing absorbs a free next neighbour,
- *   and, when the block is the last of the newest region, pages that follow it. A grow that
- *   fails all the same leaves the block with its neighbour absorbed: larger, contents intact.
+ *   neighbour is unlinked and absorbed. With bins, a free cell that ends at the region's end is
+ *   the top, on no list.
+ * - `resize(ptr, size)`: shrinking splits off the tail; growing absorbs a free next neighbour
+ *   (the top included), and, when the block is the last of the newest region and no listed free
+ *   cell could hold it, pages that follow it. Otherwise it fails and realloc moves the block. A
+ *   grow that fails all the same leaves the block with its neighbour absorbed: larger, contents
+ *   intact.
  * - `usableSize(ptr)`: the payload size, read from the header.
  *
- * Memory stays bounded: a request reuses any free cell that fits before the backend is asked,
- * free neighbours always merge, and fresh pages that follow the region extend its last cell.
- * The backend is asked for the request plus two headers, rounded up to pages.
+ * Memory follows live bytes: the backend is asked for pages only when no free cell can serve
+ * (bins: none in a bin whose every cell fits, nor the one look into the request's own bin), free
+ * neighbours always merge, and pages that follow the region extend its top, so that only what
+ * the top lacks is asked for.
  *
- * State: the list's head and tail (or the bin table and bitmap) and `last`, the newest region's
+ * State: the list's head and tail (or the bin table and bitmaps) and `last`, the newest region's
  * end sentinel. With first fit in a module that owns its memory, the head and tail are the words
- * at 8 and 12 (see `firstFitLists`), and the heap starts at 16.
+ * at 8 and 12 (see `firstFitLists`), and the heap starts at 16; with bins, the table starts at 8.
  */
 export function freeList(options: FreeListOptions = {}): Strategy {
-  const fit = options.fit ?? "first";
+  const fit = options.fit ?? "bins";
   check(fit === "first" || fit === "bins", `free-list: fit must be "first" or "bins", got ${JSON.stringify(fit)}`);
   return {
     name: "free-list",
@@ -92,6 +94,13 @@ interface Lists {
   push(c: Expr): Expr;
   /** True when a cell whose size changes must move to another list (bins). */
   readonly rebin: boolean;
+  /**
+   * True when the top, the free cell in front of the newest region's end sentinel, is kept off
+   * the lists (bins): it is used only when no listed cell fits, like dlmalloc's top chunk, so
+   * that the heap grows only when no free cell could serve. With one list (first fit) the top
+   * is on the list like any free cell.
+   */
+  readonly top: boolean;
   /** Bytes the first region reserves for the list heads (the bin table), 0 for one list. */
   readonly tableBytes: number;
   /**
@@ -101,26 +110,15 @@ interface Lists {
    */
   placeTable?(base: Local): Expr[];
   /**
-   * Walks the lists for a cell of `n` bytes or more, and ends with `c` set to it. When none
-   * has one, evaluates `more` (an i32: non-zero when the lists may hold one now) and searches
-   * again, or runs `fail`, which must leave the function.
+   * The body of `find(n) -> usize` in `f`: a listed free cell of `n` bytes or more (header
+   * included; minCell <= n < 2^32), or 0.
    */
-  search(s: SearchScope): Expr;
+  find(f: FunctionScope, n: Local): Expr[];
   /** Debug builds: the walker's check of the lists (see `debug.ts`). */
   verify(check: ListCheck): Expr[];
 }
 
-interface SearchScope {
-  readonly f: FunctionScope;
-  /** 0 on entry (a fresh local). */
-  readonly c: Local;
-  /** The bytes wanted: a cell of at least `n` bytes, header included (any number). */
-  readonly n: Local;
-  readonly more: Expr;
-  readonly fail: Expr;
-}
-
-function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): AllocatorFunctions {
+function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunctions {
   if (parent.kind !== "pages") throw new AllocConfigError("free-list: needs a page backend below it");
   const { cg, scope } = ctx;
   const m = cg.module;
@@ -141,6 +139,32 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
   /** Debug builds only: poisoning, pointer checks, region records and the walker (`debug.ts`). */
   const dbg = ctx.debug && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, tableBytes: lists.tableBytes, last });
 
+  // top() -> the free cell in front of `last` (the region's free tail, "top"), or `last` itself
+  // when that cell is allocated (or there is no region yet: 0, or a run whose memory is not there).
+  const top = cg.function(scope("top"), [], "usize", (f) => {
+    const t = f.local();
+    // (select evaluates its arms before the condition: the tee comes first.)
+    const pick = cg.select(L.isFree(t.get()), t.tee(L.prevOf(last.get(), last.get())), last.get());
+    // Before the first region nothing may be read at `last`: it is 0 (no run), or a run's start
+    // past the memory that exists (a run that starts on a page boundary).
+    if (!run) return m.if(last.get(), pick, zero());
+    if (run.start % PAGE_SIZE === 0) return m.if(cg.gtU(run.end(), last.get()), pick, last.get());
+    return pick;
+  });
+  const topCell = () => cg.call(top, []);
+
+  // take(c) -> end of c: takes free cell c off its list, or, when it is the top (bins), nothing
+  // to take it from.
+  const take = lists.top
+    ? (() => {
+        const name = cg.function(scope("take"), ["c"], "usize", (f) => {
+          const c = f.param("c"), e = f.local();
+          return m.if(cg.eq(e.tee(L.nextOfFree(c.get())), last.get()), e.get(), lists.unlink(c.get()));
+        });
+        return (c: Expr) => cg.call(name, [c]);
+      })()
+    : (c: Expr) => lists.unlink(c);
+
   // release(c, end) -> end of the free cell: frees cell c, which ends at `end`, merging with both
   // neighbours, O(1). Its word 0 is not read: a cell just cut off needs only its prev.
   const release = cg.function(scope("release"), ["c", "end"], "usize", (f) => {
@@ -150,7 +174,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     return [
       ...(dbg ? dbg.releaseStart(f, c, end) : []),
       // A free previous neighbour absorbs this cell: with one list it keeps its place there;
-      // with bins it changes size class, so it leaves its list to be pushed again below.
+      // with bins it changes size class, so it leaves its list to be pushed again below. (It is
+      // never the top: its end is c, a cell.)
       lists.rebin
         ? cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [cg.drop(lists.unlink(pv.get())), c.set(pv.get())])
         : cg.when(L.isFree(pv.tee(L.prevOf(c.get(), c.get()))), [c.set(pv.get())], [lists.push(c.get())]),
@@ -162,12 +187,13 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         next,
         cg.block([
           L.setPrev(end.get(), end.get(), c.get()),
-          cg.when(L.isFree(end.get()), [end.set(lists.unlink(end.get())), m.br(next)]),
+          cg.when(L.isFree(end.get()), [end.set(take(end.get())), m.br(next)]),
         ]),
       ),
       ...(dbg ? dbg.releasePoison(c, end) : []),
       L.setFree(c.get(), end.get()),
-      ...(lists.rebin ? [lists.push(c.get())] : []),
+      // With bins, a cell that ends at the region's end is the top, on no list.
+      ...(lists.rebin ? [lists.top ? cg.when(cg.ne(end.get(), last.get()), [lists.push(c.get())]) : lists.push(c.get())] : []),
       end.get(),
     ];
   });
@@ -196,32 +222,40 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     ];
   });
 
-  // refill(n) -> i32: pages from the backend become a free cell of at least n bytes (header
-  // included), merged with the region's last cell when they follow it. 0 when the backend refuses.
-  // A fresh region holds the end sentinel besides the cell (and, the first time, the bin table).
+  // refill(n) -> i32: makes the top a free cell of at least n bytes (header included), with pages
+  // from the backend for what it lacks; 0 when the backend refuses. Pages that follow the region
+  // extend the top (or, when the region's last cell is allocated, the old end sentinel becomes
+  // the new free cell); pages elsewhere start a region of their own (its first cell is its own
+  // prev: word 1 is 0), and the old top joins the lists. Called only when no listed cell fits.
   const overhead = H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
-  /**
-   * The new cell [last, e) is freed: e, the end of the free cell, becomes the end sentinel (word 0
-   * already 0: fresh memory; release sets its prev).
-   */
-  const finish = (e: Expr) => [last.set(cg.call(release, [last.get(), e])), cg.i32(1)];
   const refill = cg.function(scope("refill"), ["n"], "i32", (f) => {
     const n = f.param("n");
+    const t = f.local(), e = f.local(), from = f.local();
+    /** The top [t, e) becomes one free cell and e the end sentinel (word 0 already 0: fresh memory). */
+    const finish = [
+      ...(dbg ? [from.set(last.get()), ...dbg.grownPoison(t, from, e)] : []),
+      L.setFree(t.get(), e.get()),
+      L.setPrev(e.get(), e.get(), t.get()),
+      // With one list, a new cell joins it; a grown one is on it already.
+      ...(lists.top ? [] : [cg.when(cg.eq(t.get(), last.get()), [lists.push(t.get())])]),
+      last.set(e.get()),
+      cg.i32(1),
+    ];
     if (run) {
       // One region, [run.start, run.end()), which may hold memory before the first call (page 0
-      // of a module's own memory). The new cell starts at the end sentinel.
+      // of a module's own memory). The top and the end sentinel need n + H bytes from t on; when
+      // the run lacks some (n + H > room), ceil(lack / 64 KiB) = ((n + H - 1 - room) >> 16) + 1.
+      // Both sides count the bin table too when the run can still be empty (room would be
+      // negative: before the first call `last` is past the table). A run that starts inside a
+      // page holds the rest of that page from the start.
       const room = f.local();
       const tableSlack = run.start % PAGE_SIZE ? 0 : lists.tableBytes;
       return [
-        // The cell and the end sentinel need n + H bytes from `last` on; when the run lacks some
-        // (n + H > room), ceil(lack / 64 KiB) = ((n + H - 1 - room) >> 16) + 1.
-        // Both sides count the bin table too when the run can still be empty (room would be
-        // negative: before the first call `last` is past the table). A run that starts inside a
-        // page holds the rest of that page from the start.
+        t.set(topCell()),
         cg.when(
           cg.geU(
             n.tee(cg.add(n.get(), cg.size(H - 1 + tableSlack))),
-            room.tee(cg.sub(run.end(), cg.sub(last.get(), cg.size(tableSlack)))),
+            room.tee(cg.sub(run.end(), cg.sub(t.get(), cg.size(tableSlack)))),
           ),
           [
             cg.returnIf(
@@ -232,28 +266,41 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
             ),
           ],
         ),
-        ...finish(cg.sub(run.end(), cg.size(H))),
+        e.set(cg.sub(run.end(), cg.size(H))),
+        ...finish,
       ];
     }
-    const pages = f.local(), base = f.local(), e = f.local();
-    return [
-      // ceil((n + overhead) / 64 KiB)
-      pages.set(cg.add(cg.shrU(cg.add(n.get(), cg.size(overhead - 1)), cg.size(PAGE_SHIFT)), cg.size(1))),
+    const pages = f.local(), base = f.local();
+    const retry = f.label("refill");
+    return m.loop(retry, cg.block([
+      // The top holds n now (pages that did not follow the region may have made a top too small).
+      cg.returnIf(cg.geU(cg.sub(last.get(), t.tee(topCell())), n.get()), cg.i32(1)),
+      // ceil((n + overhead - top bytes) / 64 KiB): pages that follow the region need only what
+      // the top lacks (the top is smaller than n, so this is positive).
+      pages.set(cg.add(cg.shrU(cg.sub(cg.add(n.get(), cg.size(overhead - 1)), cg.sub(last.get(), t.get())), cg.size(PAGE_SHIFT)), cg.size(1))),
       cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
       ...(dbg ? dbg.newPages(base, pages) : []),
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
-      // Pages that do not follow the newest region start one of their own (its first cell is its
-      // own prev: word 1 is 0). Pages that do turn the old end sentinel into a cell.
-      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [...(lists.placeTable?.(base) ?? []), ...(dbg ? dbg.newRegion(base) : []), last.set(base.get())]),
-      ...finish(e.get()),
-    ];
+      cg.when(cg.ne(L.cellOf(base.get()), last.get()), [
+        // With bins, the old top joins the lists (with one list it is on it already).
+        ...(lists.top ? [cg.when(cg.ne(t.get(), last.get()), [lists.push(t.get())])] : []),
+        ...(lists.placeTable?.(base) ?? []),
+        ...(dbg ? dbg.newRegion(base) : []),
+        last.set(t.tee(base.get())),
+      ]),
+      ...finish.slice(0, -1),
+      m.br(retry),
+    ]));
   });
+
+  // find(n): the lists' search, in one function (alloc and resize call it).
+  const find = cg.function(scope("find"), ["n"], "usize", (f) => lists.find(f, f.param("n")));
 
   /**
    * alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed):
-   * the first free cell of `n` bytes or more (n: the size rounded up to the granule, plus the
-   * header) is taken off its list and cut to size. When none has room, pages from the backend make
-   * one, and the search runs again; 0 when the backend refuses.
+   * a listed free cell of `n` bytes or more (n: the size rounded up to the granule, plus the
+   * header), else the top, grown when it lacks room, is taken and cut to size; 0 when the backend
+   * refuses.
    */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
     const n = f.local(), c = f.local(), q = f.local(), mask = f.local();
@@ -275,8 +322,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
       // Impossible sizes (and 0) return 0 here, and past this nothing can overflow.
       cg.returnIf(L.refused(n.tee(L.cellBytes(size.get()))), zero()),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
-      lists.search({ f, c, n: u, more: m.call(refill, [u.get()], i32), fail: cg.ret(zero()) }),
-      L.setUsed(c.get(), lists.unlink(c.get())),
+      cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [
+        cg.returnIf(cg.eqz(m.call(refill, [u.get()], i32)), zero()),
+        c.set(topCell()),
+      ]),
+      L.setUsed(c.get(), take(c.get())),
       ...(dbg ? dbg.taken(c.get(), u.get()) : []),
       ...(aligned
         ? [
@@ -286,7 +336,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
               // address a cell or more past c's: ((c + H + minCell - 1) | mask) + 1.
               q.set(cg.sub(cg.or(cg.add(c.get(), cg.size(H + minCell - 1)), mask.get()), cg.size(H - 1))),
               cg.drop(cg.call(trim, [c.get(), q.get()])),
-              L.setUsed(q.get(), lists.unlink(q.get())),
+              L.setUsed(q.get(), take(q.get())),
               // (release returns the end of the free cell it made: q.)
               c.set(cg.call(release, [c.get(), q.get()])),
             ]),
@@ -310,16 +360,19 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
         // There is at most one free neighbour to absorb: free cells never touch.
         cg.when(L.isFree(end.tee(L.word0(c.get()))), [
           ...(dbg ? dbg.absorbed(end.get(), end.get(), L.nextOfFree(end.get())) : []),
-          L.setUsed(c.get(), end.tee(lists.unlink(end.get()))),
+          L.setUsed(c.get(), end.tee(take(end.get()))),
           L.setPrev(end.get(), end.get(), c.get()),
         ]),
         cg.when(cg.gtU(size.get(), cg.sub(end.get(), ptr.get())), [
-          // Too small. When nothing follows but the newest region's end, pages that follow it
-          // become a free neighbour of the shortfall or more (both granule multiples once the
-          // size is rounded up), and the block absorbs it.
+          // Too small. When nothing follows but the newest region's end, and no listed free cell
+          // could take the block instead (memory grows only when no free cell fits), pages that
+          // follow it become a free neighbour of the shortfall or more (both granule multiples once
+          // the size is rounded up), and the block absorbs it. Otherwise realloc moves the block.
           // (Impossible sizes, over maxRequest, are refused here.)
           cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.leU(size.get(), cg.size(maxRequest))), [
-            m.br(grow, m.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))], i32)),
+            cg.when(cg.eqz(cg.call(find, [L.cellBytes(size.get())])), [
+              m.br(grow, m.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))], i32)),
+            ]),
           ]),
           cg.ret(zero()),
         ]),
@@ -334,25 +387,15 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: "first" | "bins"): 
     return cg.sub(L.word0(L.cellOf(ptr.get())), ptr.get());
   });
 
-  const check = dbg && dbg.emitCheck((list) => lists.verify(list));
+  const check = dbg && dbg.emitCheck((list) => [
+    ...lists.verify(list),
+    // The top is free and on no list (bins): the walker counted it among the free cells.
+    ...(lists.top ? [cg.when(cg.ne(topCell(), last.get()), [list.listed.set(cg.add(list.listed.get(), cg.size(1)))])] : []),
+  ]);
 
   // Every block is granule aligned: alignments below minAlign are as good as minAlign.
   const allocAcceptsSmallAlign = ctx.limits.minAlign <= H;
   return { alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign, ...(check && { check }) };
-}
-
-/**
- * Walks a null-terminated list from `c`, its first cell: branches to `found` at the first cell
- * of `n` bytes or more, and falls through at the end of the list.
- */
-function walkList(cg: Codegen, c: Local, n: Local, found: string): Expr {
-  const m = cg.module;
-  const L = cellLayout(cg);
-  const walk = "walk";
-  return m.loop(
-    walk,
-    cg.when(nonZero(cg, c.get()), [m.br(found, holds(cg, c, n)), c.set(L.nextFreeOf(c.get())), m.br(walk)]),
-  );
 }
 
 /** An i32 condition: free cell `c` spans `n` bytes or more. */
@@ -360,16 +403,6 @@ const holds = (cg: Codegen, c: Local, n: Local) => cellLayout(cg).freeHolds(c.ge
 
 /** A pointer-width value as an i32 condition. */
 const nonZero = (cg: Codegen, x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
-
-/**
- * A search that runs `walk` (which branches to `found`), and when it falls through, `more` and
- * `walk` again, or `fail`.
- */
-function retrying(cg: Codegen, { more, fail }: SearchScope, walk: (found: string) => Expr[]): Expr {
-  const m = cg.module;
-  const found = "found", retry = "retry";
-  return m.block(found, [m.loop(retry, cg.block([...walk(found), m.br(retry, more), fail]))]);
-}
 
 /**
  * First fit: one list, oldest free cell first (freed cells join at the tail), with its head and
@@ -422,109 +455,180 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
     unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: false,
+    top: false,
     tableBytes: anchored ? L.header : 0,
     verify: ({ walk, lastSeen, corrupt }) => [
       ...walk(head.get(), cg.size(0)),
       m.if(cg.ne(tail.get(), lastSeen.get()), corrupt("the free list's tail is not its last cell", tail.get())),
     ],
-    search: (s) => {
-      const { c, n, more, fail } = s;
-      if (!anchored) return retrying(cg, s, (found) => [c.set(head.get()), walkList(cg, c, n, found)]);
-      // From cell 0 (`c` on entry), whose next free cell is the head; the walk ends at cell 0
-      // again, where it starts over when there is more.
-      const walk = "walk";
-      return m.loop(
-        walk,
-        m.if(
-          nonZero(cg, c.tee(L.nextFreeOf(c.get()))),
-          m.br(walk, cg.eqz(holds(cg, c, n))),
-          cg.block([m.br(walk, more), fail]),
-        ),
-      );
+    find: (f, n) => {
+      const c = f.local();
+      const walk = f.label("walk");
+      if (!anchored) {
+        const found = f.label("found");
+        return [
+          c.set(head.get()),
+          m.block(found, [m.loop(walk, cg.when(nonZero(cg, c.get()), [m.br(found, holds(cg, c, n)), c.set(L.nextFreeOf(c.get())), m.br(walk)]))]),
+          c.get(),
+        ];
+      }
+      // From cell 0 (`c` starts at 0), whose next free cell is the head; the walk ends at cell 0.
+      return [m.loop(walk, m.if(nonZero(cg, c.tee(L.nextFreeOf(c.get()))), m.br(walk, cg.eqz(holds(cg, c, n))))), c.get()];
     },
   };
 }
 
+/** log2 of the bins each power of two is split into (32: sizes about 3 % apart). */
+const SUB_LOG = 5;
+
 /**
- * Segregated fit: bin k holds the free cells whose payload lies in [2^(k+g), 2^(k+g+1)), where
- * 2^g is the granule; bit k of a bitmap is set while bin k is non-empty. The bin heads live at the
- * start of the first region. The cell at the front of bin k has `prevFree` = (address of head k)
- * - header, so unlinking it writes its successor into the table like into any cell.
+ * Two-level segregated fit (TLSF, Masmano et al.): O(1) `find`, `push` and `unlink`, whatever
+ * the heap's history. Cells smaller than 2^(SUB_LOG + g) bytes (g: log2 of the granule; 256 bytes
+ * on wasm32) have a bin per size, 8 bytes apart; every larger power of two [2^k, 2^(k+1)) is
+ * split into S = 2^SUB_LOG bins of equal width. A word per level of S bins (`maps`) has bit s
+ * set while that bin is non-empty, and the global `levels` has bit l set while map l is non-zero.
  *
  * ```text
- *   bitmap   ... 0 1 1 0 1        bit k: bin k is non-empty
- *   table    [head 0][head 1]...  head k -> cell <-> cell <-> ... (null-terminated)
+ *   levels   ... 0 1 1 0 1            bit l: some bin of level l is non-empty
+ *   maps     [map 0][map 1]...        bit s of map l: bin l*S + s is non-empty
+ *   heads    [head 0][head 1]...      head b -> cell <-> cell <-> ... (null-terminated)
  * ```
+ *
+ * `find(n)` looks at the first cell of n's own bin (a cell there may or may not fit: one look,
+ * which finds a same-size cell freed before), then takes the first cell of the first non-empty bin
+ * whose every cell fits: the bins above n's own, found with two masks and two ctz. No walk: a
+ * request never costs more than a few dozen instructions. The price is fragmentation bounded by
+ * the bin width: a cell in n's own bin that the one look misses serves only smaller requests.
+ *
+ * The table sits at the start of the first region. The cell at the front of bin b has `prevFree`
+ * = (address of head b) - header, so unlinking it writes its successor into the table like into
+ * any cell. A last level, always empty, takes the searches past the largest bin.
  */
 function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
-  const bits = cg.ptrBytes * 8;
-  const granuleLog = Math.log2(L.header);
-  const wordLog = Math.log2(cg.ptrBytes);
-  const bins = bits - granuleLog;
-  const tableBytes = Math.ceil((bins * cg.ptrBytes) / L.header) * L.header;
+  const W = cg.ptrBytes;
+  const bits = W * 8;
+  const wordLog = Math.log2(W);
+  const S = 1 << SUB_LOG;
+  const G = Math.log2(L.header);
+  // Levels: the linear one (shift G), one per shift up to bits - 1 - SUB_LOG, and the empty last.
+  const levels = bits - SUB_LOG - G + 1;
+  const mapsBytes = levels * W;
+  const tableBytes = Math.ceil((mapsBytes + levels * S * W) / L.header) * L.header;
   // The table's address: a constant at the start of a contiguous run, or a global set when the
   // first region arrives.
   const tableVar = at === undefined ? cg.global(scope("bins")) : undefined;
-  const table = { get: () => tableVar?.get() ?? cg.size(at!) };
-  const bitmap = cg.global(scope("bitmap"));
-  /** The bin of a payload of `size` bytes (at least a granule). */
-  const binOf = (size: Expr) => cg.sub(cg.size(bits - 1 - granuleLog), cg.clz(size));
+  const table = () => tableVar?.get() ?? cg.size(at!);
+  const levelBits = cg.global(scope("levels"));
+  /** The word of level l's map, and the head of bin b. */
+  const mapOf = (l: Expr) => cg.add(table(), cg.shl(l, cg.size(wordLog)));
+  const slot = (b: Expr) => cg.add(table(), cg.add(cg.shl(b, cg.size(wordLog)), cg.size(mapsBytes)));
+  const one = (shift: Expr) => cg.shl(cg.size(1), shift);
+  const low = (b: Expr) => cg.and(b, cg.size(S - 1));
+  const levelOf = (b: Expr) => cg.shrU(b, cg.size(SUB_LOG));
+
+  // bin(x) -> the bin of cell size x (any x > 0): with e = max(floor(log2 x) - SUB_LOG, G), the
+  // bin is ((e - G) << SUB_LOG) + (x >> e). Below 2^(SUB_LOG + G), e is G: x >> G, one bin per
+  // granule. Above, x >> e has SUB_LOG + 1 bits (S + the range in the level), and each e its
+  // level. The max is taken by or-ing the bits below 2^(SUB_LOG + G + 1) into x, which keeps its
+  // top bit unless it was lower. (bin(n - 1) + 1 is the first bin whose every cell holds n or more.)
+  const bin = cg.function(scope("bin"), ["x"], "usize", (f) => {
+    const x = f.param("x"), e = f.local();
+    return cg.add(
+      cg.shl(cg.sub(e.tee(cg.sub(cg.size(bits - 1 - SUB_LOG), cg.clz(cg.or(x.get(), cg.size(2 ** (SUB_LOG + G + 1) - 1))))), cg.size(G)), cg.size(SUB_LOG)),
+      cg.shrU(x.get(), e.get()),
+    );
+  });
+  const binOf = (x: Expr) => cg.call(bin, [x]);
   /** The bin of free cell `c` (read twice). */
-  const binOfCell = (c: Local) => binOf(cg.sub(L.nextOfFree(c.get()), L.payloadOf(c.get())));
-  const slot = (bin: Expr) => cg.add(table.get(), cg.shl(bin, cg.size(wordLog)));
-  const bit = (bin: Expr) => cg.shl(cg.size(1), bin);
-  // (tableBytes is rounded up to the granule: cells after the table stay granule aligned.)
+  const binOfCell = (c: Local) => binOf(cg.sub(L.nextOfFree(c.get()), c.get()));
 
   const unlink = cg.function(scope("unlink"), ["c"], "usize", (f) => {
     const c = f.param("c");
-    const nx = f.local(), pr = f.local(), b = f.local();
+    const nx = f.local(), pr = f.local(), b = f.local(), mp = f.local();
     return [
       nx.set(L.nextFreeOf(c.get())),
       L.setNextFree(pr.tee(L.prevFreeOf(c.get())), nx.get()),
       cg.when(nx.get(), [L.setPrevFree(nx.get(), pr.get())]),
-      // The bin is empty now: clear its bit.
+      // The bin is empty now: clear its bit, and its level's when that was the last.
       cg.when(cg.eqz(cg.load(slot(b.tee(binOfCell(c))))), [
-        bitmap.set(cg.and(bitmap.get(), cg.xor(bit(b.get()), cg.size(-1)))),
+        cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.and(cg.load(mp.get()), cg.xor(one(low(b.get())), cg.size(-1)))),
+        cg.when(cg.eqz(cg.load(mp.get())), [
+          levelBits.set(cg.and(levelBits.get(), cg.xor(one(levelOf(b.get())), cg.size(-1)))),
+        ]),
       ]),
       L.nextOfFree(c.get()),
     ];
   });
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
     const c = f.param("c");
-    const nx = f.local(), b = f.local(), s = f.local();
+    const nx = f.local(), b = f.local(), s = f.local(), mp = f.local();
     return [
       s.set(slot(b.tee(binOfCell(c)))),
       L.setNextFree(c.get(), nx.tee(cg.load(s.get()))),
       L.setPrevFree(c.get(), L.cellOf(s.get())),
       cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
       cg.store(s.get(), c.get()),
-      bitmap.set(cg.or(bitmap.get(), bit(b.get()))),
+      cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.or(cg.load(mp.get()), one(low(b.get())))),
+      levelBits.set(cg.or(levelBits.get(), one(levelOf(b.get())))),
     ];
   });
   return {
     unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
     rebin: true,
+    top: true,
     tableBytes,
+    find: (f, n) => {
+      const c = f.local(), b = f.local(), l = f.local(), map = f.local();
+      return [
+        // One look at n's own bin.
+        cg.returnIf(m.if(nonZero(cg, c.tee(cg.load(slot(binOf(n.get()))))), holds(cg, c, n), cg.i32(0)), c.get()),
+        // The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level
+        // with a non-empty bin (the last level is always empty: b never leaves the table).
+        b.set(cg.add(binOf(cg.sub(n.get(), cg.size(1))), cg.size(1))),
+        cg.when(
+          cg.eqz(nonZero(cg, map.tee(cg.and(cg.load(mapOf(l.tee(levelOf(b.get())))), cg.shl(cg.size(-1), low(b.get())))))),
+          [
+            cg.returnIf(cg.eqz(nonZero(cg, map.tee(cg.and(levelBits.get(), cg.shl(cg.size(-1), cg.add(l.get(), cg.size(1))))))), cg.size(0)),
+            map.set(cg.load(mapOf(l.tee(cg.ctz(map.get()))))),
+          ],
+        ),
+        cg.load(slot(cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get())))),
+      ];
+    },
     verify: ({ f, walk, corrupt }) => {
-      // Each bin: its bit set exactly when it is non-empty, every cell in its size range.
+      // Each bin: its bit set exactly when it is non-empty, every cell in its size range; each
+      // level: its bit set exactly when its map is non-zero.
       const k = f.local(), s = f.local();
-      const loop = f.label("verify_bins");
+      const loop = f.label("verify_bins"), levelLoop = f.label("verify_levels");
+      const bitOf = (word: Expr, i: Expr) => cg.toI32(cg.and(cg.shrU(word, i), cg.size(1)));
       return [
         k.set(cg.size(0)),
         m.loop(
           loop,
-          cg.when(cg.ltU(k.get(), cg.size(bins)), [
+          cg.when(cg.ltU(k.get(), cg.size(levels * S)), [
             s.set(slot(k.get())),
             m.if(
-              m.i32.ne(cg.toI32(cg.and(cg.shrU(bitmap.get(), k.get()), cg.size(1))), cg.ne(cg.load(s.get()), cg.size(0))),
-              corrupt("a bin's bit in the bitmap disagrees with the bin", s.get()),
+              m.i32.ne(bitOf(cg.load(mapOf(levelOf(k.get()))), low(k.get())), cg.ne(cg.load(s.get()), cg.size(0))),
+              corrupt("a bin's bit in its level's map disagrees with the bin", s.get()),
             ),
             ...walk(cg.load(s.get()), L.cellOf(s.get()), (c) => cg.eq(binOfCell(c), k.get())),
             k.set(cg.add(k.get(), cg.size(1))),
             m.br(loop),
+          ]),
+        ),
+        k.set(cg.size(0)),
+        m.loop(
+          levelLoop,
+          cg.when(cg.ltU(k.get(), cg.size(levels)), [
+            m.if(
+              m.i32.ne(bitOf(levelBits.get(), k.get()), cg.ne(cg.load(mapOf(k.get())), cg.size(0))),
+              corrupt("a level's bit disagrees with its map", mapOf(k.get())),
+            ),
+            k.set(cg.add(k.get(), cg.size(1))),
+            m.br(levelLoop),
           ]),
         ),
       ];
@@ -534,29 +638,5 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
         cg.when(cg.eqz(tableVar.get()), [tableVar.set(base.get()), base.set(cg.add(base.get(), cg.size(tableBytes)))]),
       ],
     }),
-    search: (sc) => {
-      // Walk the request's own bin, then each larger non-empty one, where the first cell fits.
-      // No bin past the last is searched: payloads are below 2^bits, so b + 1 <= bins, and
-      // `-1 << bins` keeps no bit of the bitmap (bins < bits).
-      const { f, c, n } = sc;
-      const k = f.local();
-      const bin = "bin", done = "bins_end";
-      return retrying(cg, sc, (found) => [
-        m.block(done, [
-          k.set(binOf(cg.sub(n.get(), cg.size(L.header)))),
-          m.loop(
-            bin,
-            cg.block([
-              k.set(cg.and(bitmap.get(), cg.shl(cg.size(-1), k.get()))),
-              m.br(done, cg.eqz(k.get())),
-              c.set(cg.load(slot(k.tee(cg.ctz(k.get()))))),
-              walkList(cg, c, n, found),
-              k.set(cg.add(k.get(), cg.size(1))),
-              m.br(bin),
-            ]),
-          ),
-        ]),
-      ]);
-    },
   };
 }
