@@ -1,4 +1,5 @@
 import binaryen from "binaryen";
+import { AllocConfigError } from "./errors.ts";
 
 /** An expression under construction in a Binaryen module. */
 export type Expr = binaryen.ExpressionRef;
@@ -356,10 +357,10 @@ export class Codegen {
     return name;
   }
 
-  /** Throws when a function or global called `name` already exists in the module. */
+  /** Throws an AllocConfigError when a function or global called `name` already exists in the module. */
   assertFree(name: string): void {
     if (this.module.getFunction(name) || this.module.getGlobal(name)) {
-      throw new Error(
+      throw new AllocConfigError(
         `alloc: the module already has a function or global named "${name}". ` +
           `Give this allocator another prefix (the "prefix" option).`,
       );

@@ -6,6 +6,7 @@ import {
   growBackend,
   installAllocator,
   PAGE_SIZE,
+  type PageBackend,
   type Strategy,
 } from "./index.ts";
 import { pagePerBlock } from "./testing.ts";
@@ -41,6 +42,25 @@ describe("configuration errors are clear and come before any Wasm", () => {
     ["grow maximum out of range", () => growBackend({ maximumPages: 70_000 }), /maximumPages/],
     ["grow maximum zero", () => growBackend({ maximumPages: 0 }), /maximumPages/],
     ["exclusive with an imported memory", () => buildAllocator({ strategy: pagePerBlock(), backend: growBackend({ exclusive: true }), memory: { mode: "import" } }), /exclusive/],
+    // Type confusion: reported as such, with values quoted so that "16" and 16 differ.
+    ["no options", () => buildAllocator(undefined as never), /buildAllocator: options must be an object, got undefined/],
+    ["no strategy", () => buildAllocator({} as never), /strategy option is missing/],
+    ["bulkMemory as a string", () => buildAllocator({ strategy: pagePerBlock(), bulkMemory: "no" as never }), /bulkMemory must be true or false, got "no"/],
+    ["exports as a string", () => buildAllocator({ strategy: pagePerBlock(), exports: "malloc" as never }), /exports must be a list of function names .* got "malloc"/],
+    ["minAlign as a string", () => buildAllocator({ strategy: pagePerBlock(), minAlign: "16" as never }), /minAlign must be a power of two from 4 to 65536, got "16"/],
+    ["prefix with a NUL", () => buildAllocator({ strategy: pagePerBlock(), prefix: "\0" }), /prefix must be a non-empty name without "\/" or control characters, got "\\u0000"/],
+    ["empty memory name", () => buildAllocator({ strategy: pagePerBlock(), memory: { name: "" } }), /memory.name must be a non-empty string/],
+    ["memory options not an object", () => buildAllocator({ strategy: pagePerBlock(), memory: "import" as never }), /memory: options must be an object, got "import"/],
+    ["misspelt memory option", () => buildAllocator({ strategy: pagePerBlock(), memory: { intialPages: 3 } as never }), /unknown option "intialPages"/],
+    ["not a backend", () => buildAllocator({ strategy: pagePerBlock(), backend: {} as never }), /backend is not a page backend/],
+    ["growBackend(null)", () => growBackend(null as never), /growBackend: options must be an object, got null/],
+    ["growBackend exclusive as a string", () => growBackend({ exclusive: "no" as never }), /exclusive must be true or false, got "no"/],
+    ["no exports", () => buildAllocator({ strategy: pagePerBlock(), exports: [] }), /exports is empty/],
+    // Export names clash: checked before emitting, named in the message.
+    ["memory named like a function", () => buildAllocator({ strategy: pagePerBlock(), memory: { name: "malloc" } }), /export name "malloc" is used twice: by function "malloc" and by the memory/],
+    ["function exported as the memory's name", () => buildAllocator({ strategy: pagePerBlock(), exports: { malloc: "memory" } }), /export name "memory" is used twice/],
+    ["function exported under a debug global's name", () => buildAllocator({ strategy: pagePerBlock(), debug: true, exports: { malloc: "~alloc/debug/fault" } }), /export name "~alloc\/debug\/fault" is used twice: by function "malloc" and by a global of the debug build/],
+    ["export name with a NUL", () => buildAllocator({ strategy: pagePerBlock(), exports: { malloc: "m\0" } }), /export name for "malloc" must be a non-empty string without NUL/],
   ];
   test.each(cases)("%s", (_name, run, message) => {
     expect(run).toThrow(AllocConfigError);
@@ -142,3 +162,127 @@ describe("installing into an existing module", () => {
     }
   });
 });
+
+describe("installAllocator checks everything first and leaves the module untouched on any error", () => {
+  /** A module with a memory, a function and an export of the user's own. */
+  function userModule(setup?: (m: binaryen.Module) => void) {
+    const module = new binaryen.Module();
+    module.setFeatures(binaryen.Features.All);
+    setup?.(module);
+    if (!module.hasMemory()) module.setMemory(1, 100);
+    module.addFunction("user", binaryen.none, binaryen.i32, [], module.i32.const(7));
+    module.addFunctionExport("user", "malloc");
+    return module;
+  }
+  /** Everything a module holds, as text: unchanged text means an untouched module. */
+  const snapshot = (m: binaryen.Module) => m.emitText();
+
+  const cases: [string, (m: binaryen.Module) => unknown, RegExp, ((m: binaryen.Module) => void)?][] = [
+    ["an export the module has already", (m) => installAllocator(m, { strategy: pagePerBlock(), exports: ["malloc"] }), /already exports "malloc"/],
+    [
+      "a prefix an allocator installed before uses",
+      (m) => installAllocator(m, { strategy: pagePerBlock(), exports: { malloc: "m2" } }),
+      /already has names under the prefix "~alloc\/" \(such as "~alloc\/.*"; another allocator\?\)/,
+      (m) => {
+        m.setMemory(1, 100);
+        installAllocator(m, { strategy: pagePerBlock() });
+      },
+    ],
+    [
+      "a strategy that fails half way through emitting",
+      (m) => installAllocator(m, { strategy: halfEmitted() }),
+      /half emitted/,
+    ],
+    ["a shared memory", (m) => installAllocator(m, { strategy: pagePerBlock() }), /memory is shared .* no atomics/, (m) => m.setMemory(1, 10, null, [], true)],
+    ["a memory64 memory", (m) => installAllocator(m, { strategy: pagePerBlock() }), /memory64/, (m) => m.setMemory(1, 10, null, [], false, true)],
+    ["options that are not an object", (m) => installAllocator(m, undefined as never), /installAllocator: options must be an object, got undefined/],
+    ["functions given as a string", (m) => installAllocator(m, { strategy: pagePerBlock(), functions: "malloc" as never }), /functions must be a list/],
+  ];
+  test.each(cases)("%s", (_name, install, message, setup) => {
+    const module = userModule(setup);
+    try {
+      const before = snapshot(module);
+      expect(() => install(module)).toThrow(AllocConfigError);
+      expect(() => install(module)).toThrow(message);
+      expect(snapshot(module)).toBe(before);
+    } finally {
+      module.dispose();
+    }
+  });
+
+  test("something that is not a binaryen module is refused clearly", () => {
+    expect(() => installAllocator({} as never, { strategy: pagePerBlock() })).toThrow(/must be a binaryen.Module .* got \{\}/);
+  });
+
+  test("after a refused install the module still takes an allocator and runs", async () => {
+    const module = userModule();
+    try {
+      expect(() => installAllocator(module, { strategy: pagePerBlock(), exports: ["malloc"] })).toThrow(AllocConfigError);
+      installAllocator(module, { strategy: pagePerBlock(), exports: { malloc: "alloc_malloc" } });
+      expect(module.validate()).toBe(1);
+      const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
+      const exports = instance.exports as Record<string, (...a: number[]) => number>;
+      expect(exports.malloc!()).toBe(7);
+      expect(exports.alloc_malloc!(10)).toBe(PAGE_SIZE);
+    } finally {
+      module.dispose();
+    }
+  });
+});
+
+describe("exclusive allocators in a module of their own only", () => {
+  const exclusive = () => growBackend({ exclusive: true });
+  const withModule = (fn: (m: binaryen.Module) => void) => {
+    const module = new binaryen.Module();
+    module.setMemory(1, 100);
+    try {
+      fn(module);
+    } finally {
+      module.dispose();
+    }
+  };
+  test.each<[string, (m: binaryen.Module) => void, () => PageBackend, RegExp]>([
+    ["two exclusive allocators", (m) => installAllocator(m, { strategy: pagePerBlock(), backend: exclusive(), prefix: "a" }), () => exclusive(), /function "a\/grow\/.*" .* grows the memory too \(another allocator\)/],
+    ["an exclusive one after one that grows", (m) => installAllocator(m, { strategy: pagePerBlock(), prefix: "a" }), () => exclusive(), /grows the memory too/],
+    ["one that grows after an exclusive one", (m) => installAllocator(m, { strategy: pagePerBlock(), backend: exclusive(), prefix: "a" }), () => growBackend(), /allocator under "a\/" in this module is exclusive .* this one grows it too/],
+    [
+      "an exclusive one in a module whose own code grows the memory",
+      (m) => m.addFunction("more", binaryen.none, binaryen.i32, [], m.memory.grow(m.i32.const(1))),
+      () => exclusive(),
+      /function "more" of the module grows the memory too \(its own code\)/,
+    ],
+  ])("%s: refused, the module untouched", (_name, first, backend, message) =>
+    withModule((module) => {
+      first(module);
+      const before = module.emitText();
+      expect(() => installAllocator(module, { strategy: pagePerBlock(), backend: backend(), prefix: "b" })).toThrow(message);
+      expect(module.emitText()).toBe(before);
+    }),
+  );
+
+  test("an exclusive allocator alone in a module works", async () => {
+    const module = new binaryen.Module();
+    try {
+      module.setMemory(1, 100);
+      installAllocator(module, { strategy: pagePerBlock(), backend: exclusive(), exports: ["malloc"] });
+      const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
+      const malloc = instance.exports.malloc as (n: number) => number;
+      expect([malloc(1), malloc(1)]).toEqual([PAGE_SIZE, 2 * PAGE_SIZE]);
+    } finally {
+      module.dispose();
+    }
+  });
+});
+
+/** A strategy that emits a function and a global, then fails. */
+function halfEmitted(): Strategy {
+  return {
+    name: "half",
+    accepts: ["pages"],
+    emit({ cg, scope }) {
+      cg.global(scope("state"));
+      cg.function(scope("alloc"), ["size", "align"], "usize", () => cg.size(0));
+      throw new AllocConfigError("half emitted");
+    },
+  };
+}

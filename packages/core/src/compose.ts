@@ -8,11 +8,12 @@ import type {
   MemoryDescription,
   PageBackend,
   Parent,
+  ReservedRange,
   Strategy,
 } from "./contracts.ts";
 import { DebugBuild, type DebugInfo } from "./debug.ts";
-import { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
-import { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
+import { AllocConfigError, check, checkOptions, describeValue, isPowerOfTwo } from "./errors.ts";
+import { assumesExclusiveMemory, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 import { instantiateAllocator, type AllocatorInstance, type InstantiateOptions } from "./instantiate.ts";
 import { withOptimizeSettings, type OptimizeMode } from "./optimize.ts";
 
@@ -126,17 +127,36 @@ export interface InstalledAllocator {
 
 /**
  * Installs an allocator's functions into an existing Binaryen module, which must have a memory
- * (the allocator uses its first one). Nothing is optimised: that is the module owner's call.
- * Several allocators can share one module if each has its own `prefix`.
+ * (the allocator uses its first one; a shared or memory64 memory is refused until the thread-safe
+ * and 64-bit builds exist). Nothing is optimised: that is the module owner's call.
+ * Several allocators can share one module if each has its own `prefix`, unless one of them
+ * assumes its grow backend is `exclusive` (then nothing else in the module may grow the memory).
+ *
+ * Everything is checked before the module changes: the options, names (the prefix must be unused
+ * in the module, and export names free), a static region against the module's data segments and
+ * stack, exclusivity. On any error the module is left as it was, and configuration errors are
+ * {@link AllocConfigError}s naming the problem.
  */
 export function installAllocator(module: binaryen.Module, options: InstallOptions): InstalledAllocator {
+  check(
+    module instanceof binaryen.Module,
+    `installAllocator: the first argument must be a binaryen.Module from the binaryen.js instance @alloc/core uses ` +
+      `(its "binaryen" export), got ${describeValue(module)}`,
+  );
+  checkOptions("installAllocator", options);
   check(module.hasMemory(), "installAllocator: the module has no memory; add one (module.setMemory) first");
   const info = module.getMemoryInfo();
-  check(!info.is64, "installAllocator: memory64 modules are not supported yet");
+  check(!info.is64, "installAllocator: the module's memory is a memory64 memory; only wasm32 memories are supported yet");
+  check(
+    !info.shared,
+    "installAllocator: the module's memory is shared (threads); the allocator has no atomics yet, so it would race: " +
+      "install it into a module with an unshared memory",
+  );
   const memory: MemoryDescription = {
     mode: info.module ? "import" : "existing",
     initialPages: info.initial,
     maximumPages: info.max,
+    reserved: reservedRanges(module),
   };
   const hasBulk = (module.getFeatures() & binaryen.Features.BulkMemoryOpt) !== 0;
   const bulkMemory = options.bulkMemory ?? hasBulk;
@@ -145,14 +165,149 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
     "installAllocator: bulkMemory is on but the module does not enable the bulk-memory feature; " +
       "enable it (module.setFeatures) or pass bulkMemory: false",
   );
-  const plan = planBuild(options, options.functions ?? DEFAULT_EXPORTS, options.exports ?? []);
-  const { functions, debug } = emit(module, { ...options, bulkMemory }, memory, plan);
-  const exports: Record<string, string> = {};
+  const functions = options.functions ?? DEFAULT_EXPORTS;
+  check(
+    Array.isArray(functions) && functions.every((f) => typeof f === "string"),
+    `installAllocator: functions must be a list of function names, got ${describeValue(functions)}`,
+  );
+  const plan = planBuild(options, functions, options.exports ?? []);
+  plan.backend.validate?.(memory);
+
+  // Names: every emitted name is under the prefix, so an unused prefix means no clash.
+  const before = namesOf(module);
+  const prefix = `${options.prefix ?? DEFAULT_PREFIX}/`;
+  const taken = [...before.functions, ...before.globals].find((name) => name.startsWith(prefix));
+  check(
+    taken === undefined,
+    `installAllocator: the module already has names under the prefix "${prefix}" (such as "${taken}"; ` +
+      `another allocator?): give this allocator another prefix (the "prefix" option)`,
+  );
   for (const [fn, exportName] of plan.exports) {
-    module.addFunctionExport(functions[fn]!, exportName);
-    exports[exportName] = fn;
+    check(!before.exports.has(exportName), `installAllocator: the module already exports "${exportName}"; export "${fn}" under another name`);
   }
-  return { functions, exports, debug };
+  // Exclusivity: an exclusive allocator must be the only code that grows the memory.
+  const exclusive = assumesExclusiveMemory(plan.backend);
+  if (exclusive) {
+    const grower = before.functions.find((name) => growsMemory(module, name));
+    check(
+      grower === undefined,
+      `installAllocator: the grow backend is exclusive, but function "${grower}" of the module grows the memory too ` +
+        `(${exclusiveOwner.has(module) ? "another allocator" : "its own code"}); drop exclusive: an exclusive allocator must be the only code that grows its memory`,
+    );
+  }
+
+  try {
+    const { functions: emitted, debug } = emit(module, { ...options, bulkMemory }, memory, plan);
+    const owner = exclusiveOwner.get(module);
+    if (owner !== undefined) {
+      const grower = namesOf(module).functions.find((name) => !before.functions.includes(name) && growsMemory(module, name));
+      check(
+        grower === undefined,
+        `installAllocator: the allocator under "${owner}" in this module is exclusive (it must be the only code that ` +
+          `grows the memory), and this one grows it too (in "${grower}"): give this one a backend that does not grow ` +
+          `(a static region), or install both without exclusive`,
+      );
+    }
+    const exports: Record<string, string> = {};
+    for (const [fn, exportName] of plan.exports) {
+      module.addFunctionExport(emitted[fn]!, exportName);
+      exports[exportName] = fn;
+    }
+    if (exclusive) exclusiveOwner.set(module, prefix);
+    return { functions: emitted, exports, debug };
+  } catch (error) {
+    rollBack(module, before);
+    throw asConfigError(error, "installAllocator");
+  }
+}
+
+/** The default {@link AllocatorOptions.prefix}. */
+const DEFAULT_PREFIX = "~alloc";
+
+/** Modules holding an exclusive allocator, with its prefix. */
+const exclusiveOwner = new WeakMap<binaryen.Module, string>();
+
+interface ModuleNames {
+  readonly functions: readonly string[];
+  readonly globals: readonly string[];
+  readonly exports: ReadonlySet<string>;
+}
+
+function namesOf(module: binaryen.Module): ModuleNames {
+  const list = <T>(count: number, at: (i: number) => T) => Array.from({ length: count }, (_, i) => at(i));
+  return {
+    functions: list(module.getNumFunctions(), (i) => binaryen.getFunctionInfo(module.getFunctionByIndex(i)).name),
+    globals: list(module.getNumGlobals(), (i) => binaryen.getGlobalInfo(module.getGlobalByIndex(i)).name),
+    exports: new Set(list(module.getNumExports(), (i) => binaryen.getExportInfo(module.getExportByIndex(i)).name)),
+  };
+}
+
+/** Removes every function, global and export added since `before` was taken. */
+function rollBack(module: binaryen.Module, before: ModuleNames): void {
+  const now = namesOf(module);
+  for (const name of now.exports) if (!before.exports.has(name)) module.removeExport(name);
+  const functions = new Set(before.functions), globals = new Set(before.globals);
+  for (const name of now.functions) if (!functions.has(name)) module.removeFunction(name);
+  for (const name of now.globals) if (!globals.has(name)) module.removeGlobal(name);
+}
+
+/** Whether the body of function `name` (not an import) contains `memory.grow`. */
+function growsMemory(module: binaryen.Module, name: string): boolean {
+  const { body } = binaryen.getFunctionInfo(module.getFunction(name));
+  return body !== 0 && /\(memory\.grow\b/.test(binaryen.emitText(body));
+}
+
+/**
+ * An error from emitting: configuration errors pass; Binaryen's own (thrown as opaque objects
+ * whose `String()` is `[object Object]`) become an AllocConfigError that says where.
+ */
+function asConfigError(error: unknown, where: string): unknown {
+  if (error instanceof Error) return error;
+  return new AllocConfigError(`${where}: Binaryen refused the generated code (a name or type clash with the module?)`);
+}
+
+/**
+ * The byte ranges of the module's memory that its data segments, stack and static data use, as
+ * far as they can be read (see {@link MemoryDescription.reserved}).
+ */
+function reservedRanges(module: binaryen.Module): ReservedRange[] {
+  const ranges: ReservedRange[] = [];
+  // binaryen.js has these; its typings do not (they name older functions).
+  const segments = module as unknown as {
+    getNumDataSegments(): number;
+    getDataSegmentByIndex(i: number): number;
+    getDataSegmentInfo(ref: number): { name: string; offset: number | null; data: ArrayBuffer; passive: boolean };
+  };
+  for (let i = 0; i < segments.getNumDataSegments(); i++) {
+    const ref = segments.getDataSegmentByIndex(i);
+    let segment: ReturnType<typeof segments.getDataSegmentInfo> | undefined;
+    try {
+      segment = segments.getDataSegmentInfo(ref);
+    } catch {
+      // Binaryen cannot give an offset that is not a constant (`global.get $__memory_base`).
+      ranges.push({ start: 0, end: Infinity, what: `data segment #${i} (its offset is not a constant)` });
+      continue;
+    }
+    if (!segment || segment.passive || segment.offset === null) continue;
+    ranges.push({ start: segment.offset, end: segment.offset + segment.data.byteLength, what: `data segment "${segment.name}"` });
+  }
+  // The stack and static data of a module linked by LLVM: below __heap_base; the stack grows
+  // down from the stack pointer's initial value.
+  const constGlobal = (name: string): number | undefined => {
+    const exported = module.getExport(name);
+    const internal = exported ? binaryen.getExportInfo(exported).value : name;
+    const ref = module.getGlobal(internal);
+    if (!ref) return undefined;
+    const { init, module: from } = binaryen.getGlobalInfo(ref);
+    if (from || !init || binaryen.getExpressionInfo(init).id !== binaryen.ConstId) return undefined;
+    const value = (binaryen.getExpressionInfo(init) as binaryen.ConstInfo).value;
+    return typeof value === "number" ? value >>> 0 : undefined;
+  };
+  const heapBase = constGlobal("__heap_base");
+  if (heapBase) ranges.push({ start: 0, end: heapBase, what: "static data and the stack (below __heap_base)" });
+  const stackPointer = constGlobal("__stack_pointer");
+  if (stackPointer) ranges.push({ start: 0, end: stackPointer, what: "the stack (below __stack_pointer's initial value)" });
+  return ranges;
 }
 
 /**
@@ -160,18 +315,36 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
  * stack over the backend, the exported C functions, optimised by Binaryen.
  */
 export function buildAllocator(options: BuildOptions): BuiltAllocator {
-  const backend = options.backend ?? growBackend();
+  checkOptions("buildAllocator", options);
+  const backend = planBackend(options);
   const memory = resolveMemory(options.memory ?? {}, backend);
   let request: ExportRequest = options.exports ?? DEFAULT_EXPORTS;
+  checkExportRequest(request);
   // A debug build always exports its heap walker (under its own name unless asked otherwise).
-  if (options.debug) {
+  if (options.debug === true) {
     request = Array.isArray(request)
       ? request.includes(HEAP_CHECK) ? request : [...request, HEAP_CHECK]
       : HEAP_CHECK in request ? request : { ...request, [HEAP_CHECK]: HEAP_CHECK };
   }
   const plan = planBuild(options, Array.isArray(request) ? request : Object.keys(request), request);
+  check(plan.exports.length > 0, "exports is empty: an allocator module needs at least one function to export (e.g. malloc)");
   const optimize = options.optimize ?? "size";
-  check(["size", "speed", "none"].includes(optimize), `optimize must be "size", "speed" or "none", got "${optimize}"`);
+  check(["size", "speed", "none"].includes(optimize), `optimize must be "size", "speed" or "none", got ${describeValue(optimize)}`);
+  // Export names: the functions', the memory's, and the debug globals' (under their internal names).
+  const exportNames = new Map<string, string>();
+  const claim = (name: string, what: string) => {
+    const other = exportNames.get(name);
+    check(other === undefined, `export name "${name}" is used twice: by ${other} and by ${what}`);
+    exportNames.set(name, what);
+  };
+  for (const [fn, exportName] of plan.exports) claim(exportName, `function "${fn}"`);
+  if (memory.mode === "export") claim(memory.name, "the memory (memory.name)");
+  const description: MemoryDescription = {
+    mode: memory.mode === "export" ? "own" : "import",
+    initialPages: memory.initialPages,
+    maximumPages: memory.maximumPages,
+  };
+  backend.validate?.(description);
 
   const module = new binaryen.Module();
   try {
@@ -188,16 +361,11 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       module.setMemory(memory.initialPages, -1, null, [], false, false, internal);
       module.addMemoryImport(internal, memory.importModule, memory.name);
     }
-    const { functions, debug } = emit(
-      module,
-      { ...options, backend, bulkMemory },
-      {
-        mode: memory.mode === "export" ? "own" : "import",
-        initialPages: memory.initialPages,
-        maximumPages: memory.maximumPages,
-      },
-      plan,
-    );
+    const { functions, debug } = emit(module, { ...options, backend, bulkMemory }, description, plan);
+    const debugGlobals = debug
+      ? [debug.faultExport, debug.faultPtrExport, ...debug.stats.flatMap((l) => Object.values(l.exports))]
+      : [];
+    for (const name of debugGlobals) claim(name, "a global of the debug build");
     const exports: string[] = [];
     for (const [fn, exportName] of plan.exports) {
       module.addFunctionExport(functions[fn]!, exportName);
@@ -205,11 +373,7 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
     }
     if (memory.mode === "export") exports.push(memory.name);
     // The debug globals are exported under their internal names.
-    if (debug) {
-      for (const name of [debug.faultExport, debug.faultPtrExport, ...debug.stats.flatMap((l) => Object.values(l.exports))]) {
-        module.addGlobalExport(name, name);
-      }
-    }
+    for (const name of debugGlobals) module.addGlobalExport(name, name);
 
     if (!module.validate()) throw new Error("alloc: internal error: the generated module does not validate");
     if (optimize !== "none") {
@@ -228,6 +392,8 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       debug,
       instantiate: (instantiateOptions) => instantiateAllocator(binary, memory, exportMap, debug, instantiateOptions),
     };
+  } catch (error) {
+    throw asConfigError(error, "buildAllocator");
   } finally {
     module.dispose();
   }
@@ -247,10 +413,14 @@ interface Plan {
 
 /** Validates everything that can be checked before emitting: throws AllocConfigError. */
 function planBuild(options: AllocatorOptions, functions: readonly string[], exportRequest: ExportRequest): Plan {
+  check(options.strategy !== undefined, "the strategy option is missing: give a strategy or a stack of them, top first");
   const stack = Array.isArray(options.strategy) ? (options.strategy as readonly Strategy[]) : [options.strategy as Strategy];
   check(stack.length > 0, "the strategy stack is empty: give at least one strategy");
   for (const [i, s] of stack.entries()) {
-    check(s && typeof s.emit === "function", `strategy #${i + 1} is not a strategy (got ${JSON.stringify(s)})`);
+    check(
+      typeof s === "object" && s !== null && typeof s.emit === "function" && Array.isArray(s.accepts),
+      `strategy #${i + 1} is not a strategy (got ${describeValue(s)})`,
+    );
   }
   stack.forEach((s, i) => {
     const below = i === stack.length - 1 ? "pages" : "allocator";
@@ -261,49 +431,86 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
         : `"${s.name}" must be the bottom of the stack`;
     check(s.accepts.includes(below), `strategy "${s.name}" cannot sit ${what}: ${fix}`);
   });
+  const backend = planBackend(options);
 
   const minAlign = options.minAlign ?? DEFAULT_MIN_ALIGN;
   check(
     isPowerOfTwo(minAlign) && minAlign >= 4 && minAlign <= PAGE_SIZE,
-    `minAlign must be a power of two from 4 to 65536, got ${minAlign}`,
+    `minAlign must be a power of two from 4 to 65536, got ${describeValue(minAlign)}`,
   );
   const limits: BuildLimits = { minAlign, maxAlign: PAGE_SIZE };
   for (const s of stack) s.validate?.(limits);
 
-  const prefix = options.prefix ?? "~alloc";
-  check(typeof prefix === "string" && prefix.length > 0 && !prefix.includes("/"), `prefix must be a non-empty name without "/", got ${JSON.stringify(prefix)}`);
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  check(
+    typeof prefix === "string" && prefix.length > 0 && !/[/\x00-\x1f\x7f]/.test(prefix),
+    `prefix must be a non-empty name without "/" or control characters, got ${describeValue(prefix)}`,
+  );
+  check(options.debug === undefined || typeof options.debug === "boolean", `debug must be true or false, got ${describeValue(options.debug)}`);
+  check(
+    options.bulkMemory === undefined || typeof options.bulkMemory === "boolean",
+    `bulkMemory must be true or false, got ${describeValue(options.bulkMemory)}`,
+  );
 
-  check(options.debug === undefined || typeof options.debug === "boolean", `debug must be true or false, got ${JSON.stringify(options.debug)}`);
+  checkExportRequest(exportRequest);
   const top = stack[0]!;
   const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {}), ...(options.debug ? [HEAP_CHECK] : [])]);
   const describe = () => `known: ${[...known].join(", ")}`;
   for (const fn of functions) {
     check(fn !== HEAP_CHECK || options.debug, `"${HEAP_CHECK}" exists only in debug builds: set the debug option`);
-    check(known.has(fn), `unknown function "${fn}" for strategy "${top.name}" (${describe()})`);
+    check(known.has(fn), `unknown function ${describeValue(fn)} for strategy "${top.name}" (${describe()})`);
   }
   const pairs: (readonly [string, string])[] = Array.isArray(exportRequest)
     ? (exportRequest as readonly string[]).map((fn) => [fn, fn] as const)
     : Object.entries(exportRequest as Record<string, string>);
   const seen = new Set<string>();
   for (const [fn, exportName] of pairs) {
-    check(known.has(fn), `cannot export unknown function "${fn}" (${describe()})`);
+    check(known.has(fn), `cannot export unknown function ${describeValue(fn)} (${describe()})`);
     check(functions.includes(fn), `cannot export "${fn}": it is not among the installed functions`);
-    check(typeof exportName === "string" && exportName.length > 0, `export name for "${fn}" must be a non-empty string`);
+    check(isName(exportName), `export name for "${fn}" must be a non-empty string without NUL characters, got ${describeValue(exportName)}`);
     check(!seen.has(exportName), `export name "${exportName}" is used twice`);
     seen.add(exportName);
   }
-  return {
-    stack,
-    backend: options.backend ?? growBackend(),
-    limits,
-    functions: new Set(functions),
-    exports: pairs,
-  };
+  return { stack, backend, limits, functions: new Set(functions), exports: pairs };
+}
+
+/** The page backend: the one given (checked), or the grow backend's defaults. */
+function planBackend(options: AllocatorOptions): PageBackend {
+  const backend = options.backend ?? growBackend();
+  check(
+    typeof backend === "object" && backend !== null && typeof backend.emit === "function",
+    `backend is not a page backend (got ${describeValue(backend)}): use growBackend() or staticBackend(...)`,
+  );
+  return backend;
+}
+
+/** A name Binaryen can hold: a non-empty string without NUL (its C strings would end there). */
+function isName(name: unknown): name is string {
+  return typeof name === "string" && name.length > 0 && !name.includes("\0");
+}
+
+/** `exports`: a list of function names, or a map from function names to export names. */
+function checkExportRequest(request: unknown): asserts request is ExportRequest {
+  check(
+    (Array.isArray(request) && request.every((f) => typeof f === "string")) ||
+      (typeof request === "object" && request !== null && !Array.isArray(request)),
+    `exports must be a list of function names (["malloc", "free"]) or a map from function names to export names ` +
+      `({ malloc: "my_malloc" }), got ${describeValue(request)}`,
+  );
 }
 
 function resolveMemory(options: MemoryOptions, backend: PageBackend): ResolvedMemory {
+  checkOptions("memory", options, ["mode", "name", "importModule", "initialPages", "maximumPages"]);
   const mode = options.mode ?? "export";
-  check(mode === "export" || mode === "import", `memory mode must be "export" or "import", got "${mode}"`);
+  check(mode === "export" || mode === "import", `memory mode must be "export" or "import", got ${describeValue(mode)}`);
+  const name = options.name ?? "memory";
+  check(isName(name), `memory.name must be a non-empty string without NUL characters, got ${describeValue(name)}`);
+  const importModule = options.importModule ?? "env";
+  check(isName(importModule), `memory.importModule must be a non-empty string without NUL characters, got ${describeValue(importModule)}`);
+  check(
+    mode === "import" || options.importModule === undefined,
+    "memory.importModule applies to an imported memory (memory.mode \"import\")",
+  );
   const initialPages = options.initialPages ?? Math.max(1, backend.minimumMemoryPages ?? 1);
   const maximumPages = mode === "export" ? (options.maximumPages ?? WASM32_MAX_PAGES) : undefined;
   check(
@@ -312,25 +519,19 @@ function resolveMemory(options: MemoryOptions, backend: PageBackend): ResolvedMe
   );
   check(
     Number.isInteger(initialPages) && initialPages >= 0 && initialPages <= WASM32_MAX_PAGES,
-    `memory.initialPages must be an integer from 0 to ${WASM32_MAX_PAGES}, got ${initialPages}`,
+    `memory.initialPages must be an integer from 0 to ${WASM32_MAX_PAGES}, got ${describeValue(initialPages)}`,
   );
   check(
     maximumPages === undefined ||
       (Number.isInteger(maximumPages) && maximumPages >= initialPages && maximumPages <= WASM32_MAX_PAGES),
-    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${WASM32_MAX_PAGES}, got ${maximumPages}`,
+    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${WASM32_MAX_PAGES}, got ${describeValue(maximumPages)}`,
   );
   const min = backend.minimumMemoryPages ?? 0;
   check(
     initialPages >= min,
     `memory.initialPages (${initialPages}) is smaller than the ${backend.name} backend needs (${min})`,
   );
-  return {
-    mode,
-    name: options.name ?? "memory",
-    importModule: options.importModule ?? "env",
-    initialPages,
-    maximumPages,
-  };
+  return { mode, name, importModule, initialPages, maximumPages };
 }
 
 /** Emits backend, strategies (bottom up) and the requested functions into `module`. */
@@ -341,7 +542,6 @@ function emit(
   plan: Plan,
 ): { functions: Record<string, string>; debug: DebugInfo | undefined } {
   const { stack, backend, limits } = plan;
-  backend.validate?.(memory);
   const cg = new Codegen(module, {
     ...(options.prefix !== undefined && { prefix: options.prefix }),
     ...(options.bulkMemory !== undefined && { bulkMemory: options.bulkMemory }),

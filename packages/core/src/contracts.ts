@@ -119,6 +119,23 @@ export interface MemoryDescription {
    * Undefined for imported memory: the backend must then enforce its own limit.
    */
   readonly maximumPages: number | undefined;
+  /**
+   * Byte ranges `[start, end)` of the memory that the module already uses, as far as the build can
+   * read them: active data segments, and the stack and static data below `__heap_base` or below a
+   * `__stack_pointer` global's initial value. A backend must hand out none of these bytes (the
+   * grow backend only hands out pages it grew, so it never does). Absent or empty for a standalone
+   * allocator's memory.
+   */
+  readonly reserved?: readonly ReservedRange[];
+}
+
+/** See {@link MemoryDescription.reserved}. */
+export interface ReservedRange {
+  readonly start: number;
+  /** Exclusive; `2 ** 32` or more when the range's place is unknown (all of memory is suspect). */
+  readonly end: number;
+  /** What uses it, for messages: `data segment "0"`, `the stack (below __stack_pointer's initial value)`. */
+  readonly what: string;
 }
 
 // ---------------------------------------------------------------------------------------------

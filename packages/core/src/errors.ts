@@ -35,14 +35,15 @@ export function describeValue(value: unknown): string {
 }
 
 /**
- * Checks that `options` (given to `where`) is a plain options object whose keys are all `known`:
- * a misspelt option is an error, not a silent default.
+ * Checks that `options` (given to `where`) is a plain options object, and when `known` is given,
+ * that its keys are all known: a misspelt option is an error, not a silent default.
  */
-export function checkOptions(where: string, options: unknown, known: readonly string[]): asserts options is object {
+export function checkOptions(where: string, options: unknown, known?: readonly string[]): asserts options is object {
   check(
     typeof options === "object" && options !== null && !Array.isArray(options),
     `${where}: options must be an object, got ${describeValue(options)}`,
   );
+  if (!known) return;
   for (const key of Object.keys(options)) {
     check(known.includes(key), `${where}: unknown option ${JSON.stringify(key)} (known: ${known.join(", ")})`);
   }

@@ -12,6 +12,17 @@ export const WASM32_MAX_PAGES = 65535;
  */
 export const OWN_MEMORY_HEAP_START = 8;
 
+/** Grow backends told that they alone grow their memory (see {@link assumesExclusiveMemory}). */
+const exclusiveBackends = new WeakSet<PageBackend>();
+
+/**
+ * True for a backend built by {@link growBackend} with `exclusive: true`: the allocator relies on
+ * nobody else growing the memory, so nothing else in its module may.
+ */
+export function assumesExclusiveMemory(backend: PageBackend): boolean {
+  return exclusiveBackends.has(backend);
+}
+
 /** The default {@link GrowBackendOptions.growth}: grow by at least an eighth of the memory. */
 export const DEFAULT_GROWTH = 1 / 8;
 
@@ -75,7 +86,7 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
   const exclusive = options.exclusive ?? false;
   check(typeof exclusive === "boolean", `grow backend: exclusive must be true or false, got ${describeValue(exclusive)}`);
   const growthShift = parseGrowth(options.growth ?? DEFAULT_GROWTH);
-  return {
+  const backend: PageBackend = {
     name: "grow",
     validate(memory: MemoryDescription) {
       check(
@@ -194,6 +205,8 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
       return { allocPages };
     },
   };
+  if (exclusive) exclusiveBackends.add(backend);
+  return backend;
 }
 
 /** The growth option as a shift (grow by `size >> shift`), or undefined for "exact". */
