@@ -1,4 +1,4 @@
-import { AllocConfigError, buildAllocator, PAGE_SIZE } from "@alloc/core";
+import { AllocConfigError, binaryen, buildAllocator, growBackend, installAllocator, PAGE_SIZE } from "@alloc/core";
 import { pagePerBlock } from "@alloc/core/testing";
 import { describe, expect, test } from "vitest";
 import { staticBackend } from "./index.ts";
@@ -49,5 +49,78 @@ describe("static backend at run time", () => {
     expect(a.calloc(1, 1000)).toBe(PAGE_SIZE);
     expect(a.calloc(1, 1000)).toBe(0);
     expect(mem.subarray(2 * PAGE_SIZE).every((b) => b === 0x5a)).toBe(true);
+  });
+});
+
+describe("static backend installed into a module", () => {
+  /** A module with 4 pages of memory, set up by `setup`, and a static region over pages [first, first + 1). */
+  function install(first: number, setup: (m: binaryen.Module) => void) {
+    const module = new binaryen.Module();
+    try {
+      setup(module);
+      if (!module.hasMemory()) module.setMemory(4, 10);
+      const before = module.emitText();
+      const run = () =>
+        installAllocator(module, { strategy: pagePerBlock(), backend: staticBackend({ start: first * PAGE_SIZE, size: PAGE_SIZE }), exports: ["malloc"] });
+      return { module, before, run };
+    } catch (error) {
+      module.dispose();
+      throw error;
+    }
+  }
+  const data = (offset: number) => (m: binaryen.Module) =>
+    m.setMemory(4, 10, null, [{ offset: m.i32.const(offset), data: new Uint8Array(16).fill(0x5a) }]);
+
+  test.each<[string, number, (m: binaryen.Module) => void, RegExp]>([
+    ["an active data segment", 1, data(PAGE_SIZE + 100), /overlaps data segment "0" at \[65636, 65652\).*start the region at or above 131072/],
+    ["the stack below __stack_pointer's initial value", 1, (m) => void m.addGlobal("__stack_pointer", binaryen.i32, true, m.i32.const(2 * PAGE_SIZE)), /overlaps the stack \(below __stack_pointer's initial value\)/],
+    ["static data below an exported __heap_base", 2, (m) => {
+      m.addGlobal("hb", binaryen.i32, false, m.i32.const(3 * PAGE_SIZE - 16));
+      m.addGlobalExport("hb", "__heap_base");
+    }, /overlaps static data and the stack \(below __heap_base\)/],
+    ["a data segment whose offset is not a constant", 3, (m) => {
+      m.addGlobalImport("mb", "env", "__memory_base", binaryen.i32, false);
+      m.setMemory(4, 10, null, [{ offset: m.global.get("mb", binaryen.i32), data: new Uint8Array(4) }]);
+    }, /cannot be checked against data segment #0 \(its offset is not a constant\)/],
+  ])("a region over %s is refused, the module untouched", (_name, first, setup, message) => {
+    const { module, before, run } = install(first, setup);
+    try {
+      expect(run).toThrow(AllocConfigError);
+      expect(run).toThrow(message);
+      expect(module.emitText()).toBe(before);
+    } finally {
+      module.dispose();
+    }
+  });
+
+  test("a region beside the data is accepted, and the data survives allocation", async () => {
+    const { module, run } = install(2, data(PAGE_SIZE + 100));
+    try {
+      run();
+      const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
+      const malloc = instance.exports.malloc as (n: number) => number;
+      expect(malloc(PAGE_SIZE)).toBe(2 * PAGE_SIZE);
+      expect(malloc(8)).toBe(0);
+    } finally {
+      module.dispose();
+    }
+  });
+
+  test("beside an exclusive grow allocator: the static one never grows, so both may share the module", async () => {
+    const module = new binaryen.Module();
+    try {
+      module.setMemory(3, 10);
+      installAllocator(module, { strategy: pagePerBlock(), backend: growBackend({ exclusive: true }), exports: { malloc: "grow_malloc" }, prefix: "g" });
+      installAllocator(module, { strategy: pagePerBlock(), backend: staticBackend({ start: PAGE_SIZE, size: 2 * PAGE_SIZE }), exports: { malloc: "static_malloc" }, prefix: "s" });
+      const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
+      const { grow_malloc, static_malloc } = instance.exports as Record<string, (n: number) => number>;
+      expect([static_malloc!(8), grow_malloc!(8), static_malloc!(8), grow_malloc!(8)]).toEqual([1, 3, 2, 4].map((p) => p * PAGE_SIZE));
+    } finally {
+      module.dispose();
+    }
+  });
+
+  test("options that are not an object are refused clearly", () => {
+    expect(() => staticBackend(undefined as never)).toThrow(/options must be an object with start and size, got undefined/);
   });
 });

@@ -21,12 +21,19 @@ export interface StaticBackendOptions {
  * out of a larger memory (two allocators, two regions). Pages are handed out upwards from
  * `start`; when the region is used up, `allocPages` returns 0. The region must lie inside the
  * memory at instantiation (the build sets the memory's initial size to cover it) and must be zero
- * then: nothing else (no data segment, no host code) may write to it.
+ * then: nothing else (no data segment, no host code) may write to it. Installed into a module
+ * (`installAllocator`), the region is checked against what the module is known to use: its active
+ * data segments, and its stack and static data (below `__heap_base`, or below the initial value of
+ * a `__stack_pointer` global), when the module has them under those names.
  *
  * State: one pointer-width global, the next page to hand out. Code size: about 20 bytes.
  */
 export function staticBackend(options: StaticBackendOptions): PageBackend {
-  const { start, size } = options ?? ({} as StaticBackendOptions);
+  check(
+    typeof options === "object" && options !== null,
+    `staticBackend: options must be an object with start and size, got ${options === undefined ? "undefined" : JSON.stringify(options)}`,
+  );
+  const { start, size } = options;
   const where = `static backend [start ${start}, size ${size}]`;
   check(Number.isInteger(start) && start >= PAGE_SIZE && start % PAGE_SIZE === 0,
     `${where}: start must be a multiple of 65536 and at least 65536 (page 0 holds the null address), got ${start}`);
@@ -42,6 +49,14 @@ export function staticBackend(options: StaticBackendOptions): PageBackend {
       check(memory.initialPages >= endPage,
         `${where}: the region ends at page ${endPage} but the memory starts with only ${memory.initialPages} pages; ` +
           `the region must lie inside the initial memory`);
+      for (const used of memory.reserved ?? []) {
+        check(used.end <= start || used.start >= start + size,
+          Number.isFinite(used.end)
+            ? `${where}: the region overlaps ${used.what} at [${used.start}, ${used.end}), which the allocator would ` +
+                `overwrite: start the region at or above ${Math.ceil(used.end / PAGE_SIZE) * PAGE_SIZE}`
+            : `${where}: the region cannot be checked against ${used.what}, which it may overlap: ` +
+                `use the grow backend, which only hands out pages it grew`);
+      }
     },
     emit({ cg, scope }) {
       const next = cg.global(scope("next"), start);
