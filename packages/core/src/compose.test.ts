@@ -286,3 +286,32 @@ function halfEmitted(): Strategy {
     },
   };
 }
+
+describe("the instance wrapper takes only what Wasm can take", () => {
+  const heap = () => buildAllocator({ strategy: pagePerBlock(), exports: ["malloc", "free", "calloc", "realloc", "aligned_alloc"] }).instantiate();
+  test.each<[string, (a: Awaited<ReturnType<typeof heap>>) => unknown, RegExp]>([
+    ["malloc(2^32 + 16)", (a) => a.malloc(2 ** 32 + 16), /malloc: size must be an integer from 0 to 2\^32 - 1, got 4294967312/],
+    ["malloc(NaN)", (a) => a.malloc(NaN), /malloc: size .* got NaN/],
+    ["malloc(-1)", (a) => a.malloc(-1), /got -1/],
+    ["malloc(1.5)", (a) => a.malloc(1.5), /got 1\.5/],
+    ["malloc(\"16\")", (a) => a.malloc("16" as never), /got "16"/],
+    ["calloc(2^32 + 1, 8)", (a) => a.calloc(2 ** 32 + 1, 8), /calloc: n must be/],
+    ["realloc(p, Infinity)", (a) => a.realloc(PAGE_SIZE, Infinity), /realloc: size .* got Infinity/],
+    ["aligned_alloc(2^32 + 8, 8)", (a) => a.aligned_alloc(2 ** 32 + 8, 8), /aligned_alloc: align/],
+    ["free(-8)", (a) => a.free(-8), /free: ptr/],
+    ["call with a fraction", (a) => a.call("malloc", 0.5), /malloc: size/],
+  ])("%s throws a RangeError and allocates nothing", async (_name, run, message) => {
+    const a = await heap();
+    const bytes = a.memoryBytes();
+    expect(() => run(a)).toThrow(RangeError);
+    expect(() => run(a)).toThrow(message);
+    expect(a.memoryBytes()).toBe(bytes);
+  });
+
+  test("the largest values pass through unchanged: 2^32 - 1 is refused by the allocator (0), not wrapped", async () => {
+    const a = await heap();
+    expect(a.malloc(0xffffffff)).toBe(0);
+    expect(a.calloc(0xffffffff, 0xffffffff)).toBe(0);
+    expect(a.malloc(0)).toBe(0);
+  });
+});

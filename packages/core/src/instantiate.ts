@@ -11,6 +11,12 @@ export interface InstantiateOptions {
 /**
  * A running allocator. Pointers and sizes are plain numbers (unsigned). Each C function throws
  * a clear error when the module does not export it.
+ *
+ * Every argument must be an integer from 0 to 2^32 - 1 (a wasm32 pointer or size): anything
+ * else (a negative number, 2^32 or more, a fraction, NaN, a string) throws a RangeError naming
+ * the function and the argument, and nothing is called. (Wasm would take the number modulo 2^32:
+ * `malloc(2 ** 32 + 16)` would return a 16-byte block.) Within that range C semantics hold:
+ * an impossible request returns 0.
  */
 export interface AllocatorInstance {
   readonly instance: WebAssembly.Instance;
@@ -56,6 +62,24 @@ export interface HeapReport {
 
 type WasmFn = (...args: number[]) => number | undefined;
 
+/** The parameters of the C functions, for messages. */
+const PARAMS: Readonly<Record<string, readonly string[]>> = {
+  malloc: ["size"],
+  free: ["ptr"],
+  calloc: ["n", "size"],
+  realloc: ["ptr", "size"],
+  aligned_alloc: ["align", "size"],
+  malloc_usable_size: ["ptr"],
+};
+
+/** Throws a RangeError unless `value` is an integer in [0, 2^32). */
+function checkArgument(fn: string, index: number, value: unknown): void {
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0xffffffff) return;
+  const name = PARAMS[fn]?.[index] ?? `argument ${index + 1}`;
+  const shown = typeof value === "string" ? JSON.stringify(value) : typeof value === "number" ? String(value) : typeof value;
+  throw new RangeError(`${fn}: ${name} must be an integer from 0 to 2^32 - 1, got ${shown}`);
+}
+
 export async function instantiateAllocator(
   binary: Uint8Array,
   memory: ResolvedMemory,
@@ -89,9 +113,11 @@ export async function instantiateAllocator(
     return new HeapFaultError(site, global(debug!.faultPtrExport) >>> 0, { cause });
   };
   const call = (fn: string, ...args: number[]): number => {
+    const f = get(fn);
+    args.forEach((value, i) => checkArgument(fn, i, value));
     let result;
     try {
-      result = get(fn)(...args);
+      result = f(...args);
     } catch (error) {
       // A debug build's check trapped: report its cause.
       throw (error instanceof WebAssembly.RuntimeError && takeFault(error)) || error;
