@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
@@ -66,6 +66,16 @@ describe("alloc build", () => {
     [["build", "--bogus"], /unknown option '--bogus'/],
     [["build", "--backend", "mmap"], /Allowed choices are grow, static/],
     [["frobnicate"], /unknown command 'frobnicate'/],
+    // Contradictions are refused, not settled silently by the last flag.
+    [["build", "--exclusive", "--no-exclusive"], /--exclusive and --no-exclusive contradict each other/],
+    [["build", "-s", "bump", "--strategy", "free-list"], /--strategy is given twice/],
+    [["build", "--exports", ""], /--exports.*needs at least one name/],
+    [["build", "--exports", " , "], /needs at least one name/],
+    [["build", "--exports", "free", "--demo"], /--demo calls malloc: add malloc to --exports/],
+    [["build", "--growth", "lots"], /"lots" is not "exact" or a fraction/],
+    [["build", "--growth", "1/3"], /growth must be "exact" or a fraction .* got 0\.333/],
+    [["build", "-b", "static", "--static-start", "64KiB", "--static-size", "64KiB", "--growth", "exact"], /apply to --backend grow/],
+    [["build", "--min-align", "3"], /got 3\b/],
   ])("%j fails with a clear message", async (argv, message) => {
     const r = await alloc(...argv);
     expect(r.code).not.toBe(0);
@@ -79,6 +89,37 @@ describe("alloc build", () => {
     for (const word of ["--strategy", "--backend", "--static-start", "--memory", "--exports", "--opt", "--wat", "bump", "aligned_alloc"]) {
       expect(r.out).toContain(word);
     }
+  });
+});
+
+describe("alloc build output files", () => {
+  test.each([
+    ["-o into a missing directory", (dir: string) => ["-o", join(dir, "missing", "a.wasm")], /cannot write -o .*: the directory .*missing does not exist/],
+    ["-o onto a directory", (dir: string) => ["-o", dir], /cannot write -o .*: it is a directory/],
+    ["--wat into a missing directory", (dir: string) => ["--wat", join(dir, "missing", "a.wat")], /cannot write --wat .*missing does not exist/],
+    ["--wat onto a directory, after a good -o", (dir: string) => ["-o", join(dir, "ok.wasm"), "--wat", dir], /cannot write --wat .*: it is a directory/],
+  ])("%s: one line, a non-zero exit, nothing printed or written as done", async (_name, args, message) => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-out-"));
+    const r = await alloc("build", ...args(dir));
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.out).toBe("");
+    expect(existsSync(join(dir, "ok.wasm"))).toBe(false);
+  });
+
+  test("--growth and --exclusive reach the grow backend", async () => {
+    const sizes = await Promise.all(
+      [[], ["--growth", "exact"], ["--exclusive"], ["--exclusive", "--growth", "exact"]].map(async (flags) => {
+        const r = await alloc("build", "-s", "bump", "-e", "malloc,free", ...flags);
+        expect(r.code).toBe(0);
+        return Number(/(\d+) bytes/.exec(r.out)![1]);
+      }),
+    );
+    const [grown, exact, exclusive, exclusiveExact] = sizes as [number, number, number, number];
+    expect(exact).toBeLessThan(grown);
+    expect(exclusive).toBeLessThan(grown);
+    expect(exclusiveExact).toBeLessThan(exclusive);
   });
 });
 
@@ -113,9 +154,16 @@ describe("alloc replay", () => {
     [["replay", "-s", "bump"], /needs trace files or --workload/],
     [["replay", "-w", "nope", "-s", "bump"], /unknown workload "nope"/],
     [["replay", "/nonexistent/x.trace", "-s", "bump"], /cannot read trace/],
+    [["replay", "-w", "small-churn", "-s", "bump", "-s", "bump"], /--strategy is given twice/],
   ])("%j fails clearly", async (argv, message) => {
     const r = await alloc(...argv);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
+  });
+
+  test("a static region too small for the driver's data: one line naming the trace and the fix, exit 1", async () => {
+    const r = await alloc("replay", "-w", "small-churn", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "64KiB");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^alloc: small-churn\(seed 1\): .*driver's data.*try a larger --static-size\)\n$/);
   });
 });

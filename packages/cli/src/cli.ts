@@ -13,7 +13,8 @@ import {
 import { staticBackend } from "@alloc/page-backend-static";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WORKLOADS, type Trace, type WorkloadName } from "@alloc/trace";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
 
 /** Where the CLI writes; tests pass their own. */
@@ -27,6 +28,12 @@ const processIo: Io = {
   err: (text) => process.stderr.write(text),
 };
 
+/**
+ * A failure that is not a configuration error (a file that cannot be written): one line on
+ * stderr, exit code 1.
+ */
+class CliError extends Error {}
+
 /** A non-negative integer option value: decimal, 0x hex, or with a KiB/MiB/GiB suffix. */
 function integer(value: string): number {
   const m = /^(0x[0-9a-f]+|\d+)\s*(kib|mib|gib)?$/i.exec(value.trim());
@@ -36,10 +43,21 @@ function integer(value: string): number {
 }
 
 function list(value: string): string[] {
-  return value
+  const items = value
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+  if (items.length === 0) throw new InvalidArgumentError("needs at least one name (comma-separated)");
+  return items;
+}
+
+/** `--growth`: "exact", a fraction such as 1/8, or a number such as 0.125. */
+function growth(value: string): "exact" | number {
+  if (value === "exact") return value;
+  const fraction = /^\s*1\s*\/\s*(\d+)\s*$/.exec(value);
+  const n = fraction ? 1 / Number(fraction[1]) : /^\s*[\d.]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not "exact" or a fraction such as 1/8`);
+  return n;
 }
 
 interface BuildFlags {
@@ -48,6 +66,7 @@ interface BuildFlags {
   staticStart?: number;
   staticSize?: number;
   growMaxPages?: number;
+  growth?: "exact" | number;
   exclusive?: boolean;
   memory: "export" | "import";
   initialPages?: number;
@@ -77,8 +96,8 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     if (flags.staticStart === undefined || flags.staticSize === undefined) {
       throw new AllocConfigError("--backend static needs --static-start and --static-size");
     }
-    if (flags.growMaxPages !== undefined || flags.exclusive !== undefined) {
-      throw new AllocConfigError("--grow-max-pages and --exclusive/--no-exclusive apply to --backend grow, not static");
+    if (flags.growMaxPages !== undefined || flags.exclusive !== undefined || flags.growth !== undefined) {
+      throw new AllocConfigError("--grow-max-pages, --growth and --exclusive/--no-exclusive apply to --backend grow, not static");
     }
     backend = staticBackend({ start: flags.staticStart, size: flags.staticSize });
   } else {
@@ -88,6 +107,7 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     backend = growBackend({
       ...(flags.growMaxPages !== undefined && { maximumPages: flags.growMaxPages }),
       ...(flags.exclusive !== undefined && { exclusive: flags.exclusive }),
+      ...(flags.growth !== undefined && { growth: flags.growth }),
     });
   }
   return {
@@ -139,6 +159,47 @@ async function demo(built: BuiltAllocator, io: Io): Promise<void> {
   if (built.debug) io.out(`  ${heapLine(a.checkHeap())}`);
 }
 
+/**
+ * Refuses an option given twice, and an option given with its negation (`--exclusive
+ * --no-exclusive`): commander would silently keep the last one.
+ */
+function refuseRepeats(command: Command): Command {
+  const seen = new Map<string, string>();
+  for (const option of command.options) {
+    const flag = option.long ?? option.flags;
+    command.on(`option:${option.name()}`, () => {
+      const key = option.attributeName();
+      const previous = seen.get(key);
+      if (previous === flag) throw new AllocConfigError(`${flag} is given twice: give it once`);
+      if (previous) throw new AllocConfigError(`${previous} and ${flag} contradict each other: give one of them`);
+      seen.set(key, flag);
+    });
+  }
+  return command;
+}
+
+/** Refuses an output path that cannot be written before anything is written or printed. */
+function checkWritable(file: string, option: string): void {
+  const stat = (path: string) => {
+    try {
+      return statSync(path);
+    } catch {
+      return undefined;
+    }
+  };
+  if (stat(file)?.isDirectory()) throw new CliError(`cannot write ${option} ${file}: it is a directory`);
+  const dir = dirname(file);
+  if (!stat(dir)?.isDirectory()) throw new CliError(`cannot write ${option} ${file}: the directory ${dir} does not exist`);
+}
+
+function write(file: string, data: Uint8Array | string, option: string): void {
+  try {
+    writeFileSync(file, data);
+  } catch (error) {
+    throw new CliError(`cannot write ${option} ${file}: ${(error as Error).message}`);
+  }
+}
+
 /** The options that describe a composition, shared by `build` and `replay`. */
 function withCompositionOptions(command: Command): Command {
   return command
@@ -151,8 +212,14 @@ function withCompositionOptions(command: Command): Command {
     .addOption(new Option("--static-start <bytes>", "static backend: first byte of the region (multiple of 64KiB)").argParser(integer))
     .addOption(new Option("--static-size <bytes>", "static backend: bytes in the region (multiple of 64KiB)").argParser(integer))
     .addOption(new Option("--grow-max-pages <n>", "grow backend: never grow memory past n pages").argParser(integer))
-    .addOption(new Option("--exclusive", "grow backend: the allocator is the only code growing the memory (default with --memory export)"))
-    .addOption(new Option("--no-exclusive", "grow backend: others may grow the memory too"))
+    .addOption(new Option("--growth <step>", 'grow backend: grow by the pages lacking plus this fraction of the memory, or "exact" (default 1/8)').argParser(growth))
+    .addOption(
+      new Option(
+        "--exclusive",
+        "grow backend: assume nothing else ever grows the memory (opt-in: about 50-110 bytes less; blocks overlap the host's pages if the host grows the exported memory)",
+      ),
+    )
+    .addOption(new Option("--no-exclusive", "grow backend: others may grow the memory too (the default)"))
     .addOption(new Option("-m, --memory <mode>", "export the module's own memory, or import one").choices(["export", "import"]).default("export"))
     .addOption(new Option("--initial-pages <n>", "initial memory pages").argParser(integer))
     .addOption(new Option("--maximum-pages <n>", "maximum pages of the module's own memory").argParser(integer))
@@ -188,31 +255,35 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .join("\n");
 
   let exitCode = 0;
-  withCompositionOptions(
+  const build = withCompositionOptions(
     program.command("build").description("Build an allocator module: prints its size and exports, writes it with -o."),
   )
     .addOption(new Option("-o, --out <file>", "write the module to this .wasm file"))
     .addOption(new Option("--wat <file>", "write the module as WebAssembly text"))
-    .addOption(new Option("--demo", "run a short allocation demo on the built module"))
+    .addOption(new Option("--demo", "run a short allocation demo on the built module (needs malloc among the exports)"))
     .addHelpText("after", `\nStrategies:\n${strategyHelp}\n\nExports:\n${exportHelp}\n    (and extras of the top strategy, e.g. bump's reset)\n`)
     .action(async (flags: BuildFlags) => {
-      const built = buildAllocator(buildOptionsFromFlags(flags));
+      const options = buildOptionsFromFlags(flags);
+      if (flags.demo && !flags.exports.includes("malloc")) {
+        throw new AllocConfigError("--demo calls malloc: add malloc to --exports, or leave out --demo");
+      }
+      if (flags.out) checkWritable(flags.out, "-o");
+      if (flags.wat) checkWritable(flags.wat, "--wat");
+      const built = buildAllocator(options);
+      // Everything that can fail is done before anything is printed as done.
+      if (flags.out) write(flags.out, built.binary, "-o");
+      if (flags.wat) write(flags.wat, built.text, "--wat");
       const stack = [...flags.strategy, flags.backend].join(" > ");
       io.out(`${stack}: ${built.size} bytes (optimised for ${flags.opt})\n`);
       io.out(`exports: ${built.exports.join(", ")}\n`);
       if (flags.memory === "import") io.out(`imports: memory "${built.memory.importModule}"."${built.memory.name}"\n`);
-      if (flags.out) {
-        writeFileSync(flags.out, built.binary);
-        io.out(`wrote ${flags.out}\n`);
-      }
-      if (flags.wat) {
-        writeFileSync(flags.wat, built.text);
-        io.out(`wrote ${flags.wat}\n`);
-      }
+      if (flags.out) io.out(`wrote ${flags.out}\n`);
+      if (flags.wat) io.out(`wrote ${flags.wat}\n`);
       if (flags.demo) await demo(built, io);
     });
+  refuseRepeats(build);
 
-  withCompositionOptions(
+  const replayCommand = withCompositionOptions(
     program
       .command("replay")
       .description("Replay allocation traces inside Wasm against a composition, verifying every block.")
@@ -261,13 +332,19 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
           );
           if (built.debug) io.out(`  ${heapLine(heap.checkHeap())}`);
         } catch (error) {
-          if (!(error instanceof ReplayError || error instanceof HeapFaultError)) throw error;
-          // (A debug build's fault inside the trace is a ReplayError naming the operation.)
-          io.err(`alloc: ${trace.name}: ${error.message}\n`);
+          // A failed check (a debug build's fault inside the trace is a ReplayError naming the
+          // operation), or a replay that could not start (no room for the driver's data).
+          if (!(error instanceof Error)) throw error;
+          const hint =
+            error instanceof ReplayError || error instanceof HeapFaultError || flags.backend !== "static"
+              ? ""
+              : " (the static region may be too small for this trace: try a larger --static-size)";
+          io.err(`alloc: ${trace.name}: ${error.message}${hint}\n`);
           exitCode = 1;
         }
       }
     });
+  refuseRepeats(replayCommand);
 
   try {
     await program.parseAsync(argv as string[], { from: "user" });
@@ -278,8 +355,14 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     } else if (error instanceof AllocConfigError) {
       io.err(`alloc: ${error.message}\n`);
       exitCode = 2;
+    } else if (error instanceof CliError) {
+      io.err(`alloc: ${error.message}\n`);
+      exitCode = 1;
     } else {
-      throw error;
+      // A bug of ours: still one line, with the way to the details.
+      io.err(`alloc: internal error: ${error instanceof Error ? error.message : String(error)} (set ALLOC_STACK=1 for the stack trace)\n`);
+      if (process.env.ALLOC_STACK) io.err(`${error instanceof Error ? error.stack : ""}\n`);
+      exitCode = 70;
     }
   }
   return exitCode;
