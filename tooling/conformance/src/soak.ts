@@ -1,13 +1,13 @@
 /**
  * `pnpm soak`: millions of random operations against every composition, with progress.
- * Options: --ops <n> (total per composition, default 1,000,000), --seed <n>, --only <text>,
+ * Options: --ops <n> (exactly n operations per composition, default 1,000,000), --seed <n>, --only <text>,
  * --debug (the debug build, with the heap walker after every operation: much slower).
  */
 import { buildAllocator } from "@alloc/core";
 import { Command, Option } from "commander";
 import fc from "fast-check";
 import { compositions } from "./compositions.ts";
-import { op, runModel } from "./model.ts";
+import { op, runModel, type Op } from "./model.ts";
 
 const program = new Command("soak")
   .description("Run millions of random allocator operations against every composition, checked against the model.")
@@ -18,6 +18,10 @@ const program = new Command("soak")
   .parse();
 const { ops: total, seed, only, debug } = program.opts<{ ops: number; seed?: number; only?: string; debug?: boolean }>();
 const perCase = 500;
+if (!Number.isSafeInteger(total) || total < 1) {
+  process.stderr.write(`soak: --ops must be a positive whole number, got ${String(program.opts().ops)}\n`);
+  process.exit(2);
+}
 
 let failed = false;
 for (const composition of compositions().filter((c) => !only || c.name.includes(only))) {
@@ -25,22 +29,29 @@ for (const composition of compositions().filter((c) => !only || c.name.includes(
   let done = 0;
   let shown = Date.now();
   const started = Date.now();
-  // Sequences average about half of perCase operations.
-  const runs = Math.max(1, Math.ceil((2 * total) / perCase));
-  const result = await fc.check(
-    fc.asyncProperty(fc.array(op, { maxLength: perCase, size: "max" }), async (ops) => {
-      const heap = await built.instantiate();
-      runModel(heap, ops, debug ? () => void heap.checkHeap() : undefined);
-      done += ops.length;
-      if (Date.now() - shown > 500) {
-        shown = Date.now();
-        process.stdout.write(`\r${composition.name}: ${done.toLocaleString()} / ~${total.toLocaleString()} ops`);
-      }
-    }),
-    { numRuns: runs, ...(seed !== undefined && { seed }) },
-  );
+  // Exactly `total` operations: fast-check draws sequences of random length, so it runs in rounds,
+  // each sized for what is left (sequences average about half of perCase), and the sequence that
+  // reaches the total is cut there. Each round has its own seed, derived from --seed when given.
+  let result: fc.RunDetails<[Op[]]> | undefined;
+  for (let round = 0; done < total && !result?.failed; round++) {
+    const left = total - done;
+    result = await fc.check(
+      fc.asyncProperty(fc.array(op, { maxLength: perCase, size: "max" }), async (ops) => {
+        const batch = ops.slice(0, Math.max(0, total - done));
+        if (batch.length === 0) return;
+        const heap = await built.instantiate();
+        runModel(heap, batch, debug ? () => void heap.checkHeap() : undefined);
+        done += batch.length;
+        if (Date.now() - shown > 500) {
+          shown = Date.now();
+          process.stdout.write(`\r${composition.name}: ${done.toLocaleString()} / ${total.toLocaleString()} ops`);
+        }
+      }),
+      { numRuns: Math.max(1, Math.ceil((2 * left) / perCase)), ...(seed !== undefined && { seed: seed + round }) },
+    );
+  }
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  if (result.failed) {
+  if (result?.failed) {
     failed = true;
     process.stdout.write(`\n${composition.name}: FAILED (seed ${result.seed}, path ${result.counterexamplePath})\n`);
     const error = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance);
