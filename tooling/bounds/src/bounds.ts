@@ -26,14 +26,15 @@ export const LONGER = 4;
 
 /**
  * The absolute bound on one operation's work. An O(1) allocator's worst operation here is a
- * handful of calls and loops bounded by constants of its design: bump's is 4, size classes' 17 to
- * 24 on a class hit or a span carved lazily (measured). 256 leaves 8 to 60 times that for loops
- * bounded by design constants (a scan over a few bitmap words, a lookup over the classes, a
- * coalescing step) and refuses any walk over 256 free cells or list nodes: the first fit walks
- * that make the default composition 30 to 55 times slower than dlmalloc on a compiler's trace
- * (issue 10) walk thousands.
+ * handful of calls and loops bounded by constants of its design, measured at c1a7f07: bump 4, the
+ * TLSF free list 15, size classes over either 4 to 33, dlmalloc 13 to 18 (malloc and free). 128
+ * leaves 4 times the largest of those for loops bounded by design constants (a scan over a few
+ * bitmap words, a lookup over the classes, a coalescing step) and refuses any walk over 128 free
+ * cells or list nodes: first fit (`freeList({ fit: "first" })`) walks 130 to 300 on seven of the
+ * workloads at 80,000 operations, and thousands on real programs' heaps (issue 10: 30 to 55 times
+ * slower than dlmalloc on a compiler's trace).
  */
-export const WORK_BOUND = 256;
+export const WORK_BOUND = 128;
 /** The worst at 4N may exceed the worst at N by this factor (a rarer worst case met later)... */
 export const WORK_GROWTH = 2;
 /** ...plus this much (tiny allocators whose worst is 2 and becomes 5). */
