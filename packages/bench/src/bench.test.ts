@@ -36,13 +36,22 @@ describe("a run with our own allocators only (the suite never needs the peers)",
       expect(cell.fresh!.samples).toHaveLength(2);
       expect(cell.reused!.samples).toHaveLength(2);
       expect(cell.peakMemoryBytes).toBeGreaterThanOrEqual(cell.peakLiveBytes);
+      // bump: a malloc is one straight-line call or two (a helper to grow), a free one.
+      expect(cell.work!.malloc.count).toBeGreaterThan(200);
+      expect(cell.work!.malloc.worst).toBeGreaterThanOrEqual(1);
+      expect(cell.work!.malloc.worst).toBeLessThan(10);
     }
+    // small-churn's first 500 ops only allocate; long-lived frees its hot set.
+    expect(cells.map((c) => c.work!.free.count)).toEqual([0, expect.any(Number)]);
+    expect(cells[1]!.work!.free.mean).toBeGreaterThanOrEqual(1);
     const report = buildReport({ command: "test", mode: "quick", config: { rounds: 2, sampleOps: 1_000, maxFresh: 2 }, contenders: list, skipped, workloads, cells });
     expect(report.summary[0]!.excluded).toEqual([]);
     expect(report.targets.find((t) => t.target.startsWith("bump"))!.met).toBeNull();
     const text = formatReport(report);
     expect(text).toMatch(/small-churn\(seed 1\) \(\d+\)/);
     expect(text).toMatch(/n\/a +default composition at or below dlmalloc/);
+    expect(text).toMatch(/workload: malloc work mean\/worst +bump\n[- ]+\nsmall-churn\(seed 1\) +\d+\.\d\/\d+\n/);
+    expect(report.summary[0]!.workWorst).toBeGreaterThanOrEqual(1);
     const svg = chart(report);
     expect(svg).toMatch(/^<svg [^>]*viewBox="0 0 \d+ \d+"/);
     expect(svg).toContain("long-lived(seed 1)");

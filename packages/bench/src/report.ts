@@ -1,4 +1,4 @@
-import type { Trace } from "@alloc/trace";
+import { WORK_UNIT, type Trace } from "@alloc/trace";
 import os from "node:os";
 import type { Contender } from "./contenders.ts";
 import type { Cell } from "./measure.ts";
@@ -29,6 +29,11 @@ export interface Summary {
   readonly bytes: number;
   /** Workloads left out of the means (failed verification or allocations). */
   readonly excluded: readonly string[];
+  /** Geometric mean over the workloads it completed of the mean work per call (WORK_UNIT of `@alloc/trace`). */
+  readonly workMean?: number;
+  /** The worst work of one call over those workloads, and where. */
+  readonly workWorst?: number;
+  readonly workWorstOn?: string;
 }
 
 export interface Target {
@@ -60,8 +65,12 @@ export function buildReport(input: {
       .map((w) => [cell(c.name, w.name), cell("dlmalloc", w.name)] as const)
       .filter(([a, d]) => usable(a) && usable(d))
       .map(([a, d]) => a!.peakMemoryBytes / d!.peakMemoryBytes);
+    const worked = ok.map((w) => cell(c.name, w.name)!).filter((x) => x.work);
+    const worst = worked.reduce<Cell | undefined>((a, x) => (!a || x.work!.all.worst > a.work!.all.worst ? x : a), undefined);
     return {
       contender: c.name,
+      ...(worked.length && { workMean: geomean(worked.map((x) => x.work!.all.mean)) }),
+      ...(worst && { workWorst: worst.work!.all.worst, workWorstOn: worst.workload }),
       freshGeomean: geomean(ok.map((w) => cell(c.name, w.name)!.fresh!.median)),
       reusedGeomean: geomean(ok.map((w) => cell(c.name, w.name)!.reused!.median)),
       memoryVsDlmalloc: ratios.length ? geomean(ratios) : null,
@@ -189,12 +198,27 @@ export function formatReport(report: BenchReport): string {
       return [`${w.name} (${kib(live)})`, ...names.map((c) => kib(cell(c, w.name)?.peakMemoryBytes ?? NaN))];
     }),
   ]);
+  const workCell = (c: string, w: string, k: "malloc" | "free" | "realloc") => {
+    const x = cell(c, w);
+    if (!x || x.error) return "ERROR";
+    const work = x.work?.[k];
+    if (!work) return "-";
+    if (!work.count) return "";
+    return `${work.mean.toFixed(1)}/${work.worst}${x.work!.stopped ? "*" : ""}`;
+  };
+  const works = (k: "malloc" | "free" | "realloc") => {
+    const rows = report.workloads.filter((w) => names.some((c) => (cell(c, w.name)?.work?.[k].count ?? 0) > 0));
+    return table([[`workload: ${k} work mean/worst`, ...names], ...rows.map((w) => [w.name, ...names.map((c) => workCell(c, w.name, k))])]);
+  };
+  const stoppedWork = report.cells.filter((c) => c.work?.stopped).map((c) => `  ${c.contender} on ${c.workload}: ${c.work!.stopped}`);
   const summary = table([
-    ["allocator", "fresh ns/op", "reused ns/op", "memory vs dlmalloc", "module bytes", "left out"],
+    ["allocator", "fresh ns/op", "reused ns/op", "work/call", "worst call", "memory vs dlmalloc", "module bytes", "left out"],
     ...report.summary.map((s) => [
       s.contender + (report.contenders.find((c) => c.name === s.contender)?.isDefault ? " (default)" : ""),
       s.freshGeomean.toFixed(1),
       s.reusedGeomean.toFixed(1),
+      s.workMean === undefined ? "-" : s.workMean.toFixed(1),
+      s.workWorst === undefined ? "-" : `${s.workWorst} (${s.workWorstOn})`,
       s.memoryVsDlmalloc == null ? "-" : `${s.memoryVsDlmalloc.toFixed(2)}×`,
       String(s.bytes),
       s.excluded.join(", ") || "-",
@@ -215,6 +239,14 @@ export function formatReport(report: BenchReport): string {
     "",
     "peak memory (KiB, memory.buffer.byteLength; includes the driver's op array and pointer table)",
     memory,
+    "",
+    `work per call, mean/worst, on a fresh heap (deterministic; unit: ${WORK_UNIT}; * stopped early)`,
+    works("malloc"),
+    "",
+    works("free"),
+    "",
+    works("realloc"),
+    ...(stoppedWork.length ? ["", "* work count stopped early (memory past 1 GiB):", ...stoppedWork] : []),
     "",
     "summary (geometric means over the workloads each completed)",
     summary,
