@@ -35,16 +35,19 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
 
   test("a write to a freed small block is caught when it is handed out again, and by the walker", async () => {
     const a = await heap();
+    const keep = a.malloc(40); // (its span stays in use)
     const p = a.malloc(40);
     a.free(p);
     new Uint8Array(a.memory.buffer)[p + 20] = 1;
     expect(faultOf(() => a.checkHeap())).toMatchObject({ kind: "use-after-free", ptr: p + 20 });
     expect(faultOf(() => a.malloc(40))).toMatchObject({ kind: "use-after-free", ptr: p + 20 });
+    void keep;
   });
 
-  test("a smashed class-list link is found by the walker", async () => {
+  test("a smashed link of a span's free blocks is found by the walker", async () => {
     const a = await heap();
     const p = a.malloc(40), q = a.malloc(40);
+    a.malloc(40); // (the span stays in use)
     a.free(p);
     a.free(q);
     new DataView(a.memory.buffer).setUint32(q, 0x7ff0, true); // q's link to p
@@ -61,8 +64,38 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
     a.free(large);
     [s] = a.checkHeap().layers;
     expect(s).toMatchObject({ usedBlocks: 3, usedBytes: 8 + 24 + 256 });
-    // The freed 24-byte block is on its list; the rest of the chunk is free too.
-    expect(s!.freeBlocks).toBe(2);
-    expect(s!.freeBytes).toBe(24 + s!.largestFree);
+    // Free: every block the spans of classes 8, 24 and 256 can still hand out (the freed 24-byte
+    // one among them) without asking the parent. Spans: 4096 bytes or 8 blocks, 48 bytes of
+    // header and 8 after the last block (the debug canary's room).
+    const blocks = (size: number) => Math.floor((Math.max(4096, 8 * (size + 8) + 56) - 56) / (size + 8));
+    expect(s).toMatchObject({
+      freeBlocks: blocks(8) - 1 + blocks(24) - 1 + blocks(256) - 1,
+      freeBytes: (blocks(8) - 1) * 8 + (blocks(24) - 1) * 24 + (blocks(256) - 1) * 256,
+      largestFree: 256,
+    });
+  });
+
+  test("the walker checks live small blocks: a broken header or an overflow into the next block's canary", async () => {
+    const a = await heap();
+    const p = a.malloc(40), q = a.malloc(40);
+    const view = new DataView(a.memory.buffer);
+    view.setUint8(p + 40, 0x41); // one byte past p: q's canary
+    expect(faultOf(() => a.checkHeap())).toMatchObject({ kind: "corrupt-heap", layer: "size-classes", ptr: q - 8 });
+    expect(faultOf(() => a.free(p)).message).toMatch(/a write past the end of the block \(the canary after it is broken\)/);
+    const b = await heap();
+    const r = b.malloc(40);
+    b.malloc(40);
+    new DataView(b.memory.buffer).setUint32(r - 4, 0x1234, true); // r's header
+    expect(faultOf(() => b.checkHeap())).toMatchObject({ kind: "corrupt-heap", ptr: r });
+  });
+
+  test("a double free of a large block is reported as a double free", async () => {
+    const a = await heap();
+    const keep = a.malloc(3000);
+    const p = a.malloc(5000);
+    a.malloc(3000);
+    a.free(p);
+    expect(faultOf(() => a.free(p))).toMatchObject({ kind: "double-free", layer: "size-classes", ptr: p });
+    a.free(keep);
   });
 });

@@ -2,6 +2,7 @@ import {
   AllocConfigError,
   allocEntries,
   check,
+  isPowerOfTwo,
   type AllocatorFunctions,
   type BuildLimits,
   type EmitContext,
@@ -26,13 +27,20 @@ export interface SizeClassesOptions {
    */
   readonly classes?: number;
   /**
-   * The most bytes asked of the parent at a time to carve small blocks from (all classes share
-   * the current chunk). Chunks start smaller and double up to this size: the first is the
-   * smallest of chunkBytes / 2^k (k >= 0) that is at least 4096 bytes, a multiple of the
-   * minimum alignment, and holds the class table and the largest small block. chunkBytes itself
-   * must be a multiple of the minimum alignment and hold them. Default 16384.
+   * The smallest span: the block a class asks of the parent to carve its small blocks from.
+   * A span holds `spanBytes` or, when that is less, `spanBlocks` blocks of its class (and its
+   * header). A multiple of the minimum alignment, from 256 bytes to 16 MiB. Default 4096.
    */
-  readonly chunkBytes?: number;
+  readonly spanBytes?: number;
+  /** The fewest blocks a span holds (see `spanBytes`), from 1 to 4096. Default 8. */
+  readonly spanBlocks?: number;
+  /**
+   * How many empty spans are kept (the most recently emptied ones, whatever their class) rather
+   * than given back to the parent at once: a program that allocates and frees one block of a
+   * class over and over then does not ask the parent each time. 0 or a power of two up to 256.
+   * Default 4.
+   */
+  readonly spareSpans?: number;
 }
 
 /** Fully resolved options, for one set of build limits. */
@@ -41,57 +49,65 @@ interface Resolved {
   readonly classes: number;
   /** log2 of the class spacing. */
   readonly shift: number;
-  /** The largest chunk, and the first (chunks double from it up to the largest). */
-  readonly chunkBytes: number;
-  readonly firstChunk: number;
+  readonly spanBytes: number;
+  readonly spanBlocks: number;
+  readonly spareSpans: number;
 }
 
-/** Chunks start at this size or more (when chunkBytes allows): a fresh heap asks for less memory. */
-const FIRST_CHUNK_MIN = 4096;
-
 /**
- * Segregated free lists for small requests, on top of another strategy.
+ * Size classes over spans, on top of another strategy.
  *
  * ```text
- *   small block (size <= maxSmall)            large block (from the parent)
- *        header        payload                     parent block       header       payload
- *   ... [ pad | class*W ][ (i+1)*step bytes ]       [ .. | size | block+1 ][ size bytes ]
- *                       ^ ptr                                           ^ ptr
- *   chunk from the parent: [class table][blk][blk]....[blk][  top ... end  ]
- *   table[i] -> free block of class i -> next free block -> ... -> 0   (link in the payload)
+ *   small block (size <= maxSmall)             large block (from the parent)
+ *        header        payload                      parent block       header        payload
+ *   ... [ pad | span ][ class size bytes ]          [ .. | size | block+1 ][ size bytes ]
+ *                    ^ ptr                                              ^ ptr
+ *   span (a block of the parent):
+ *   [ next prev free top avail cap size slot ring ][pad|span][blk][pad|span][blk] .. top .. ]
+ *   table[class] -> span with free blocks <-> span <-> ... (spans that are full are on no list)
  * ```
  *
- * Every block carries a header word just before its payload (the payload stays aligned to the
- * minimum alignment, so the header takes that many bytes: 8 by default). For a small block it
- * is `class * W` (W = 4 bytes on wasm32): even, and the byte offset of its list head in the class
- * table. For a large block it is the parent's block address + 1 (odd), and the word before it
- * holds the size asked for. `free(ptr)` reads the word: even, the block goes back to the front of
- * its class's list; odd, to the parent. No size is needed from the caller.
+ * Every block carries a header word just before its payload (padded to the minimum alignment:
+ * 8 bytes by default). A small block's header is the address of its span (even); a large
+ * block's is the parent's block address + 1 (odd), with the size asked for in the word before.
+ * `free(ptr)` reads it, so it needs no size.
  *
- * - `alloc`: a small request pops the front of its class list, O(1); an empty list carves a
- *   block from the current chunk (bump allocation), and a used-up chunk is replaced by a new one
- *   from the parent, twice the size of the last up to `chunkBytes`. The first chunk also holds
- *   the class table. Larger requests, and those
- *   aligned above the minimum, go to the parent with the header in front.
- * - `free`: O(1) for small blocks; large blocks are the parent's `free`.
+ * A span holds the blocks of one class: a header (its links on its class's list, its free
+ * blocks' list, the bump pointer `top` of blocks never handed out, the count of blocks
+ * available, its capacity, its class's block size and list slot, a mark when it is spare),
+ * then the blocks, handed out in address order until they have all been used once.
+ *
+ * - `alloc`: a small request takes the first span on its class's list: its list of freed blocks
+ *   first, else the next block at `top`. A span that becomes full leaves the list. No span:
+ *   a new one from the parent. O(1). Larger requests, and those aligned above the minimum, go
+ *   to the parent with the header in front.
+ * - `free`: a small block goes on its span's list; a full span rejoins its class's list (at the
+ *   front); a span whose blocks are all free goes back to the parent, but for the most recently
+ *   emptied `spareSpans` spans, which stay ready (the oldest spare goes when a new one comes).
+ *   O(1). Large blocks are the parent's `free`.
  * - `resize`: a small block keeps its place while the new size fits its class; a large one asks
- *   the parent's `resize`.
+ *   the parent's `resize`. A small block that outgrows its class makes the next request of the
+ *   same size (realloc's) twice as large: a block that keeps growing moves O(log n) times, and
+ *   past half of maxSmall becomes a large block, which the parent grows in place.
  *
- * Small blocks stay in their class for good: memory is never moved between classes or given
- * back to the parent, so what the classes hold is bounded by each class's peak live bytes.
- * The tail of a used-up chunk (less than one block) is left unused.
+ * Memory follows live bytes: a class holds no more than its live blocks' spans (each at most
+ * `spanBytes` or `spanBlocks` blocks) and the spares; the parent sees a few block sizes only.
  */
 export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
-  const { maxSmall = 1024, classes, chunkBytes = 16384 } = options;
+  const { maxSmall = 1024, classes, spanBytes = 4096, spanBlocks = 8, spareSpans = 4 } = options;
   check(Number.isInteger(maxSmall) && maxSmall >= 1 && maxSmall <= 65536,
     `size-classes: maxSmall must be an integer from 1 to 65536, got ${maxSmall}`);
   check(classes === undefined || (Number.isInteger(classes) && classes >= 1 && classes <= maxSmall),
     `size-classes: classes must be an integer from 1 to maxSmall (${maxSmall}), got ${classes}`);
-  check(Number.isInteger(chunkBytes) && chunkBytes >= 64 && chunkBytes <= 2 ** 24,
-    `size-classes: chunkBytes must be an integer from 64 to 16 MiB, got ${chunkBytes}`);
-  const resolve = (limits: BuildLimits, word: number): Resolved => {
+  check(Number.isInteger(spanBytes) && spanBytes >= 256 && spanBytes <= 2 ** 24,
+    `size-classes: spanBytes must be an integer from 256 to 16 MiB, got ${spanBytes}`);
+  check(Number.isInteger(spanBlocks) && spanBlocks >= 1 && spanBlocks <= 4096,
+    `size-classes: spanBlocks must be an integer from 1 to 4096, got ${spanBlocks}`);
+  check(spareSpans === 0 || (isPowerOfTwo(spareSpans) && spareSpans <= 256),
+    `size-classes: spareSpans must be 0 or a power of two up to 256, got ${spareSpans}`);
+  const resolve = (limits: BuildLimits): Resolved => {
     const count = classes ?? Math.max(1, Math.floor(maxSmall / Math.max(8, limits.minAlign)));
-    // Before the first chunk, alloc reads a list head from page 0 (and ignores it): the table's
+    // Before the first span, alloc reads a list head from page 0 (and ignores it): the table's
     // offsets must stay inside page 0.
     check(count <= 4096, `size-classes: at most 4096 classes, got ${count}`);
     const step = maxSmall / count;
@@ -100,32 +116,42 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
     check(step >= limits.minAlign,
       `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${limits.minAlign}); ` +
         `use fewer classes (at most ${Math.floor(maxSmall / limits.minAlign)}) or a larger maxSmall`);
-    const layout = layoutFor(limits.minAlign, word, count);
-    const needed = layout.tableBytes + maxSmall + layout.smallHeader;
-    check(chunkBytes % limits.minAlign === 0 && chunkBytes >= needed,
-      `size-classes: chunkBytes (${chunkBytes}) must be a multiple of the minimum alignment (${limits.minAlign}) ` +
-        `and hold the class table and the largest small block (${needed} bytes)`);
-    let firstChunk = chunkBytes;
-    for (let half = chunkBytes / 2; half >= Math.max(FIRST_CHUNK_MIN, needed) && half % limits.minAlign === 0; half /= 2) firstChunk = half;
-    return { maxSmall, classes: count, shift: Math.log2(step), chunkBytes, firstChunk };
+    check(spanBytes % limits.minAlign === 0,
+      `size-classes: spanBytes (${spanBytes}) must be a multiple of the minimum alignment (${limits.minAlign})`);
+    return { maxSmall, classes: count, shift: Math.log2(step), spanBytes, spanBlocks, spareSpans };
   };
   return {
     name: "size-classes",
     accepts: ["allocator"],
-    validate: (limits) => void resolve(limits, 4),
-    emit: (ctx, parent) => emitSizeClasses(ctx, parent, resolve(ctx.limits, ctx.cg.ptrBytes)),
+    validate: (limits) => void resolve(limits),
+    emit: (ctx, parent) => emitSizeClasses(ctx, parent, resolve(ctx.limits)),
   };
 }
 
-/** Header sizes and the class table's size. */
-function layoutFor(minAlign: number, word: number, classes: number) {
+/** The fields of a span's header, in words. Debug builds add three (see debug.ts). */
+export const SPAN_FIELDS = ["next", "prev", "free", "top", "avail", "cap", "size", "slot", "spare"] as const;
+export const DEBUG_SPAN_FIELDS = ["mark", "allNext", "allPrev"] as const;
+export type SpanField = (typeof SPAN_FIELDS)[number] | (typeof DEBUG_SPAN_FIELDS)[number];
+
+/** Header sizes, the class table's size and the span header's layout. */
+export function layoutFor(minAlign: number, word: number, classes: number, spares: number, debug: boolean) {
   const alignUp = (n: number) => Math.ceil(n / minAlign) * minAlign;
+  const fields = debug ? [...SPAN_FIELDS, ...DEBUG_SPAN_FIELDS] : SPAN_FIELDS;
   return {
     /** Bytes in front of a small payload: one word, padded to the minimum alignment. */
     smallHeader: alignUp(word),
-    /** Bytes in front of a large payload (for the minimum alignment): two words, padded. */
-    largeHeader: alignUp(2 * word),
-    tableBytes: alignUp(classes * word),
+    /**
+     * Bytes in front of a large payload (for the minimum alignment): two words, padded. Debug
+     * builds keep two more words free in front, where the parent may keep its own links once the
+     * block is free: the header then shows that it was freed (see debug.ts).
+     */
+    largeHeader: alignUp((debug ? 4 : 2) * word),
+    /** The class table: a list head per class, then the spare spans. */
+    tableBytes: alignUp((classes + spares) * word),
+    /** The span header. */
+    spanHeader: alignUp(fields.length * word),
+    /** A span field's byte offset. */
+    at: (field: SpanField) => fields.indexOf(field as never) * word,
   };
 }
 
@@ -136,14 +162,16 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const up = parent.allocator;
   const W = cg.ptrBytes;
   const wordLog = Math.log2(W);
-  const { smallHeader, largeHeader, tableBytes } = layoutFor(limits.minAlign, W, o.classes);
+  const L = layoutFor(limits.minAlign, W, o.classes, up.usableSize === undefined ? 0 : o.spareSpans, !!ctx.debug);
+  const { smallHeader, largeHeader, tableBytes, spanHeader, at } = L;
   const zero = () => cg.size(0);
+  const one = () => cg.size(1);
   /** Sizes this large or more can never be allocated; refusing them keeps `size + header` from wrapping. */
   const tooLarge = cg.memory64 ? 2 ** 52 : 2 ** 32 - 2 ** 17;
-  /** The header word of the block at `ptr`, and the size word of a large block. */
   // Debug builds store headers XOR HEADER_MAGIC (see debug.ts): zeroed or stray memory then
   // never reads as a live block's header.
   const magic = ctx.debug ? HEADER_MAGIC : 0;
+  /** The header word of the block at `ptr`, and the size word of a large block. */
   const headerOf = (ptr: Expr) => {
     const word = cg.load(cg.sub(ptr, cg.size(W)));
     return magic ? cg.xor(word, cg.size(magic)) : word;
@@ -151,25 +179,35 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   /** Stores header `h` in front of the payload at `ptr`. */
   const setHeader = (ptr: Expr, h: Expr) => cg.store(cg.sub(ptr, cg.size(W)), magic ? cg.xor(h, cg.size(magic)) : h);
   const sizeWordAt = (ptr: Expr) => cg.sub(ptr, cg.size(2 * W));
-  const isLarge = (h: Expr) => cg.toI32(cg.and(h, cg.size(1)));
+  const isLarge = (h: Expr) => cg.toI32(cg.and(h, one()));
+  /** A span's field. */
+  const get = (s: Expr, field: SpanField) => cg.load(s, at(field));
+  const set = (s: Expr, field: SpanField, value: Expr) => cg.store(s, value, at(field));
+  const divU = (a: Expr, b: Expr) => (cg.memory64 ? m.i64.div_u(a, b) : m.i32.div_u(a, b));
 
-  /** Address of the class table (list heads), 0 until the first chunk. */
+  /** Address of the class table (list heads, then the spare spans), 0 until the first span. */
   const table = cg.global(scope("table"));
-  /** The current chunk: small blocks are carved at `top`, up to `end`. */
-  const top = cg.global(scope("top"));
-  const end = cg.global(scope("end"));
-  /** The size of the next chunk: doubles from the first up to chunkBytes (a constant when they are equal). */
-  const nextChunk = o.firstChunk < o.chunkBytes ? cg.global(scope("chunk_bytes"), o.firstChunk) : undefined;
-  const chunkSize = () => nextChunk?.get() ?? cg.size(o.chunkBytes);
+  // A parent without `usableSize` may hand out only memory above every live block (core's
+  // contract), so it cannot reuse a span given back in the middle of its memory (bump): over such
+  // a parent, spans are kept for good. An empty one goes on a pool of empty spans (`pool`, linked
+  // through `next`, their size in `spare`) that the next new span of any class is taken from
+  // when the first one is large enough.
+  const keepSpans = up.usableSize === undefined;
+  const spares = keepSpans ? 0 : o.spareSpans;
+  const pool = keepSpans ? cg.global(scope("pool")) : undefined;
+  /** The byte offset in the spare ring where the next spare goes. */
+  const spareAt = spares > 0 ? cg.global(scope("spare_at")) : undefined;
+  /** A request size that realloc asks for after resize refused it: it is given twice the room. */
+  const grower = cg.global(scope("grower"));
 
-  /** The byte size of the class whose header is `h` (= class * W). */
+  /** The byte size of the class whose table offset is `h` (= class * W). */
   // (class + 1) << shift, from h = class * W: (h + W) scaled by 2^(shift - wordLog), exact as W divides h.
   const classSize = (h: Expr) => {
     const next = cg.add(h, cg.size(W));
     return o.shift >= wordLog ? cg.shl(next, cg.size(o.shift - wordLog)) : cg.shrU(next, cg.size(wordLog - o.shift));
   };
 
-  /** Debug builds only: free marks, poison, counters and the walker (`debug.ts`). */
+  /** Debug builds only: free marks, poison, canaries, the span list and the walker (`debug.ts`). */
   const dbg =
     ctx.debug &&
     new SizeClassesDebug({
@@ -177,12 +215,12 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       debug: ctx.debug,
       scope,
       classes: o.classes,
+      spareSpans: spares,
+      keepSpans,
       minAlign: limits.minAlign,
       maxLargeHeader: limits.maxAlign + largeHeader,
-      largeHeader,
+      layout: L,
       table,
-      top,
-      end,
       classSize,
       headerOf,
       setHeader,
@@ -195,6 +233,107 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
    */
   const upAlloc = (size: Expr) =>
     up.allocFixed ? cg.call(up.allocFixed(limits.minAlign), [size]) : cg.call(up.alloc, [size, cg.size(limits.minAlign)]);
+
+  // ---- class lists: doubly linked; `prev` is the address of the word that points to the span
+  // (its class's table slot, or the previous span's `next`, at offset 0), so the front needs no
+  // special case.
+
+  /** link(s, slot): puts span s at the front of the list whose head is at `slot`. */
+  const link = cg.function(scope("link"), ["s", "slot"], "none", (f) => {
+    const s = f.param("s"), slot = f.param("slot"), n = f.local();
+    return [
+      set(s.get(), "next", n.tee(cg.load(slot.get()))),
+      set(s.get(), "prev", slot.get()),
+      cg.when(n.get(), [set(n.get(), "prev", s.get())]),
+      cg.store(slot.get(), s.get()),
+    ];
+  });
+  /** unlink(s): takes span s off its class's list. */
+  const unlink = cg.function(scope("unlink"), ["s"], "none", (f) => {
+    const s = f.param("s"), n = f.local(), p = f.local();
+    return [
+      cg.store(p.tee(get(s.get(), "prev")), n.tee(get(s.get(), "next"))),
+      cg.when(n.get(), [set(n.get(), "prev", p.get())]),
+    ];
+  });
+  /** release(s): span s, all of its blocks free, goes back to the parent. */
+  const release = cg.function(scope("release"), ["s"], "none", (f) => {
+    const s = f.param("s");
+    return [cg.callVoid(unlink, [s.get()]), ...(dbg ? dbg.spanReleased(s) : []), cg.callVoid(up.free, [s.get()])];
+  });
+  /**
+   * retire(s): span s has just become empty. It becomes a spare (unless it is one already), and
+   * the oldest spare goes back to the parent if it is still empty (else it just stops being one).
+   */
+  const retire =
+    spareAt
+      ? cg.function(scope("retire"), ["s"], "none", (f) => {
+          const s = f.param("s"), slot = f.local(), v = f.local();
+          return cg.when(cg.eqz(get(s.get(), "spare")), [
+            v.set(cg.load(slot.tee(cg.add(cg.add(table.get(), cg.size(o.classes * W)), spareAt.get())))),
+            cg.store(slot.get(), s.get()),
+            set(s.get(), "spare", one()),
+            spareAt.set(cg.and(cg.add(spareAt.get(), cg.size(W)), cg.size(spares * W - 1))),
+            cg.when(v.get(), [
+              cg.when(
+                cg.eq(get(v.get(), "avail"), get(v.get(), "cap")),
+                [cg.callVoid(release, [v.get()])],
+                [set(v.get(), "spare", zero())],
+              ),
+            ]),
+          ]);
+        })
+      : pool
+        ? cg.function(scope("retire"), ["s"], "none", (f) => {
+            const s = f.param("s");
+            return [
+              cg.callVoid(unlink, [s.get()]),
+              ...(dbg ? dbg.pooled(s) : []),
+              set(s.get(), "next", pool.get()),
+              pool.set(s.get()),
+            ];
+          })
+        : release;
+
+  /**
+   * new_span(h) -> s: a new span for the class at table offset h, at the front of its list; 0
+   * when the parent has no memory. The first one also makes the class table.
+   */
+  const newSpan = cg.function(scope("new_span"), ["h"], "usize", (f) => {
+    const h = f.param("h"), t = f.local(), size = f.local(), stride = f.local(), bytes = f.local(), s = f.local();
+    const tail = dbg ? dbg.spanTail : 0;
+    return [
+      cg.when(cg.eqz(table.get()), [
+        cg.returnIf(cg.eqz(t.tee(upAlloc(cg.size(tableBytes)))), zero()),
+        cg.fill(f, t.get(), cg.i32(0), cg.size(tableBytes)),
+        table.set(t.get()),
+      ]),
+      // spanBlocks blocks, or spanBytes when that holds more.
+      bytes.set(cg.add(cg.mul(stride.tee(cg.add(size.tee(classSize(h.get())), cg.size(smallHeader))), cg.size(o.spanBlocks)), cg.size(spanHeader + tail))),
+      bytes.set(cg.select(cg.gtU(bytes.get(), cg.size(o.spanBytes)), bytes.get(), cg.size(o.spanBytes))),
+      ...(pool
+        ? [
+            // The first empty span, when it is large enough (its size, not the size asked for, is the span's).
+            m.if(
+              m.i32.and(cg.ne(s.tee(pool.get()), zero()), cg.leU(bytes.get(), get(s.get(), "spare"))),
+              cg.block([pool.set(get(s.get(), "next")), bytes.set(get(s.get(), "spare")), ...(dbg ? dbg.unpooled(s) : [])]),
+              cg.returnIf(cg.eqz(s.tee(upAlloc(bytes.get()))), zero()),
+            ),
+            set(s.get(), "spare", bytes.get()),
+          ]
+        : [cg.returnIf(cg.eqz(s.tee(upAlloc(bytes.get()))), zero())]),
+      set(s.get(), "free", zero()),
+      set(s.get(), "top", cg.add(s.get(), cg.size(spanHeader + smallHeader))),
+      set(s.get(), "avail", t.tee(divU(cg.sub(bytes.get(), cg.size(spanHeader + tail)), stride.get()))),
+      set(s.get(), "cap", t.get()),
+      set(s.get(), "size", size.get()),
+      set(s.get(), "slot", t.tee(cg.add(table.get(), h.get()))),
+      ...(spareAt || (dbg && !pool) ? [set(s.get(), "spare", zero())] : []),
+      ...(dbg ? dbg.spanMade(s) : []),
+      cg.callVoid(link, [s.get(), t.get()]),
+      s.get(),
+    ];
+  });
 
   /**
    * A large block: from the parent (always minimum aligned), with room in front for the header
@@ -216,7 +355,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     return [
       cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
       cg.returnIf(cg.eqz(block.tee(upAlloc(cg.add(size.get(), slack)))), zero()),
-      setHeader(ptr.tee(payload()), cg.add(block.get(), cg.size(1))),
+      setHeader(ptr.tee(payload()), cg.add(block.get(), one())),
       cg.store(sizeWordAt(ptr.get()), size.get()),
       ...(dbg ? dbg.largeTaken(size) : []),
       ptr.get(),
@@ -225,41 +364,40 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
 
   /** alloc(size, align) with `align` an expression, or the constant `alignConst`. */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst: number | undefined): Expr[] => {
-    const t = f.local(), h = f.local(), p = f.local(), stride = f.local(), chunk = f.local();
-    const small = cg.ltU(t.tee(cg.sub(size.get(), cg.size(1))), cg.size(o.maxSmall));
-    const slot = () => cg.add(table.get(), h.get());
+    const t = f.local(), h = f.local(), s = f.local(), p = f.local(), n = f.local();
+    const small = cg.ltU(t.tee(cg.sub(size.get(), one())), cg.size(o.maxSmall));
+    const again = f.label("span");
     // Small blocks are aligned to the minimum alignment only.
     if (alignConst !== undefined && alignConst > limits.minAlign) return largeBody(f, size, align, alignConst);
     return [
+      // realloc's request after resize refused this size: twice the room (see `resize`).
+      cg.when(cg.eq(size.get(), grower.get()), [grower.set(zero()), size.set(cg.shl(size.get(), one()))]),
       cg.when(alignConst === undefined ? m.i32.and(small, cg.leU(align(), cg.size(limits.minAlign))) : small, [
         h.set(cg.shl(cg.shrU(t.get(), cg.size(o.shift)), cg.size(wordLog))),
-        // Pop the class's list (no table yet: no list; the load is of page 0, and unused).
-        cg.when(p.tee(cg.select(table.get(), cg.load(slot()), zero())), [
-          cg.store(slot(), cg.load(p.get())),
-          ...(dbg ? dbg.popped(p, h) : []),
-          cg.ret(p.get()),
-        ]),
-        // Carve a block from the chunk; a new chunk when it has no room left.
-        cg.when(cg.gtU(stride.tee(cg.add(classSize(h.get()), cg.size(smallHeader))), cg.sub(end.get(), top.get())), [
-          cg.returnIf(
-            cg.eqz(chunk.tee(upAlloc(chunkSize()))),
-            zero(),
-          ),
-          end.set(cg.add(chunk.get(), chunkSize())),
-          // Doubled while below chunkBytes (a power-of-two multiple of it): shifted by the test's 0 or 1.
-          ...(nextChunk ? [nextChunk.set(cg.shl(nextChunk.get(), cg.fromI32(cg.ltU(nextChunk.get(), cg.size(o.chunkBytes)))))] : []),
-          // The first chunk starts with the class table, all lists empty.
-          cg.when(cg.eqz(table.get()), [
-            table.set(chunk.get()),
-            cg.fill(f, chunk.get(), cg.i32(0), cg.size(tableBytes)),
-            chunk.set(cg.add(chunk.get(), cg.size(tableBytes))),
+        m.loop(
+          again,
+          cg.block([
+            // The first span with free blocks (no table yet: no span; the load is of page 0, and unused).
+            cg.when(s.tee(cg.select(table.get(), cg.load(cg.add(table.get(), h.get())), zero())), [
+              cg.when(
+                p.tee(get(s.get(), "free")),
+                [set(s.get(), "free", cg.load(p.get())), ...(dbg ? dbg.popped(p, s) : [])],
+                [
+                  // A block never handed out, in address order.
+                  set(s.get(), "top", cg.add(cg.add(p.tee(get(s.get(), "top")), get(s.get(), "size")), cg.size(smallHeader))),
+                  setHeader(p.get(), s.get()),
+                  ...(dbg ? dbg.carved(p, s) : []),
+                ],
+              ),
+              // The last block available: the span leaves its class's list.
+              set(s.get(), "avail", n.tee(cg.sub(get(s.get(), "avail"), one()))),
+              cg.when(cg.eqz(n.get()), [cg.callVoid(unlink, [s.get()])]),
+              cg.ret(p.get()),
+            ]),
+            cg.returnIf(cg.eqz(cg.call(newSpan, [h.get()])), zero()),
+            m.br(again),
           ]),
-          top.set(chunk.get()),
-        ]),
-        setHeader(p.tee(cg.add(top.get(), cg.size(smallHeader))), h.get()),
-        top.set(cg.add(top.get(), stride.get())),
-        ...(dbg ? dbg.carved(h) : []),
-        cg.ret(p.get()),
+        ),
       ]),
       ...largeBody(f, size, align, alignConst),
     ];
@@ -268,14 +406,19 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
 
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");
-    const h = f.local(), s = f.local();
+    const s = f.local(), a = f.local();
     return [
-      // (The debug checks read the header into h, then mark a small block free in memory.)
-      ...(dbg ? dbg.free(f, ptr, h) : []),
-      cg.when(isLarge(dbg ? h.get() : h.tee(headerOf(ptr.get()))), [cg.callVoid(up.free, [cg.sub(h.get(), cg.size(1))]), cg.ret()]),
-      // Back to the front of its class's list.
-      cg.store(ptr.get(), cg.load(s.tee(cg.add(table.get(), h.get())))),
-      cg.store(s.get(), ptr.get()),
+      // (The debug checks read the header into s, then mark a small block free in memory.)
+      ...(dbg ? dbg.free(f, ptr, s) : []),
+      cg.when(isLarge(dbg ? s.get() : s.tee(headerOf(ptr.get()))), [cg.callVoid(up.free, [cg.sub(s.get(), one())]), cg.ret()]),
+      // On its span's list.
+      cg.store(ptr.get(), get(s.get(), "free")),
+      set(s.get(), "free", ptr.get()),
+      set(s.get(), "avail", cg.add(a.tee(get(s.get(), "avail")), one())),
+      // A full span has a block again: back on its class's list, at the front.
+      cg.when(cg.eqz(a.get()), [cg.callVoid(link, [s.get(), get(s.get(), "slot")])]),
+      // All of its blocks free: a spare, or back to the parent.
+      cg.when(cg.eq(cg.add(a.get(), one()), get(s.get(), "cap")), [cg.callVoid(retire, [s.get()])]),
     ];
   });
 
@@ -285,7 +428,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     const largeResize = up.resize
       ? [
           cg.returnIf(cg.geU(size.get(), cg.size(tooLarge)), zero()),
-          block.set(cg.sub(h.get(), cg.size(1))),
+          block.set(cg.sub(h.get(), one())),
           cg.returnIf(
             cg.eqz(cg.call(up.resize, [block.get(), cg.add(size.get(), cg.sub(ptr.get(), block.get()))])),
             zero(),
@@ -297,18 +440,22 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       : [cg.ret(zero())];
     return [
       cg.when(isLarge(h.tee(headerOf(ptr.get()))), largeResize),
-      // A small block stays while the size fits its class.
-      cg.select(cg.leU(size.get(), classSize(h.get())), ptr.get(), zero()),
+      // A small block stays while the size fits its class. When it does not, realloc asks alloc
+      // for this size next: it gets twice the room.
+      cg.returnIf(cg.leU(size.get(), get(h.get(), "size")), ptr.get()),
+      // (Only a small size: doubling a large one could wrap.)
+      grower.set(cg.select(cg.leU(size.get(), cg.size(o.maxSmall)), size.get(), zero())),
+      zero(),
     ];
   });
 
   const usableSize = cg.function(scope("usable_size"), ["ptr"], "usize", (f) => {
     const ptr = f.param("ptr");
     const h = f.local();
-    return m.if(isLarge(h.tee(headerOf(ptr.get()))), cg.load(sizeWordAt(ptr.get())), classSize(h.get()));
+    return m.if(isLarge(h.tee(headerOf(ptr.get()))), cg.load(sizeWordAt(ptr.get())), get(h.get(), "size"));
   });
 
-  const check = dbg && dbg.emitCheck();
+  const checkFn = dbg && dbg.emitCheck();
 
   return {
     alloc,
@@ -318,6 +465,6 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     usableSize,
     // Small blocks fit while the size is within the class; large ones when the parent shrinks in place.
     ...(up.resize && up.shrinksInPlace && { shrinksInPlace: true }),
-    ...(check && { check }),
+    ...(checkFn && { check: checkFn }),
   };
 }
