@@ -4,6 +4,8 @@ import { chart } from "./chart.ts";
 import { contenders } from "./contenders.ts";
 import { measure } from "./measure.ts";
 import { buildReport, formatReport } from "./report.ts";
+import type { Contender } from "./contenders.ts";
+import type { Cell } from "./measure.ts";
 import { geomean, spread } from "./stats.ts";
 
 describe("stats", () => {
@@ -52,6 +54,7 @@ describe("a run with our own allocators only (the suite never needs the peers)",
     expect(text).toMatch(/n\/a +default composition at or below dlmalloc/);
     expect(text).toMatch(/workload: malloc work mean\/worst +bump\n[- ]+\nsmall-churn\(seed 1\) +\d+\.\d\/\d+\n/);
     expect(report.summary[0]!.workWorst).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/n\/a +default composition's worst call at most 128 work on every workload/);
     const svg = chart(report);
     expect(svg).toMatch(/^<svg [^>]*viewBox="0 0 \d+ \d+"/);
     expect(svg).toContain("long-lived(seed 1)");
@@ -67,5 +70,25 @@ describe("a run with our own allocators only (the suite never needs the peers)",
     const report = buildReport({ command: "test", mode: "quick", config: { rounds: 1, sampleOps: 10, maxFresh: 1 }, contenders: list, skipped: [], workloads: [trace], cells: [cell!] });
     expect(report.summary[0]!.excluded).toEqual(["huge"]);
     expect(formatReport(report)).toMatch(/bump on huge: 3 failed allocations/);
+  });
+});
+
+describe("issue 10's targets", () => {
+  const work = (worst: number) => ({ count: 1, mean: worst, worst });
+  const cell = (contender: string, peakMemoryBytes: number, worst: number): Cell => ({
+    contender, workload: "w", peakMemoryBytes, peakLiveBytes: 1 << 20, driverBytes: 0, failedAllocations: 0, timedFailures: 0,
+    fresh: { median: 1, min: 1, max: 1, iqr: 0, samples: [1] }, reused: { median: 1, min: 1, max: 1, iqr: 0, samples: [1] },
+    work: { malloc: work(worst), free: work(1), realloc: work(0), all: work(worst) },
+  });
+  const contender = (name: string, isDefault = false) => ({ name, kind: "ours", description: "", bytes: 1, builtWith: "", ...(isDefault && { isDefault }) }) as unknown as Contender;
+  const targets = (ours: Cell) =>
+    buildReport({ command: "t", mode: "quick", config: { rounds: 1, sampleOps: 1, maxFresh: 1 }, contenders: [contender("d", true), contender("dlmalloc")], skipped: [], workloads: [{ name: "w", ops: [], allocations: 0 }], cells: [ours, cell("dlmalloc", 4 << 20, 10)] }).targets.filter((t) => t.target.includes("issue 10"));
+
+  test("the worst call and the memory bound are checked on every workload", () => {
+    expect(targets({ ...cell("d", 1 << 20, 20) }).map((t) => t.met)).toEqual([true, true]);
+    const [work, memory] = targets({ ...cell("d", 5 << 20, 129) });
+    expect(work).toMatchObject({ met: false, detail: "over on: w 129" });
+    // 1.5 × 1 MiB + 256 KiB is less than dlmalloc's 4 MiB: the limit is 1.2 × 4 MiB.
+    expect(memory).toMatchObject({ met: false, detail: "over on: w 5120 KiB > 4915" });
   });
 });

@@ -100,7 +100,12 @@ export function buildReport(input: {
   };
 }
 
-/** Issue 5's targets, checked against this run. */
+/** The work bound of issue 10 (and of `@alloc/bounds`): no call does more, in `@alloc/trace`'s WORK_UNIT. */
+export const WORK_BOUND = 128;
+/** Issue 10's memory allowance for small heaps, beside the driver's own blocks. */
+export const MEMORY_ALLOWANCE = 256 * 1024;
+
+/** Issue 5's and issue 10's targets, checked against this run. */
 function targets(contenders: readonly Contender[], workloads: readonly Trace[], cells: readonly Cell[], summary: readonly Summary[]): Target[] {
   const def = contenders.find((c) => c.isDefault)?.name;
   const sum = (name: string | undefined) => summary.find((s) => s.contender === name);
@@ -156,6 +161,34 @@ function targets(contenders: readonly Contender[], workloads: readonly Trace[], 
         met: bf <= sf && br <= sr,
         detail: `fresh ${fmt(bf)} vs ${fmt(sf)}, reused ${fmt(br)} vs ${fmt(sr)} ns/op over ${both.length} workloads`,
       });
+    }
+  }
+  {
+    const target = `default composition's worst call at most ${WORK_BOUND} work on every workload (issue 10)`;
+    const cells = def ? workloads.map((w) => cell(def, w.name)).filter((x) => x?.work) : [];
+    if (!def || !cells.length) out.push({ target, met: null, detail: "not measured: the default composition is not in this run" });
+    else {
+      const over = cells.filter((x) => x!.work!.all.worst > WORK_BOUND).map((x) => `${x!.workload} ${x!.work!.all.worst}`);
+      const worst = Math.max(...cells.map((x) => x!.work!.all.worst));
+      out.push({ target, met: over.length === 0 && cells.length === workloads.length, detail: over.length ? `over on: ${over.join(", ")}` : `worst ${worst} over ${cells.length} workloads` });
+    }
+  }
+  {
+    const target = "default composition's peak memory at most 1.5× peak live (+ the driver's blocks + 256 KiB), or 1.2× dlmalloc's where dlmalloc needs more, on every workload (issue 10)";
+    if (missing(def, "dlmalloc").length) out.push({ target, met: null, detail: "not measured: the default composition or dlmalloc is not in this run" });
+    else {
+      const over: string[] = [];
+      for (const w of workloads) {
+        const a = cell(def!, w.name), d = cell("dlmalloc", w.name);
+        if (!a || a.error) {
+          over.push(`${w.name} (failed)`);
+          continue;
+        }
+        const live = 1.5 * a.peakLiveBytes + a.driverBytes + MEMORY_ALLOWANCE;
+        const limit = d && !d.error && d.peakMemoryBytes > live ? 1.2 * d.peakMemoryBytes : live;
+        if (a.peakMemoryBytes > limit) over.push(`${w.name} ${Math.round(a.peakMemoryBytes / 1024)} KiB > ${Math.round(limit / 1024)}`);
+      }
+      out.push({ target, met: over.length === 0, detail: over.length ? `over on: ${over.join(", ")}` : `within on all ${workloads.length} workloads` });
     }
   }
   return out;
@@ -251,7 +284,7 @@ export function formatReport(report: BenchReport): string {
     "summary (geometric means over the workloads each completed)",
     summary,
     "",
-    "targets (issue 5)",
+    "targets (issues 5 and 10)",
     ...report.targets.map((t) => `  ${mark(t.met)}  ${t.target}: ${t.detail}`),
     ...(report.skipped.length ? ["", "left out:", ...report.skipped.map((s) => `  ${s.name}: ${s.reason}`)] : []),
     ...(errors.length ? ["", "failed verification (not timed):", ...errors] : []),
