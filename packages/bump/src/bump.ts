@@ -93,19 +93,26 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
    * whose `last` wraps.
    */
   const pagesFor = (lastByte: Expr) => cg.add(cg.shrU(lastByte, cg.size(PAGE_SHIFT)), cg.size(1));
-  /** Extends the run by `pages`, or returns 0 from the function when the backend refuses. */
-  const extend = (pages: Expr): Expr =>
-    cg.returnIf(cg.eqz(cg.module.call(run!.extend, [pages], cg.type("i32"))), zero());
+  /**
+   * Extends the run by `pages` into `base`, or returns 0 from the function when the backend
+   * refuses. When the pages do not follow the run's end (the host grew the memory too), `p`, the
+   * block's address, moves to them (page aligned, so aligned): what lies between is not ours.
+   */
+  const extend = (pages: Expr, base: Local, p: Local, before: Local): Expr[] => [
+    ...(run!.gaps ? [before.set(run!.end())] : []),
+    cg.returnIf(cg.eqz(base.tee(cg.call(run!.extend, [pages]))), zero()),
+    ...(run!.gaps ? [cg.when(cg.ne(base.get(), before.get()), [p.set(base.get())])] : []),
+  ];
 
   /** The body of alloc(size, align): shared by `alloc` and its constant-alignment copies. */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr): Expr[] => {
-    const p = f.local(), lastByte = f.local(), pages = f.local(), base = f.local();
+    const p = f.local(), lastByte = f.local(), pages = f.local(), base = f.local(), before = f.local();
     const refill = run
       ? // The run grows by pages enough for the whole block, so it fits whatever `avail` was.
         // That may ask for up to one block more than the block lacks; the surplus stays at the
         // end of the run for the next blocks (bump never gives memory back anyway), and it is
         // 3 bytes less code than asking for exactly what is lacking.
-        [extend(pagesFor(lastByte.get()))]
+        extend(pagesFor(lastByte.get()), base, p, before)
       : [
           pages.set(pagesFor(lastByte.get())),
           base.set(cg.call(allocPages, [pages.get()])),
@@ -162,15 +169,23 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
-    const avail = f.local();
+    const avail = f.local(), base = f.local(), before = f.local(), moved = f.local();
     return [
       // Only the most recent block can change size in place (size >= 1: the C API sees to it).
       cg.returnIf(cg.ne(ptr.get(), last.get()), zero()),
       cg.when(
         cg.gtU(size.get(), avail.tee(cg.sub(end(), ptr.get()))),
         // Over a run, more pages extend the region right after the block; otherwise it cannot grow.
-        // Exactly the pages lacking: realloc-doubling a buffer must not double the memory.
-        run ? [extend(pagesFor(cg.sub(cg.sub(size.get(), cg.size(1)), avail.get())))] : [cg.ret(zero())],
+        // Exactly the pages lacking: realloc-doubling a buffer must not double the memory. Pages
+        // that do not follow the run (the host grew the memory too) cannot: the next blocks start
+        // there (the block stays where it is, no longer the most recent), and realloc moves it.
+        run
+          ? [
+              moved.set(ptr.get()),
+              ...extend(pagesFor(cg.sub(cg.sub(size.get(), cg.size(1)), avail.get())), base, moved, before),
+              ...(run.gaps ? [cg.when(cg.ne(moved.get(), ptr.get()), [top.set(base.get()), last.set(cg.size(NONE)), cg.ret(zero())])] : []),
+            ]
+          : [cg.ret(zero())],
       ),
       ...markDirty(),
       // Debug: a shrink gives the tail back; a growth takes memory freed earlier again.

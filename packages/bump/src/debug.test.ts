@@ -26,7 +26,7 @@ describe.each(Object.entries(SETUPS))("bump debug build, %s", (_name, setup) => 
     const p = a.malloc(40);
     expect(faultOf(() => a.free(p + 64))).toMatchObject({ kind: "invalid-pointer", ptr: p + 64 });
     expect(faultOf(() => a.free(p + 4))).toMatchObject({ kind: "invalid-pointer" });
-    expect(faultOf(() => a.free(p - 8 * 1024))).toMatchObject({ kind: "invalid-pointer" });
+    expect(faultOf(() => a.free(4))).toMatchObject({ kind: "invalid-pointer" }); // below the heap (it starts at 8)
     // The heap is still usable and sound after a refused free.
     a.free(p);
     expect(a.checkHeap().layers[0]).toMatchObject({ layer: "bump", usedBlocks: 0, usedBytes: 0 });

@@ -72,25 +72,33 @@ export interface EmitContext {
 export interface PageSource {
   readonly allocPages: string;
   /**
-   * Present when the source is one contiguous run: the first successful `allocPages` returns
-   * `start`, and each later one returns the end of the pages handed out before it. `end()` is an
-   * expression for that end (`start` before the first call). A strategy over such a source needs
-   * no region bookkeeping of its own: growing is just asking for more pages.
+   * Present when the source is one run of memory from a constant `start`: a strategy over it
+   * needs no region bookkeeping of its own, growing is asking the run to extend. Pages the run
+   * hands out follow its end, unless memory that is not the allocator's lies in between (the host
+   * grew the memory too): then `extend` says where they start and the strategy fences off the gap.
    */
   readonly run?: ContiguousRun;
 }
 
 /** See {@link PageSource.run}. */
 export interface ContiguousRun {
-  /** Address of the first page, a build-time constant (64 KiB aligned, non-zero). */
+  /** Address of the first byte, a build-time constant (non-zero); the memory from it to `end()` is the strategy's. */
   readonly start: number;
-  /** An expression: the end of the pages handed out so far. */
+  /** An expression: the end of the memory the run has handed out (`start`, or the end of the initial memory). */
   end(): Expr;
   /**
-   * `extend(pages: usize) -> i32`: `allocPages` for a caller that only needs to know whether the
-   * run grew (1) or not (0); cheaper to test than an address.
+   * `extend(pages: usize) -> usize`: grows the run by `pages` pages or more, fresh (zero) memory.
+   * Returns where the new pages start: the run's end before the call when they follow it, or a
+   * higher, 64 KiB aligned address when memory that is not the run's lies in between, which the
+   * strategy must never touch (a free list makes it part of a cell that is never freed). `end()`
+   * is then the end of the new pages. 0 when it cannot: nothing changed. Never traps.
    */
   readonly extend: string;
+  /**
+   * True when `extend` may return pages that do not follow the run's end (another party may grow
+   * the memory). False when they always follow it: a strategy then needs no fence code.
+   */
+  readonly gaps: boolean;
 }
 
 /** A source of fresh pages, the bottom layer of every allocator. */

@@ -1,4 +1,4 @@
-import { PAGE_SHIFT, PAGE_SIZE, type Expr, type FunctionScope, type Local } from "./codegen.ts";
+import { PAGE_SHIFT, PAGE_SIZE, type Expr, type FunctionScope, type Local, type Var } from "./codegen.ts";
 import type { MemoryDescription, PageBackend } from "./contracts.ts";
 import { check, checkOptions, describeValue } from "./errors.ts";
 
@@ -161,33 +161,48 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
         ];
       };
 
+      const extendFrom = (runEnd?: Var) =>
+        cg.function(scope("extend"), ["pages"], "usize", (f) => {
+          const old = f.local(), grown = f.local();
+          return [
+            ...grow(f, f.param("pages"), old, cg.size(0), runEnd && grown),
+            // The new pages start at the memory's end before the call: the run's end, unless
+            // someone else grew the memory since (then the strategy fences off what lies between).
+            ...(runEnd ? [runEnd.set(cg.shl(cg.add(old.get(), grown.get()), cg.size(PAGE_SHIFT)))] : []),
+            cg.shl(old.get(), cg.size(PAGE_SHIFT)),
+          ];
+        });
       if (exclusive) {
         // The run starts where the memory ends at instantiation (in a module that owns its memory,
         // right after the null word) and ends where the memory ends now: pages grown beyond a
         // request are room in the run.
-        const allocPages = exactAllocPages();
-        const extend = cg.function(scope("extend"), ["pages"], "i32", (f) => {
-          const old = f.local();
-          return [...grow(f, f.param("pages"), old, cg.i32(0)), cg.i32(1)];
-        });
         return {
-          allocPages,
+          allocPages: exactAllocPages(),
           run: {
             start: memory.mode === "own" ? OWN_MEMORY_HEAP_START : memory.initialPages * PAGE_SIZE,
             end: () => cg.shl(cg.memorySize(), cg.size(PAGE_SHIFT)),
-            extend,
+            extend: extendFrom(),
+            gaps: false,
           },
+        };
+      }
+      if (memory.mode === "own") {
+        // A module that owns its memory: its initial memory is the allocator's (after the null
+        // word), but the host may grow the exported memory too. The run's end is a global, and
+        // pages grown beyond a request are room in the run; pages the host grew are fenced off by
+        // the strategy (see ContiguousRun.extend).
+        const runEnd = cg.global(scope("end"), memory.initialPages * PAGE_SIZE);
+        return {
+          allocPages: exactAllocPages(),
+          run: { start: OWN_MEMORY_HEAP_START, end: () => runEnd.get(), extend: extendFrom(runEnd), gaps: true },
         };
       }
 
       if (growthShift === undefined) return { allocPages: exactAllocPages() };
 
-      // The reserve: pages [next, end) grown beyond earlier requests, handed out first. In a
-      // module that owns its memory, the initial pages after page 0 are the first reserve
-      // (nothing else lives there).
-      const own = memory.mode === "own";
-      const next = cg.global(scope("next"), own ? 1 : 0);
-      const end = cg.global(scope("end"), own ? memory.initialPages : 0);
+      // The reserve: pages [next, end) grown beyond earlier requests, handed out first.
+      const next = cg.global(scope("next"));
+      const end = cg.global(scope("end"));
       const allocPages = cg.function(scope("alloc_pages"), ["pages"], "usize", (f) => {
         const pages = f.param("pages");
         const old = f.local(), grown = f.local(), p = f.local();

@@ -248,27 +248,40 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
       // Both sides count the bin table too when the run can still be empty (room would be
       // negative: before the first call `last` is past the table). A run that starts inside a
       // page holds the rest of that page from the start.
-      const room = f.local();
+      const room = f.local(), need = f.local(), base = f.local(), before = f.local();
       const tableSlack = run.start % PAGE_SIZE ? 0 : lists.tableBytes;
-      return [
+      const retry = f.label("refill");
+      return m.loop(retry, cg.block([
         t.set(topCell()),
         cg.when(
           cg.geU(
-            n.tee(cg.add(n.get(), cg.size(H - 1 + tableSlack))),
-            room.tee(cg.sub(run.end(), cg.sub(t.get(), cg.size(tableSlack)))),
+            need.tee(cg.add(n.get(), cg.size(H - 1 + tableSlack))),
+            room.tee(cg.sub(before.tee(run.end()), cg.sub(t.get(), cg.size(tableSlack)))),
           ),
           [
             cg.returnIf(
-              cg.eqz(
-                m.call(run.extend, [cg.add(cg.shrU(cg.sub(n.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))], i32),
-              ),
+              cg.eqz(base.tee(cg.call(run.extend, [cg.add(cg.shrU(cg.sub(need.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))]))),
               cg.i32(0),
             ),
+            // Pages after memory that is not ours (the host grew it too): the end sentinel becomes
+            // a fence, an allocated cell over that memory that is never freed, and the pages start
+            // afresh (the old top joins the lists). Then there may be too little room: again.
+            ...(run.gaps
+              ? [
+                  cg.when(cg.ne(base.get(), before.get()), [
+                    L.setUsed(last.get(), base.get()),
+                    L.setPrev(base.get(), base.get(), last.get()),
+                    ...(lists.top ? [cg.when(cg.ne(t.get(), last.get()), [lists.push(t.get())])] : []),
+                    last.set(base.get()),
+                    m.br(retry),
+                  ]),
+                ]
+              : []),
           ],
         ),
         e.set(cg.sub(run.end(), cg.size(H))),
         ...finish,
-      ];
+      ]));
     }
     const pages = f.local(), base = f.local();
     const retry = f.label("refill");

@@ -18,7 +18,7 @@ export type Setup = Omit<BuildOptions, "strategy">;
 /** The backends and memory modes a stack must work over. */
 export const SETUPS: Readonly<Record<string, Setup>> = {
   "grow (own memory)": {},
-  "grow (own memory, not exclusive)": { backend: growBackend({ exclusive: false }) },
+  "grow (own memory, exclusive, exact growth)": { backend: growBackend({ exclusive: true, growth: "exact" }) },
   "grow (imported memory)": { memory: { mode: "import" } },
   "grow (own memory, Wasm MVP: no bulk memory)": { bulkMemory: false },
   "static region": { backend: staticBackend({ start: 2 * PAGE_SIZE, size: 256 * PAGE_SIZE }) },
@@ -260,6 +260,37 @@ export function conformance(s: StackUnderTest): void {
       expect(a.memoryBytes(), `peak live ${peak}`).toBeLessThanOrEqual(2 * peak + 4 * PAGE_SIZE);
       // By half time every size has come up a few times: memory stops growing.
       expect(a.memoryBytes()).toBeLessThanOrEqual(warm + 2 * PAGE_SIZE);
+    });
+  });
+
+  describe(`${s.name}: a host that grows the exported memory too`, () => {
+    // The default backend: the host may grow the memory it was given and use the pages it grew.
+    test("no block lands in pages the host grew, nothing traps, and the heap stays sound", async () => {
+      const { a, model } = await instantiate(s);
+      const r = rng(17);
+      const live: number[] = [];
+      const hostPages: number[] = [];
+      for (let i = 0; i < 600; i++) {
+        if (i % 100 === 50) {
+          // The host grows the memory by a page and fills it.
+          const page = a.memory.grow(1) * PAGE_SIZE;
+          new Uint8Array(a.memory.buffer).fill(0xab, page, page + PAGE_SIZE);
+          hostPages.push(page);
+        }
+        if (live.length > 20 && r.next() < 0.4) {
+          const p = live.splice(r.int(0, live.length - 1), 1)[0]!;
+          model.remove(p);
+          a.free(p);
+        }
+        const size = r.pick([24, 200, 3000, 40_000]);
+        const p = a.malloc(size);
+        expect(p).not.toBe(0);
+        for (const page of hostPages) expect(p + size <= page || p >= page + PAGE_SIZE, `block ${p} in the host's page ${page}`).toBe(true);
+        model.add(p, size);
+        live.push(p);
+      }
+      const bytes = new Uint8Array(a.memory.buffer);
+      for (const page of hostPages) expect(bytes.subarray(page, page + PAGE_SIZE).every((b) => b === 0xab)).toBe(true);
     });
   });
 

@@ -79,10 +79,8 @@ export function staticBackend(options: StaticBackendOptions): PageBackend {
           base.get(),
         ];
       });
-      const extend = cg.function(scope("extend"), ["pages"], "i32", (f) =>
-        cg.ne(cg.call(allocPages, [f.param("pages").get()]), cg.size(0)),
-      );
-      return { allocPages, run: { start, end: () => next.get(), extend } };
+      // The region is one run: every page follows the last (extend is allocPages itself).
+      return { allocPages, run: { start, end: () => next.get(), extend: allocPages, gaps: false } };
     },
   };
 }
