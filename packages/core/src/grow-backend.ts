@@ -58,7 +58,8 @@ export interface GrowBackendOptions {
    * exactly either way (an eighth of them is less than a page).
    *
    * What it costs: up to that fraction of the memory held in reserve, unused until the heap needs
-   * it; and code: in the default (non-exclusive) backend, two globals and about 80 bytes keep the
+   * it; and code: in the default (non-exclusive) backend, two globals and about 80 bytes (100 over
+   * an imported memory, whose maximum the backend enforces itself) keep the
    * pages grown beyond the request as a reserve that later `allocPages` calls hand out first (they
    * follow the pages handed out before, so strategies merge them); a reserve that another grow
    * of the memory separates from the next pages is dropped. With `exclusive`, the extra pages are
