@@ -2,11 +2,16 @@ import { buildAllocator, PAGE_SIZE, type Strategy } from "@alloc/core";
 import { freeList } from "@alloc/free-list";
 import { staticBackend } from "@alloc/page-backend-static";
 import { sizeClasses } from "@alloc/size-classes";
-import { WORKLOADS, type Workload, type WorkResult } from "@alloc/trace";
+import { sharedTracesDir } from "@alloc/test-utils";
+import { measureWork, parseTrace, WORKLOADS, type Trace, type Workload, type WorkResult } from "@alloc/trace";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import {
   ALLOWANCE,
+  binaryOf,
   COMPOSITIONS,
+  MEMORY_FACTOR,
   LONGER,
   measurePair,
   memoryApplies,
@@ -45,6 +50,31 @@ describe.each(COMPOSITIONS.map((c) => [c.name, c] as const))("%s", (_name, c) =>
       expect(memoryViolations(measurePair(c, w))).toEqual([]);
     });
   }
+});
+
+/** The real programs' traces of ../shared/traces, when present (they join as they arrive). */
+function recordedTraces(): Trace[] {
+  const dir = sharedTracesDir();
+  if (!dir) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".trace"))
+    .sort()
+    .map((f) => parseTrace(readFileSync(join(dir, f), "utf8"), f));
+}
+
+describe("recorded traces (../shared/traces): the same bounds, once through", () => {
+  const traces = recordedTraces();
+  test.skipIf(traces.length === 0).each(COMPOSITIONS.map((c) => [c.name, c] as const))("%s: the worst op under the work bound, and memory within bounds where they apply", (_name, c) => {
+    const problems: string[] = [];
+    for (const trace of traces) {
+      const r = measureWork(binaryOf(c), trace, { maxMemoryBytes: 1 << 30 });
+      if (r.all.worst > WORK_BOUND) problems.push(`${trace.name}: worst op ${r.all.worst} (op ${r.all.worstOp}) > ${WORK_BOUND}`);
+      if (memoryApplies(c, trace) && r.endMemoryBytes > MEMORY_FACTOR * r.peakLiveBytes + ALLOWANCE) {
+        problems.push(`${trace.name}: memory ${r.endMemoryBytes} > ${MEMORY_FACTOR} × peak live ${r.peakLiveBytes} + ${ALLOWANCE}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
 });
 
 describe("the bounds catch what they are for", () => {
