@@ -46,13 +46,13 @@ function candidates(): Candidate[] {
     { name: "bump", description: "bump allocation: free takes back only the latest block", stack: () => [bump()] },
     {
       name: "free-list",
-      description: "free list, first fit, splitting and coalescing",
+      description: "free list, two-level segregated fit (TLSF bins and bitmaps, the default fit), splitting and coalescing",
       stack: needFreeList.length ? needFreeList : () => [freeList!()],
     },
     {
-      name: "free-list(bins)",
-      description: "free list, segregated fit (power-of-two bins and a bitmap)",
-      stack: needFreeList.length ? needFreeList : () => [freeList!({ fit: "bins" })],
+      name: "free-list(first)",
+      description: "free list, oldest-first first fit (the walk issue 10 measured), splitting and coalescing",
+      stack: needFreeList.length ? needFreeList : () => [freeList!({ fit: "first" })],
     },
     {
       name: "size-classes+free-list",
