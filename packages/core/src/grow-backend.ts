@@ -37,9 +37,9 @@ export interface GrowBackendOptions {
    * Nobody else calls `memory.grow` on it: not the host through the exported memory, not other
    * code in the module, not a second allocator. Then every page the backend grows follows the
    * previous ones, the heap's end is `memory.size`, and strategies skip their region bookkeeping
-   * (bump with malloc and free: 188 bytes instead of 279 with the default growth, 165 instead of
-   * 195 with exact growth; more over free-list). Only for a memory whose size at start is known
-   * (not an imported one).
+   * and fences (bump with malloc and free: 192 bytes instead of 230 with the default growth, 170
+   * instead of 204 with exact growth; the default composition about 80 bytes less). Only for a
+   * memory whose size at start is known (not an imported one).
    *
    * Unsafe when the assumption is broken: if anyone else grows the memory, the allocator hands
    * out their pages as its own (blocks overlapping the host's data, or traps). Without it (the
@@ -57,13 +57,13 @@ export interface GrowBackendOptions {
    * 40 MiB), so growing in larger steps saves time on growing heaps; memories under 8 pages grow
    * exactly either way (an eighth of them is less than a page).
    *
-   * What it costs: up to that fraction of the memory held in reserve, unused until the heap needs
-   * it; and code: in the default (non-exclusive) backend, two globals and about 80 bytes (100 over
-   * an imported memory, whose maximum the backend enforces itself) keep the
-   * pages grown beyond the request as a reserve that later `allocPages` calls hand out first (they
-   * follow the pages handed out before, so strategies merge them); a reserve that another grow
-   * of the memory separates from the next pages is dropped. With `exclusive`, the extra pages are
-   * simply part of the heap (its end is `memory.size`): about 25 bytes.
+   * What it costs: up to that fraction of the memory held unused until the heap needs it; and
+   * code. Over a module's own memory (exclusive or not) the backend is a run whose `extend` grows
+   * more than asked: the extra pages are room at the run's end, about 25 bytes. Over an imported
+   * memory, or installed into a module, strategies get pages from `allocPages`, and two globals
+   * and about 80-100 bytes keep the pages grown beyond a request as a reserve that later calls
+   * hand out first (they follow the pages handed out before, so strategies merge them); a reserve
+   * that another grow of the memory separates from the next pages is dropped.
    */
   readonly growth?: "exact" | number;
 }
@@ -75,7 +75,7 @@ export interface GrowBackendOptions {
  * the host: its data, its stack, the null page), so it is safe to install into any module, and
  * the host may grow the memory too (unless the backend is told it is {@link
  * GrowBackendOptions.exclusive}). Each grow adds an eighth of the memory to the pages lacking
- * by default, keeping what is not needed yet as a reserve ({@link GrowBackendOptions.growth}).
+ * by default, keeping what is not needed yet for later requests ({@link GrowBackendOptions.growth}).
  * `allocPages` returns 0 when the engine refuses to grow or the maximum would be passed.
  */
 export function growBackend(options: GrowBackendOptions = {}): PageBackend {
