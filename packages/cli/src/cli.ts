@@ -216,7 +216,7 @@ function withCompositionOptions(command: Command): Command {
     .addOption(
       new Option(
         "--exclusive",
-        "grow backend: assume nothing else ever grows the memory (opt-in: about 50-110 bytes less; blocks overlap the host's pages if the host grows the exported memory)",
+        "grow backend: assume nothing else ever grows the memory (opt-in: smaller, no fences; unsafe: blocks overlap the host's pages if the host grows the exported memory)",
       ),
     )
     .addOption(new Option("--no-exclusive", "grow backend: others may grow the memory too (the default)"))
