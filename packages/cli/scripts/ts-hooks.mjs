@@ -12,15 +12,24 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-/** esbuild, from tsx's own dependency (tsx is a root devDependency). */
+/**
+ * esbuild, from tsx's own dependency (tsx is a root devDependency); failing that, TypeScript's
+ * transpileModule (a root devDependency too; about 2 s more to load).
+ */
 async function loadTransformer() {
   const fromRoot = createRequire(new URL("../../../package.json", import.meta.url));
-  const fromTsx = createRequire(fromRoot.resolve("tsx/package.json"));
-  const esbuild = await import(pathToFileURL(fromTsx.resolve("esbuild")).href);
-  return (source, file) =>
-    (esbuild.default ?? esbuild)
-      .transform(source, { loader: "ts", format: "esm", target: "es2022", sourcemap: "inline", sourcefile: file })
-      .then((r) => r.code);
+  try {
+    const fromTsx = createRequire(fromRoot.resolve("tsx/package.json"));
+    const esbuild = await import(pathToFileURL(fromTsx.resolve("esbuild")).href);
+    return (source, file) =>
+      (esbuild.default ?? esbuild)
+        .transform(source, { loader: "ts", format: "esm", target: "es2022", sourcemap: "inline", sourcefile: file })
+        .then((r) => r.code);
+  } catch {
+    const ts = (await import(pathToFileURL(fromRoot.resolve("typescript")).href)).default;
+    const compilerOptions = { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true, inlineSourceMap: true };
+    return async (source, file) => ts.transpileModule(source, { fileName: file, compilerOptions }).outputText;
+  }
 }
 
 let transformer;
