@@ -72,7 +72,7 @@ function thousandCells(requests: number): Trace {
 const bumpBinary = buildAllocator({ strategy: bump(), exports: ["malloc", "free", "realloc"], optimize: "speed" }).binary;
 
 describe("work count", () => {
-  test("counts function entries, exits of functions with a loop, and loop iterations, exactly", () => {
+  test("counts function entries, the last expression of bodies of several, returns and loop iterations, exactly", () => {
     const spin = wat(`(module (memory (export "memory") 1)
       (func $helper)
       (func (export "malloc") (param $n i32) (result i32) (local $i i32)
@@ -84,7 +84,7 @@ describe("work count", () => {
     const ks = [1, 10, 1_000].map((n) => b.alloc(n));
     b.free(ks[0]!);
     const r = measureWork(spin, b.build("spin"));
-    // malloc(n): its entry and exit (it has a loop), helper's entry (no loop, no return), n loop iterations.
+    // malloc(n): its entry and its last expression (a body of three), helper's entry (an empty body), n loop iterations.
     expect(r.malloc).toEqual({ count: 3, total: 3 * 3 + 1 + 10 + 1_000, mean: (9 + 1_011) / 3, worst: 1_003, worstOp: 2 });
     // free: its entry only.
     expect(r.free).toEqual({ count: 1, total: 1, mean: 1, worst: 1, worstOp: 3 });
@@ -136,6 +136,24 @@ describe("work count", () => {
     const r = measureWork(bumpBinary, trace);
     expect(r.all.count).toBeGreaterThan(90_000);
     expect(performance.now() - start).toBeLessThan(5_000);
+  });
+
+  test("a module that imports its memory is counted over the memory given", () => {
+    const imported = wat(`(module (import "env" "memory" (memory 1))
+      (global $top (mut i32) (i32.const 16))
+      (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+        (local.set $p (global.get $top))
+        (global.set $top (i32.and (i32.add (i32.add (local.get $p) (local.get $n)) (i32.const 7)) (i32.const -8)))
+        (local.get $p))
+      (func (export "free") (param i32)))`);
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const b = new TraceBuilder();
+    b.free(b.alloc(100));
+    const r = measureWork(imported, b.build("imported"), { imports: { env: { memory } }, memory });
+    // Its entry and the last of its three expressions.
+    expect(r.malloc).toMatchObject({ count: 1, worst: 2 });
+    expect(r.peakMemoryBytes).toBe(65536);
+    expect(() => measureWork(imported, b.build("imported"), { imports: { env: { memory } } })).toThrow(/exports no memory and none was given/);
   });
 
   test("a misaligned block is a ReplayError naming the op", () => {

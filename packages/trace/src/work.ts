@@ -6,14 +6,14 @@ import { describeOp, type Trace } from "./trace.ts";
  * A deterministic work count: time is noisy, work is not.
  *
  * {@link instrumentWork} runs Binaryen's `log-execution` pass over an allocator module, which
- * puts a call to an imported `log_execution` at every function entry, at the top of every loop
- * body and, in functions that have a loop or a `return`, before every exit; then it replaces that
- * import with a function of the module that adds 1 to a global counter, exported as
- * {@link WORK_EXPORT}. {@link measureWork} replays a trace op by op from JS and reads the counter
- * around each call. One op's work is therefore
+ * puts a call to an imported `log_execution` at every function entry, before the last expression
+ * of every function body made of several, before every `return` and at the top of every loop
+ * body; then it replaces that import with a function of the module that adds 1 to a global
+ * counter, exported as {@link WORK_EXPORT}. {@link measureWork} replays a trace op by op from JS
+ * and reads the counter around each call. One op's work is therefore
  *
- *   1 or 2 per function call inside the allocator (entry; exit too when it has a loop or a
- *   return), the exported entry point included, + 1 per loop iteration.
+ *   1 or 2 per function call inside the allocator (its entry, and the last expression of a body
+ *   of several), the exported entry point included, + 1 per `return` + 1 per loop iteration.
  *
  * A straight-line `malloc` costs 1 or 2, a few more with helper calls that were not inlined; a
  * first-fit walk over n free cells costs at least n. The unit does not see straight-line
@@ -22,7 +22,7 @@ import { describeOp, type Trace } from "./trace.ts";
  * worst operation grow with the heap. Counts of two allocators built by different compilers
  * (inlining differently) compare loosely; counts of one allocator over two traces compare exactly.
  */
-export const WORK_UNIT = "log-execution events: function entries (and exits, in functions with a loop or a return) + loop iterations";
+export const WORK_UNIT = "log-execution events: 1-2 per call (entry, last expression of a body of several) + 1 per return + 1 per loop iteration";
 
 /** The counter global the instrumented module exports. */
 export const WORK_EXPORT = "alloc~work";

@@ -12,8 +12,8 @@ import { measureWork, type OpWork, type Trace, type Workload, type WorkResult } 
  * runs), so each composition replays it at {@link N} operations and at {@link LONGER}×N, and:
  *
  * - **work**: the worst operation at 4N is at most {@link WORK_GROWTH}× the worst at N (plus
- *   {@link WORK_SLACK}), and under {@link WORK_BOUND}, in `@alloc/trace`'s work unit (function
- *   entries and exits, loop iterations: see `WORK_UNIT`);
+ *   {@link WORK_SLACK}), and under {@link WORK_BOUND}, in `@alloc/trace`'s work unit (calls,
+ *   returns, loop iterations: see `WORK_UNIT`);
  * - **memory**: at the end of the pattern, memory is at most {@link MEMORY_FACTOR}× the peak live
  *   bytes plus {@link ALLOWANCE}, at N and at 4N, and the memory at 4N is at most
  *   {@link FLAT_FACTOR}× the memory at N plus {@link ALLOWANCE} (flat).
