@@ -1,4 +1,4 @@
-import { generateWorkload } from "@alloc/trace";
+import { generateWorkload, WORKLOADS } from "@alloc/trace";
 import { describe, expect, test } from "vitest";
 import { chart } from "./chart.ts";
 import { contenders } from "./contenders.ts";
@@ -7,6 +7,7 @@ import { buildReport, formatReport } from "./report.ts";
 import type { Contender } from "./contenders.ts";
 import type { Cell } from "./measure.ts";
 import { geomean, spread } from "./stats.ts";
+import { benchWorkloads } from "./workloads.ts";
 
 describe("stats", () => {
   test("spread: median, range and interquartile range", () => {
@@ -90,5 +91,16 @@ describe("issue 10's targets", () => {
     expect(work).toMatchObject({ met: false, detail: "over on: w 129" });
     // 1.5 × 1 MiB + 256 KiB is less than dlmalloc's 4 MiB: the limit is 1.2 × 4 MiB.
     expect(memory).toMatchObject({ met: false, detail: "over on: w 5120 KiB > 4915" });
+  });
+});
+
+describe("workloads", () => {
+  test("every generated workload is in the corpus; a kind picks its workloads", () => {
+    const all = benchWorkloads("quick");
+    for (const w of WORKLOADS) expect(all.map((t) => t.name)).toContain(w.name);
+    expect(all.find((t) => t.name === "staircase")!.ops).toHaveLength(1_000);
+    expect(all.find((t) => t.name === "compiler")!.ops).toHaveLength(10_000);
+    const adversarial = benchWorkloads("quick", ["adversarial", "small-churn"]).map((t) => t.name);
+    expect(adversarial).toEqual(["small-churn", ...WORKLOADS.filter((w) => w.kind === "adversarial").map((w) => w.name)]);
   });
 });

@@ -53,7 +53,7 @@ program
   .option("--quick", "a one-minute look: shorter workloads, fewer rounds")
   .option("--rounds <n>", "interleaved rounds (default: 5 quick, 11 full)", positiveInt)
   .option("--allocators <names>", "comma-separated allocators to run (default: all that can run here)", list)
-  .option("--workloads <names>", "comma-separated workloads to run (default: all)", list)
+  .option("--workloads <names>", "comma-separated workloads, or kinds (recorded, shape, adversarial), to run (default: all)", list)
   .option("--out <dir>", "where to write <mode>.json and <mode>.svg", RESULTS_DIR)
   .option("--no-build-peers", "do not build missing peers first")
   .action((options: { quick?: boolean; rounds?: number; allocators?: string[]; workloads?: string[]; out: string; buildPeers: boolean }) => {

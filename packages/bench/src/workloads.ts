@@ -14,7 +14,10 @@ export const WORKLOAD_OPS = { quick: 10_000, full: 100_000 } as const;
 export const SHORTER: readonly string[] = ["large-blocks", "staircase", "realloc-doubling"];
 export const SEED = 1;
 
-/** The recorded traces in ../shared/traces (when present), then the generated workloads. */
+/**
+ * The recorded traces in ../shared/traces (when present), then the generated workloads. `names`
+ * picks some by name; `recorded`, `shape` and `adversarial` stand for every workload of that kind.
+ */
 export function benchWorkloads(mode: keyof typeof WORKLOAD_OPS, names?: readonly string[]): Trace[] {
   const traces: Trace[] = [];
   const dir = sharedTracesDir();
@@ -23,10 +26,15 @@ export function benchWorkloads(mode: keyof typeof WORKLOAD_OPS, names?: readonly
       traces.push(parseTrace(readFileSync(join(dir, file), "utf8"), file.replace(/\.trace$/, "")));
     }
   }
+  const recorded = new Set(traces.map((t) => t.name));
+  const kinds = new Map<string, string>();
   for (const w of WORKLOADS) {
     const ops = SHORTER.includes(w.name) ? WORKLOAD_OPS[mode] / 10 : WORKLOAD_OPS[mode];
     const trace = w.generate({ seed: SEED, ops });
     traces.push({ ...trace, name: w.name });
+    kinds.set(w.name, w.kind);
   }
-  return names ? traces.filter((t) => names.includes(t.name)) : traces;
+  if (!names) return traces;
+  const kind = (t: Trace) => (recorded.has(t.name) ? "recorded" : kinds.get(t.name));
+  return traces.filter((t) => names.includes(t.name) || names.includes(kind(t)!));
 }
