@@ -89,8 +89,12 @@ describe("composition", () => {
     binaryen.setShrinkLevel(0);
     binaryen.setLowMemoryUnused(false);
     binaryen.setZeroFilledMemory(false);
+    binaryen.setAlwaysInlineMaxSize(3);
+    binaryen.setFlexibleInlineMaxSize(21);
     buildAllocator({ strategy: pagePerBlock(), optimize: "size" });
     buildAllocator({ strategy: pagePerBlock(), optimize: "speed" });
+    expect(binaryen.getAlwaysInlineMaxSize()).toBe(3);
+    expect(binaryen.getFlexibleInlineMaxSize()).toBe(21);
     expect(binaryen.getOptimizeLevel()).toBe(1);
     expect(binaryen.getShrinkLevel()).toBe(0);
     expect(binaryen.getLowMemoryUnused()).toBe(false);

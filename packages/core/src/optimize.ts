@@ -49,5 +49,7 @@ export function withOptimizeSettings<T>(
     binaryen.setShrinkLevel(saved.shrink);
     binaryen.setZeroFilledMemory(saved.zero);
     binaryen.setLowMemoryUnused(saved.low);
+    binaryen.setAlwaysInlineMaxSize(saved.alwaysInline);
+    binaryen.setFlexibleInlineMaxSize(saved.flexibleInline);
   }
 }
