@@ -46,7 +46,8 @@ function candidates(): Candidate[] {
     { name: "bump", description: "bump allocation: free takes back only the latest block", stack: () => [bump()] },
     {
       name: "free-list",
-      description: "free list, two-level segregated fit (TLSF bins and bitmaps, the default fit), splitting and coalescing",
+      description: "free list, two-level segregated fit (TLSF bins and bitmaps, the default fit), splitting and coalescing (the default)",
+      isDefault: true,
       stack: needFreeList.length ? needFreeList : () => [freeList!()],
     },
     {
@@ -56,8 +57,7 @@ function candidates(): Candidate[] {
     },
     {
       name: "size-classes+free-list",
-      description: "size classes for small blocks over a free list (the default)",
-      isDefault: true,
+      description: "size classes for small blocks over a free list (the speed layer)",
       stack: need.length ? need : () => [sizeClasses!(), freeList!()],
     },
     {

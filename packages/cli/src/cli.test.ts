@@ -26,6 +26,12 @@ describe("alloc build", () => {
     expect(malloc(8)).not.toBe(malloc(8));
   });
 
+  test("the default stack is the free list alone, over the grow backend", async () => {
+    const r = await alloc("build");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^free-list > grow: \d+ bytes/m);
+  });
+
   test("--demo runs the allocator", async () => {
     const r = await alloc("build", "--strategy", "bump", "--demo");
     expect(r.code).toBe(0);
@@ -34,7 +40,7 @@ describe("alloc build", () => {
   });
 
   test("--debug builds the debug build: heap_check exported, the demo ends with the walker's statistics", async () => {
-    const r = await alloc("build", "--debug", "--demo");
+    const r = await alloc("build", "--debug", "--demo", "--strategy", "size-classes,free-list");
     expect(r.code).toBe(0);
     expect(r.out).toContain("exports: malloc, free, calloc, realloc, aligned_alloc, heap_check, memory");
     expect(r.out).toMatch(/heap check passed: size-classes: \d+ used blocks .*; free-list: \d+ used blocks/);
@@ -136,7 +142,7 @@ describe("alloc replay", () => {
   });
 
   test("--debug checks the heap after each trace", async () => {
-    const ok = await alloc("replay", "--debug", "-w", "small-churn");
+    const ok = await alloc("replay", "--debug", "-w", "small-churn", "-s", "size-classes,free-list");
     expect(ok.err).toBe("");
     expect(ok.out).toMatch(/small-churn\(seed 1\): .*\n  heap check passed: size-classes:/);
   });

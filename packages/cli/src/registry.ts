@@ -18,14 +18,18 @@ export const STRATEGIES: Readonly<Record<string, StrategyEntry>> = {
     create: () => bump(),
   },
   "free-list": {
-    summary: "general purpose: first-fit free list with splitting and coalescing, any alignment; sits on pages",
+    summary: "general purpose: segregated-fit free list (TLSF), O(1), splitting and coalescing, any alignment; sits on pages",
     create: () => freeList(),
   },
   "size-classes": {
-    summary: "O(1) malloc and free for small sizes (up to 1024 bytes), larger ones to the strategy below it",
+    summary: "the speed layer: per-class spans for small sizes (up to 1024 bytes), larger ones to the strategy below it",
     create: () => sizeClasses(),
   },
 };
 
-/** The stack `alloc build` builds when no --strategy is given, top first. */
-export const DEFAULT_STACK: readonly string[] = ["size-classes", "free-list"];
+/**
+ * The stack `alloc build` builds when no --strategy is given, top first: the free list alone
+ * (bounded work, memory that follows live bytes, the smallest general-purpose build);
+ * size-classes on top of it is the faster choice for heaps of many small objects.
+ */
+export const DEFAULT_STACK: readonly string[] = ["free-list"];

@@ -6,9 +6,9 @@ import { describe, expect, test } from "vitest";
 import { C_ALL, conformance, instantiate, type StackUnderTest } from "../../free-list/test-support/conformance.ts";
 import { sizeClasses, type SizeClassesOptions } from "./index.ts";
 
-/** The default composition of `alloc build`: size-classes over free-list over grow. */
+/** size-classes over free-list over grow: the speed layer over the default free list. */
 const overFreeList: StackUnderTest = {
-  name: "size-classes over free-list (the default composition)",
+  name: "size-classes over free-list",
   stack: () => [sizeClasses(), freeList()],
   mallocZero: "block",
   bounded: "all",
