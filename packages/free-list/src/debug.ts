@@ -408,7 +408,7 @@ export class FreeListDebug {
   /**
    * `unlink(c)` is about to follow c's links: c must be a free cell whose header agrees with the
    * cell after it; its next link 0 or a free cell that links back; its prev link `pr` a cell (or
-   * list head, from `headsLo` on) whose next link is c, or 0 when `isHead` (an i32 condition: c is
+   * list head's slot less a header) whose next link is c, or 0 when `isHead` (an i32 condition: c is
    * the list's head).
    */
   unlinking(c: Local, isHead: Expr | undefined): Expr[] {
@@ -429,7 +429,8 @@ export class FreeListDebug {
         nonZero(cg, pr()),
         debug.failIf(
           m.i32.or(
-            m.i32.or(cg.toI32(cg.and(pr(), cg.size(H - 1))), m.i32.or(cg.ltU(pr(), headsLo), cg.geU(pr(), this.hi()))),
+            // (Word aligned only: the front cell of a bin links back to its head's slot, less a header.)
+            m.i32.or(cg.toI32(cg.and(pr(), cg.size(W - 1))), m.i32.or(cg.ltU(pr(), headsLo), cg.geU(pr(), this.hi()))),
             cg.ne(L.nextFreeOf(pr()), c.get()),
           ),
           "use-after-free",
