@@ -10,7 +10,7 @@ const cases = Object.entries(PARENTS).flatMap(([parent, make]) =>
   [{}, { memory: { mode: "import" } }].map((setup) => ({ parent, make, setup: setup as Omit<BuildOptions, "strategy">, memory: setup.memory?.mode ?? "own" })),
 );
 
-describe.each(cases)("size-classes over $parent debug build, $memory memory", ({ make, setup }) => {
+describe.each(cases)("size-classes over $parent debug build, $memory memory", ({ parent, make, setup }) => {
   const heap = () => buildAllocator({ strategy: [sizeClasses(), make()], debug: true, ...setup }).instantiate();
 
   test("a double free of a small block is reported", async () => {
@@ -65,9 +65,11 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
     [s] = a.checkHeap().layers;
     expect(s).toMatchObject({ usedBlocks: 3, usedBytes: 8 + 24 + 256 });
     // Free: every block the spans of classes 8, 24 and 256 can still hand out (the freed 24-byte
-    // one among them) without asking the parent. Spans: 4096 bytes or 8 blocks, 48 bytes of
-    // header and 8 after the last block (the debug canary's room).
-    const blocks = (size: number) => Math.floor((Math.max(4096, 8 * (size + 8) + 56) - 56) / (size + 8));
+    // one among them) without asking the parent. A class's first span: 1024 bytes (4096 over bump,
+    // whose spans all have one size) or 2 blocks, 56 bytes of header and 8 after the last block
+    // (the debug canary's room).
+    const first = parent === "bump" ? 4096 : 1024;
+    const blocks = (size: number) => Math.floor((Math.max(first, 2 * (size + 8) + 64) - 64) / (size + 8));
     expect(s).toMatchObject({
       freeBlocks: blocks(8) - 1 + blocks(24) - 1 + blocks(256) - 1,
       freeBytes: (blocks(8) - 1) * 8 + (blocks(24) - 1) * 24 + (blocks(256) - 1) * 256,

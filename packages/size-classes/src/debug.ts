@@ -46,6 +46,8 @@ export interface SizeClassesDebugOptions {
   readonly classes: number;
   /** Spares kept (0 when spans are kept for good, or given back at once). */
   readonly spareSpans: number;
+  /** How many times a class's spans double (the largest grade). */
+  readonly spanDoublings: number;
   /** Spans are never given back (the parent cannot reuse them). */
   readonly keepSpans: boolean;
   readonly minAlign: number;
@@ -292,7 +294,7 @@ export class SizeClassesDebug {
       const s = f.local(), k = f.local(), size = f.local(), stride = f.local(), first = f.local(), top = f.local();
       const p = f.local(), hdr = f.local(), live = f.local(), marked = f.local(), n = f.local(), avail = f.local();
       const seen = f.local(), liveAll = f.local(), withFree = f.local(), listed = f.local(), empty = f.local(), spares = f.local();
-      const prev = f.local(), pooledSeen = f.local();
+      const prev = f.local(), pooledSeen = f.local(), counted = f.local();
       const spanLoop = f.label("spans"), blockLoop = f.label("blocks"), freeLoop = f.label("free");
       const classLoop = f.label("classes"), listLoop = f.label("list"), spareLoop = f.label("spares");
       const corruptIf = (cond: Expr, what: string, ptr: Expr) => debug.failIf(cond, "corrupt-heap", what, ptr);
@@ -403,8 +405,20 @@ export class SizeClassesDebug {
               stats.freeBytes.set(cg.add(stats.freeBytes.get(), cg.mul(avail.get(), size.get()))),
               max(stats.largestFree, size.get),
             ]),
-            cg.when(cg.eqz(live.get()), [empty.set(cg.add(empty.get(), cg.size(1)))]),
             ...(spareSpans > 0 ? [cg.when(this.get(s.get(), "spare"), [spares.set(cg.add(spares.get(), cg.size(1)))])] : []),
+            // An empty span that is not a spare is its class's only span, of the first size.
+            cg.when(
+              m.i32.and(cg.eqz(live.get()), spareSpans > 0 ? cg.eqz(this.get(s.get(), "spare")) : cg.i32(1)),
+              [
+                empty.set(cg.add(empty.get(), cg.size(1))),
+                corruptIf(
+                  m.i32.or(cg.ne(cg.load(this.get(s.get(), "slot"), layout.countAt), cg.size(1)), cg.ne(this.get(s.get(), "grade"), cg.size(0))),
+                  "an empty span is kept that is neither a spare nor its class's only span of the first size",
+                  s.get(),
+                ),
+              ],
+            ),
+            corruptIf(cg.gtU(this.get(s.get(), "grade"), cg.size(this.o.spanDoublings)), "a span's header is broken (its grade)", s.get()),
             liveAll.set(cg.add(liveAll.get(), live.get())),
             stats.usedBytes.set(cg.add(stats.usedBytes.get(), cg.mul(live.get(), size.get()))),
             s.set(this.get(s.get(), "allNext")),
@@ -414,15 +428,17 @@ export class SizeClassesDebug {
         corruptIf(cg.ne(seen.get(), this.spanCount.get()), "spans are missing from the list of spans", seen.get()),
         corruptIf(cg.ne(pooledSeen.get(), this.pooledCount.get()), "the pool of empty spans does not add up", pooledSeen.get()),
         corruptIf(cg.ne(liveAll.get(), this.smallUsed.get()), "small blocks in use do not add up (one lost, or handed out twice)", liveAll.get()),
-        ...(this.o.keepSpans ? [] : [corruptIf(cg.gtU(empty.get(), cg.size(spareSpans)), "more empty spans than spares are kept", empty.get())]),
+        ...(this.o.keepSpans ? [] : [corruptIf(cg.gtU(empty.get(), cg.size(classes)), "more empty spans are kept than there are classes", empty.get())]),
         // Every class list: spans of its class with a block available, back links consistent.
         listed.set(cg.size(0)),
+        counted.set(cg.size(0)),
         cg.when(table.get(), [
           k.set(cg.size(0)),
           m.loop(
             classLoop,
             cg.when(cg.ltU(k.get(), cg.size(classes * W)), [
               prev.set(cg.add(table.get(), k.get())),
+              counted.set(cg.add(counted.get(), cg.load(prev.get(), layout.countAt))),
               s.set(cg.load(prev.get())),
               m.loop(
                 listLoop,
@@ -455,7 +471,7 @@ export class SizeClassesDebug {
                 m.loop(
                   spareLoop,
                   cg.when(cg.ltU(k.get(), cg.size(spareSpans * W)), [
-                    cg.when(s.tee(cg.load(cg.add(table.get(), cg.add(k.get(), cg.size(classes * W))))), [
+                    cg.when(s.tee(cg.load(cg.add(table.get(), cg.add(k.get(), cg.size(layout.sparesAt))))), [
                       corruptIf(
                         m.i32.or(this.notSpan(s.get), cg.eqz(this.get(s.get(), "spare"))),
                         "a spare is not a span, or not marked spare",
@@ -472,6 +488,7 @@ export class SizeClassesDebug {
             : []),
         ]),
         corruptIf(cg.ne(listed.get(), withFree.get()), "a span with free blocks is missing from its class list", listed.get()),
+        corruptIf(cg.ne(counted.get(), cg.sub(seen.get(), pooledSeen.get())), "the classes' counts of spans do not add up to their spans", counted.get()),
         stats.usedBlocks.set(cg.add(liveAll.get(), this.largeUsed.get())),
         stats.usedBytes.set(cg.add(stats.usedBytes.get(), this.largeBytes.get())),
       ];

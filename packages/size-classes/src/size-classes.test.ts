@@ -58,7 +58,7 @@ describe.each([
   });
 
   test("a class's blocks are carved one after another: the per-allocation overhead is the header", async () => {
-    const { a } = await withClasses(options);
+    const { a } = await withClasses({ ...options, spanBlocks: 3 }); // (three blocks in the first span)
     for (const size of [step, options.maxSmall]) {
       const p = a.malloc(size), q = a.malloc(size), r = a.malloc(size);
       expect([q - p, r - q], `class ${size}`).toEqual([size + header, size + header]);
@@ -298,16 +298,17 @@ describe("size-classes: code size", () => {
 
   // size-classes' own share: the composition less free-list alone (so that a change of the
   // parent does not move it). Spans that go back to the parent, their lists, the spares and the
-  // realloc jump cost about twice the old shared-chunk design's ~290 bytes (see the README).
+  // realloc jump cost about twice the old shared-chunk design's ~290 bytes; spans that grow per
+  // class and a class's first span kept when empty about 80 more (see the README).
   const share = (exports: readonly string[]) =>
     size("free-list", exports) - buildAllocator({ strategy: freeList(), exports }).size;
 
-  test("size-classes' share over free-list, memory + malloc + free: at most 640 bytes", () => {
-    expect(share(["malloc", "free"])).toBeLessThanOrEqual(640);
+  test("size-classes' share over free-list, memory + malloc + free: at most 720 bytes", () => {
+    expect(share(["malloc", "free"])).toBeLessThanOrEqual(720);
   });
 
-  test("size-classes' share over free-list, the five C functions: at most 730 bytes", () => {
-    expect(share(C_API)).toBeLessThanOrEqual(730);
+  test("size-classes' share over free-list, the five C functions: at most 820 bytes", () => {
+    expect(share(C_API)).toBeLessThanOrEqual(820);
   });
 
   test("sizes of size-classes compositions (a change here is a reviewed change)", () => {

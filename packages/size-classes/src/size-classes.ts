@@ -27,13 +27,20 @@ export interface SizeClassesOptions {
    */
   readonly classes?: number;
   /**
-   * The smallest span: the block a class asks of the parent to carve its small blocks from.
-   * A span holds `spanBytes` or, when that is less, `spanBlocks` blocks of its class (and its
-   * header). A multiple of the minimum alignment, from 256 bytes to 16 MiB. Default 4096.
+   * A class's first span: the block it asks of the parent to carve its small blocks from. A span
+   * holds `spanBytes` or, when that is less, `spanBlocks` blocks of its class (and its header).
+   * A multiple of the minimum alignment, from 256 bytes to 16 MiB. Default 1024.
    */
   readonly spanBytes?: number;
-  /** The fewest blocks a span holds (see `spanBytes`), from 1 to 4096. Default 8. */
+  /** The fewest blocks a span holds (see `spanBytes`), from 1 to 4096. Default 2. */
   readonly spanBlocks?: number;
+  /**
+   * How many times a class's spans double: a class that holds k spans gets its next one
+   * `spanBytes << min(k, spanDoublings)` bytes (or `spanBlocks` blocks when that is more), so a
+   * class with a few blocks takes little memory and a busy one asks the parent rarely. From 0 to
+   * 16. Default 2 (spans of 1 to 4 KiB).
+   */
+  readonly spanDoublings?: number;
   /**
    * How many empty spans are kept (the most recently emptied ones, whatever their class) rather
    * than given back to the parent at once: a program that allocates and frees one block of a
@@ -51,6 +58,7 @@ interface Resolved {
   readonly shift: number;
   readonly spanBytes: number;
   readonly spanBlocks: number;
+  readonly spanDoublings: number;
   readonly spareSpans: number;
 }
 
@@ -94,7 +102,9 @@ interface Resolved {
  * `spanBytes` or `spanBlocks` blocks) and the spares; the parent sees a few block sizes only.
  */
 export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
-  const { maxSmall = 1024, classes, spanBytes = 4096, spanBlocks = 8, spareSpans = 4 } = options;
+  const { maxSmall = 1024, classes, spanBlocks = 2, spanDoublings = 2, spareSpans = 4 } = options;
+  // (The default grows with a minimum alignment above it: see `resolve`.)
+  const spanBytes = options.spanBytes ?? 1024;
   check(Number.isInteger(maxSmall) && maxSmall >= 1 && maxSmall <= 65536,
     `size-classes: maxSmall must be an integer from 1 to 65536, got ${maxSmall}`);
   check(classes === undefined || (Number.isInteger(classes) && classes >= 1 && classes <= maxSmall),
@@ -103,6 +113,10 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
     `size-classes: spanBytes must be an integer from 256 to 16 MiB, got ${spanBytes}`);
   check(Number.isInteger(spanBlocks) && spanBlocks >= 1 && spanBlocks <= 4096,
     `size-classes: spanBlocks must be an integer from 1 to 4096, got ${spanBlocks}`);
+  check(Number.isInteger(spanDoublings) && spanDoublings >= 0 && spanDoublings <= 16,
+    `size-classes: spanDoublings must be an integer from 0 to 16, got ${spanDoublings}`);
+  check(spanBytes * 2 ** spanDoublings <= 2 ** 24,
+    `size-classes: the largest span (spanBytes ${spanBytes} doubled ${spanDoublings} times) must be at most 16 MiB`);
   check(spareSpans === 0 || (isPowerOfTwo(spareSpans) && spareSpans <= 256),
     `size-classes: spareSpans must be 0 or a power of two up to 256, got ${spareSpans}`);
   check(classes === undefined || classes <= MAX_CLASSES, `size-classes: classes must be at most ${MAX_CLASSES}, got ${classes}`);
@@ -134,9 +148,9 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
     check(step >= minAlign,
       `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${minAlign}); ` +
         `use fewer classes (at most ${Math.floor(maxSmall / minAlign)}) or a larger maxSmall`);
-    check(spanBytes % limits.minAlign === 0,
+    check(spanBytes % limits.minAlign === 0 || options.spanBytes === undefined,
       `size-classes: spanBytes (${spanBytes}) must be a multiple of the minimum alignment (${limits.minAlign})`);
-    return { maxSmall, classes: count, shift: Math.log2(step), spanBytes, spanBlocks, spareSpans };
+    return { maxSmall, classes: count, shift: Math.log2(step), spanBytes: Math.max(spanBytes, minAlign), spanBlocks, spanDoublings, spareSpans };
   };
   return {
     name: "size-classes",
@@ -161,7 +175,7 @@ function suggestClasses(maxSmall: number, spacing: number): number | undefined {
 }
 
 /** The fields of a span's header, in words. Debug builds add three (see debug.ts). */
-export const SPAN_FIELDS = ["next", "prev", "free", "top", "avail", "cap", "size", "slot", "spare"] as const;
+export const SPAN_FIELDS = ["next", "prev", "free", "top", "avail", "cap", "size", "slot", "spare", "grade"] as const;
 export const DEBUG_SPAN_FIELDS = ["mark", "allNext", "allPrev"] as const;
 export type SpanField = (typeof SPAN_FIELDS)[number] | (typeof DEBUG_SPAN_FIELDS)[number];
 
@@ -178,8 +192,12 @@ export function layoutFor(minAlign: number, word: number, classes: number, spare
      * block is free: the header then shows that it was freed (see debug.ts).
      */
     largeHeader: alignUp((debug ? 4 : 2) * word),
-    /** The class table: a list head per class, then the spare spans. */
-    tableBytes: alignUp((classes + spares) * word),
+    /** The class table: a list head per class, a count of spans per class, then the spare spans. */
+    tableBytes: alignUp((2 * classes + spares) * word),
+    /** Offset from a class's list head (its `slot`) to its count of spans. */
+    countAt: classes * word,
+    /** Offset in the table of the spare spans. */
+    sparesAt: 2 * classes * word,
     /** The span header. */
     spanHeader: alignUp(fields.length * word),
     /** A span field's byte offset. */
@@ -195,7 +213,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const W = cg.ptrBytes;
   const wordLog = Math.log2(W);
   const L = layoutFor(limits.minAlign, W, o.classes, up.usableSize === undefined ? 0 : o.spareSpans, !!ctx.debug);
-  const { smallHeader, largeHeader, tableBytes, spanHeader, at } = L;
+  const { smallHeader, largeHeader, tableBytes, spanHeader, at, countAt, sparesAt } = L;
   const zero = () => cg.size(0);
   const one = () => cg.size(1);
   /** Sizes this large or more can never be allocated; refusing them keeps `size + header` from wrapping. */
@@ -248,6 +266,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       scope,
       classes: o.classes,
       spareSpans: spares,
+      spanDoublings: o.spanDoublings,
       keepSpans,
       minAlign: limits.minAlign,
       maxLargeHeader: limits.maxAlign + largeHeader,
@@ -288,21 +307,30 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       cg.when(n.get(), [set(n.get(), "prev", p.get())]),
     ];
   });
+  /** Span s leaves its class: one span fewer in the class's count, and off its list. */
+  const leave = (s: Local, c: Local): Expr[] => [
+    cg.store(c.tee(get(s.get(), "slot")), cg.sub(cg.load(c.get(), countAt), one()), countAt),
+    cg.callVoid(unlink, [s.get()]),
+  ];
   /** release(s): span s, all of its blocks free, goes back to the parent. */
   const release = cg.function(scope("release"), ["s"], "none", (f) => {
-    const s = f.param("s");
-    return [cg.callVoid(unlink, [s.get()]), ...(dbg ? dbg.spanReleased(s) : []), cg.callVoid(up.free, [s.get()])];
+    const s = f.param("s"), c = f.local();
+    return [...leave(s, c), ...(dbg ? dbg.spanReleased(s) : []), cg.callVoid(up.free, [s.get()])];
   });
   /**
-   * retire(s): span s has just become empty. It becomes a spare (unless it is one already), and
-   * the oldest spare goes back to the parent if it is still empty (else it just stops being one).
+   * Span s has just become empty. Its class's only span, of the first size, stays (on its list):
+   * a class whose last block comes and goes does not ask the parent each time, and costs at most
+   * one small span. Any other empty span becomes a spare (unless it is one already), and the
+   * oldest spare goes back to the parent if it is still empty (else it just stops being one);
+   * without spares, it goes back at once.
    */
+  const kept = (s: Local) => cg.eqz(cg.or(cg.sub(cg.load(get(s.get(), "slot"), countAt), one()), get(s.get(), "grade")));
   const retire =
     spareAt
       ? cg.function(scope("retire"), ["s"], "none", (f) => {
           const s = f.param("s"), slot = f.local(), v = f.local();
-          return cg.when(cg.eqz(get(s.get(), "spare")), [
-            v.set(cg.load(slot.tee(cg.add(cg.add(table.get(), cg.size(o.classes * W)), spareAt.get())))),
+          return cg.when(m.i32.and(cg.eqz(get(s.get(), "spare")), m.i32.eqz(kept(s))), [
+            v.set(cg.load(slot.tee(cg.add(cg.add(table.get(), cg.size(sparesAt)), spareAt.get())))),
             cg.store(slot.get(), s.get()),
             set(s.get(), "spare", one()),
             spareAt.set(cg.and(cg.add(spareAt.get(), cg.size(W)), cg.size(spares * W - 1))),
@@ -317,22 +345,24 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         })
       : pool
         ? cg.function(scope("retire"), ["s"], "none", (f) => {
-            const s = f.param("s");
-            return [
-              cg.callVoid(unlink, [s.get()]),
-              ...(dbg ? dbg.pooled(s) : []),
-              set(s.get(), "next", pool.get()),
-              pool.set(s.get()),
-            ];
+            // (Pooled at once: the pool asks the parent nothing.)
+            const s = f.param("s"), c = f.local();
+            return [...leave(s, c), ...(dbg ? dbg.pooled(s) : []), set(s.get(), "next", pool.get()), pool.set(s.get())];
           })
-        : release;
+        : cg.function(scope("retire"), ["s"], "none", (f) => {
+            const s = f.param("s");
+            return cg.when(m.i32.eqz(kept(s)), [cg.callVoid(release, [s.get()])]);
+          });
 
   /**
    * new_span(h) -> s: a new span for the class at table offset h, at the front of its list; 0
-   * when the parent has no memory. The first one also makes the class table.
+   * when the parent has no memory. The first one also makes the class table. A class holding k
+   * spans gets one of spanBytes << min(k, spanDoublings) bytes, or spanBlocks blocks when that
+   * is more.
    */
   const newSpan = cg.function(scope("new_span"), ["h"], "usize", (f) => {
     const h = f.param("h"), t = f.local(), size = f.local(), stride = f.local(), bytes = f.local(), s = f.local();
+    const c = f.local(), k = f.local(), g = f.local();
     const tail = dbg ? dbg.spanTail : 0;
     return [
       cg.when(cg.eqz(table.get()), [
@@ -340,9 +370,16 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         cg.fill(f, t.get(), cg.i32(0), cg.size(tableBytes)),
         table.set(t.get()),
       ]),
-      // spanBlocks blocks, or spanBytes when that holds more.
-      bytes.set(cg.add(cg.mul(stride.tee(cg.add(size.tee(classSize(h.get())), cg.size(smallHeader))), cg.size(o.spanBlocks)), cg.size(spanHeader + tail))),
-      bytes.set(cg.select(cg.gtU(bytes.get(), cg.size(o.spanBytes)), bytes.get(), cg.size(o.spanBytes))),
+      // The span's grade: how many times its size doubled (min(k, spanDoublings) for the class's
+      // k spans). (select evaluates both arms before its condition: the tees go in the first.)
+      // Over a parent that keeps spans, they all have one grade (the pool reuses its first span
+      // only when it is large enough): min(2, spanDoublings), 4 KiB by default.
+      ...(pool
+        ? [k.set(cg.load(c.tee(cg.add(table.get(), h.get())), countAt)), g.set(cg.size(Math.min(2, o.spanDoublings)))]
+        : [g.set(cg.select(cg.ltU(k.get(), cg.size(o.spanDoublings)), k.tee(cg.load(c.tee(cg.add(table.get(), h.get())), countAt)), cg.size(o.spanDoublings)))]),
+      // spanBlocks blocks, or spanBytes << grade when that holds more.
+      t.set(cg.add(cg.mul(stride.tee(cg.add(size.tee(classSize(h.get())), cg.size(smallHeader))), cg.size(o.spanBlocks)), cg.size(spanHeader + tail))),
+      bytes.set(cg.select(cg.gtU(bytes.get(), t.get()), bytes.tee(cg.shl(cg.size(o.spanBytes), g.get())), t.get())),
       ...(pool
         ? [
             // The first empty span, when it is large enough (its size, not the size asked for, is the span's).
@@ -359,10 +396,12 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       set(s.get(), "avail", t.tee(divU(cg.sub(bytes.get(), cg.size(spanHeader + tail)), stride.get()))),
       set(s.get(), "cap", t.get()),
       set(s.get(), "size", size.get()),
-      set(s.get(), "slot", t.tee(cg.add(table.get(), h.get()))),
+      set(s.get(), "slot", c.get()),
+      set(s.get(), "grade", g.get()),
+      cg.store(c.get(), cg.add(k.get(), one()), countAt),
       ...(spareAt || (dbg && !pool) ? [set(s.get(), "spare", zero())] : []),
       ...(dbg ? dbg.spanMade(s) : []),
-      cg.callVoid(link, [s.get(), t.get()]),
+      cg.callVoid(link, [s.get(), c.get()]),
       s.get(),
     ];
   });
