@@ -1,0 +1,147 @@
+import { bump } from "@alloc/bump";
+import { AllocConfigError, type Strategy } from "@alloc/core";
+import { freeList } from "@alloc/free-list";
+import { sizeClasses } from "@alloc/size-classes";
+import { readFileSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "vitest";
+import { runWasi, swapAllocator, takeSwapFault, type SwapResult } from "./index.ts";
+
+/** The C programs of fixtures/ (rebuilt by `pnpm --filter @alloc/swap fixtures`). */
+const FIXTURES = ["strings", "realloc_growth", "calloc", "memalign"] as const;
+const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`../fixtures/${name}.wasm`, import.meta.url)));
+
+/**
+ * The compositions every fixture is swapped for. Bump is not valid for realloc_growth: it never
+ * reuses memory, so the program's 20,000 reallocs take 280 MB (and node 20 crashes in its
+ * teardown after a WASI run with that much memory).
+ */
+const COMPOSITIONS: readonly { name: string; strategy: () => Strategy[]; skip?: readonly string[] }[] = [
+  { name: "free-list", strategy: () => [freeList()] },
+  { name: "size-classes > free-list", strategy: () => [sizeClasses(), freeList()] },
+  { name: "bump", strategy: () => [bump()], skip: ["realloc_growth"] },
+];
+
+/** The original program's run: what every swap must reproduce byte for byte. */
+const original = new Map<string, { exitCode: number; stdout: string }>();
+beforeAll(async () => {
+  for (const name of FIXTURES) {
+    const run = await runWasi(fixture(name));
+    original.set(name, { exitCode: run.exitCode, stdout: Buffer.from(run.stdout).toString("latin1") });
+  }
+});
+
+const text = (bytes: Uint8Array) => Buffer.from(bytes).toString("latin1");
+
+describe.each(FIXTURES)("%s.wasm", (name) => {
+  test("the original runs (the reference output)", () => {
+    expect(original.get(name)!.exitCode).toBe(0);
+    expect(original.get(name)!.stdout.length).toBeGreaterThan(20);
+  });
+
+  for (const composition of COMPOSITIONS) {
+    if (composition.skip?.includes(name)) continue;
+    test(`swapped for ${composition.name}: same output, validates, dlmalloc gone, smaller`, async () => {
+      let swapped: SwapResult;
+      try {
+        swapped = swapAllocator(fixture(name), { strategy: composition.strategy() });
+      } catch (error) {
+        // bump cannot serve malloc_usable_size: refused, and saying so.
+        expect(composition.name).toBe("bump");
+        expect(name).toBe("memalign");
+        expect(error).toBeInstanceOf(AllocConfigError);
+        expect((error as Error).message).toMatch(/malloc_usable_size .*free-list/);
+        return;
+      }
+      const { binary, report } = swapped;
+      expect(WebAssembly.validate(binary as BufferSource)).toBe(true);
+      const run = await runWasi(binary);
+      expect(run.exitCode).toBe(0);
+      expect(text(run.stdout)).toBe(original.get(name)!.stdout);
+      // The old allocator is gone, names are kept.
+      const functions = WebAssembly.Module.customSections(new WebAssembly.Module(binary as BufferSource), "name");
+      expect(functions.length).toBe(1);
+      const names = text(new Uint8Array(functions[0]!));
+      for (const old of ["dlmalloc", "dlfree", "sbrk", "dispose_chunk", "internal_memalign"]) expect(names).not.toContain(old);
+      expect(names).toContain("~alloc/");
+      expect(names).toContain("printf");
+      expect(report.removed).toContain("sbrk");
+      expect(report.found.map((e) => e.function)).toContain("dlfree");
+      // Smaller than the input, and than the input optimised the same way (the allocator's share).
+      expect(report.sizes.after).toBe(binary.byteLength);
+      expect(report.sizes.after).toBeLessThan(report.sizes.before);
+      expect(report.sizes.after).toBeLessThan(report.sizes.beforeOptimized! - 3000);
+      expect(report.heap.start).toBeGreaterThan(65536);
+      expect(report.heap.start).toBeLessThan(report.heap.initialEnd);
+      expect(report.notes.join("\n")).toMatch(/enabled bulk memory/);
+    });
+  }
+
+  test("a debug composition swapped in reports no fault, and its heap walker passes after the run", async () => {
+    const { binary, report } = swapAllocator(fixture(name), { strategy: [sizeClasses(), freeList()], debug: true });
+    const run = await runWasi(binary);
+    if (run.trap) throw takeSwapFault(run.instance, report, run.trap) ?? run.trap;
+    expect(takeSwapFault(run.instance, report)).toBeUndefined();
+    expect(text(run.stdout)).toBe(original.get(name)!.stdout);
+    const heapCheck = run.instance.exports[report.debug!.heapCheckExport] as () => void;
+    try {
+      heapCheck();
+    } catch (error) {
+      throw takeSwapFault(run.instance, report, error) ?? error;
+    }
+  });
+});
+
+describe("the heap, bulk memory, options", () => {
+  test("the heap uses the initial memory from __heap_base before growing", async () => {
+    const { binary, report } = swapAllocator(fixture("strings"), { strategy: [bump()] });
+    // A bump heap hands out addresses upwards from its start: the first blocks are just above it.
+    const run = await runWasi(binary);
+    expect(run.exitCode).toBe(0);
+    expect(report.heap.start % 16).toBe(0);
+    const base = report.heap.start;
+    // The original stack pointer (the top of the stack) is at or below the heap's start.
+    expect(base).toBeGreaterThanOrEqual(70_000);
+    expect(report.heap.source).toMatch(/__stack_pointer/);
+  });
+
+  test("bulkMemory: false emits no bulk-memory instruction and says nothing about enabling it", async () => {
+    const { binary, report } = swapAllocator(fixture("realloc_growth"), { bulkMemory: false });
+    expect(report.bulkMemory).toBe(false);
+    expect(report.notes.join("\n")).not.toMatch(/bulk memory/);
+    // memory.copy is 0xfc 0x0a, memory.fill 0xfc 0x0b.
+    const hex = Buffer.from(binary).toString("hex");
+    expect(hex).not.toMatch(/fc0a0000|fc0b00/);
+    const run = await runWasi(binary);
+    expect(text(run.stdout)).toBe(original.get("realloc_growth")!.stdout);
+  });
+
+  test("optimize none only removes the old allocator; the program's code is as it was", async () => {
+    const { binary, report } = swapAllocator(fixture("calloc"), { optimize: "none" });
+    expect(report.sizes.beforeOptimized).toBeUndefined();
+    expect(report.removed).toContain("dlmalloc");
+    const run = await runWasi(binary);
+    expect(text(run.stdout)).toBe(original.get("calloc")!.stdout);
+  });
+
+  test("the composition's names must not clash with the program's", () => {
+    expect(() => swapAllocator(fixture("strings"), { prefix: "a/b" })).toThrow(/prefix/);
+    expect(() => swapAllocator(fixture("strings"), { misspelt: 1 } as never)).toThrow(/unknown option "misspelt"/);
+  });
+});
+
+describe("refusals", () => {
+  test("a stripped program is refused with what to do", () => {
+    const run = () => swapAllocator(fixture("strings.stripped"));
+    expect(run).toThrow(AllocConfigError);
+    expect(run).toThrow(/no name section .*--strip-all.*-Wl,--export=malloc/);
+  });
+
+  test("a module without an allocator", () => {
+    const empty = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 1]);
+    expect(() => swapAllocator(empty)).toThrow(/found no allocator entry point/);
+  });
+
+  test("not a module", () => {
+    expect(() => swapAllocator(new Uint8Array([1, 2, 3]))).toThrow(/not a valid WebAssembly module/);
+  });
+});

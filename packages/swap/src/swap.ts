@@ -1,0 +1,474 @@
+import {
+  AllocConfigError,
+  binaryen,
+  check,
+  HEAP_CHECK,
+  HeapFaultError,
+  installAllocator,
+  isPowerOfTwo,
+  type CFunction,
+  type DebugInfo,
+  type Strategy,
+} from "@alloc/core";
+import { freeList } from "@alloc/free-list";
+import { ENTRY_NAMES, isOldAllocatorName, ROLES, type Role } from "./entries.ts";
+import { heapBaseBackend } from "./heap-base-backend.ts";
+import { dropDwarf, hasNameSection, targetFeatures } from "./sections.ts";
+
+export interface SwapOptions {
+  /** The strategy stack, top first. Default: free-list alone (the CLI's default). */
+  readonly strategy?: Strategy | readonly Strategy[];
+  /** Alignment of every block malloc returns. Default 16: wasi-libc's malloc gives 16 (long double, max_align_t). */
+  readonly minAlign?: number;
+  /** Prefix of every name of ours in the module. Default `~alloc`. */
+  readonly prefix?: string;
+  /**
+   * Enable the bulk-memory feature and use `memory.fill`/`memory.copy` in calloc and realloc
+   * (default true; every current engine has it). false: byte loops, for engines without it.
+   */
+  readonly bulkMemory?: boolean;
+  /**
+   * A debug build of the allocator: faults trap, and the module exports the heap walker and the
+   * fault globals (see {@link SwapReport.debug} and {@link takeSwapFault}).
+   */
+  readonly debug?: boolean;
+  /** Optimise the whole module for "size" (default, like wasm-opt -Oz) or "speed" (-O3); "none" only removes what is unreachable. */
+  readonly optimize?: "size" | "speed" | "none";
+  /** Where the heap starts, overriding `__heap_base` (for modules whose layout swap cannot read). */
+  readonly heapBase?: number;
+  /** Also optimise the original module the same way, for {@link SwapReport.sizes} (default true). */
+  readonly baseline?: boolean;
+}
+
+/** An entry point of the program's allocator. */
+export interface FoundEntry {
+  /** The function's name in the module. */
+  readonly function: string;
+  readonly role: Role;
+  /** How it was found: by its name (the name section), an export, or an import (removed and served by ours). */
+  readonly via: "name" | "export" | "import";
+  /** Our C function that now serves it. */
+  readonly servedBy: CFunction;
+}
+
+export interface SwapReport {
+  readonly found: readonly FoundEntry[];
+  /** Functions of the old allocator (and what only it used) that are gone from the module. */
+  readonly removed: readonly string[];
+  /** Where the heap starts and how that was found. */
+  readonly heap: { readonly start: number; readonly source: string; readonly initialEnd: number };
+  readonly bulkMemory: boolean;
+  readonly optimize: "size" | "speed" | "none";
+  /** Bytes: the input, the input optimised the same way without the swap (when measured), the output. */
+  readonly sizes: { readonly before: number; readonly beforeOptimized: number | undefined; readonly after: number };
+  /** Things the user should know: dropped DWARF, the heap's start was derived, bulk memory was enabled. */
+  readonly notes: readonly string[];
+  /** Debug builds: the export names of the heap walker and fault globals, and the fault sites. */
+  readonly debug: (DebugInfo & { readonly heapCheckExport: string }) | undefined;
+}
+
+export interface SwapResult {
+  readonly binary: Uint8Array;
+  readonly report: SwapReport;
+}
+
+const OPTION_NAMES = ["strategy", "minAlign", "prefix", "bulkMemory", "debug", "optimize", "heapBase", "baseline"];
+
+/**
+ * Replaces the allocator of a compiled WebAssembly program (C or C++ with wasi-libc's dlmalloc,
+ * Emscripten's builtins, or a module that imports malloc/free) with an alloc composition:
+ * finds the allocator's entry points by name (the name section) or export, installs ours
+ * (heap from `__heap_base`), makes each entry point call ours (keeping its signature), removes the
+ * old allocator, optimises and validates. Names are kept.
+ *
+ * Refuses (an {@link AllocConfigError} saying what is missing and what to do) a stripped module
+ * whose allocator it cannot find, any module in which code of the old allocator would remain
+ * reachable (it never produces a module that mixes two allocators), a shared (threads) memory,
+ * and a composition that cannot serve what the program uses (bump and malloc_usable_size).
+ */
+export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): SwapResult {
+  check(typeof options === "object" && options !== null, "swapAllocator: options must be an object");
+  for (const key of Object.keys(options)) {
+    check(OPTION_NAMES.includes(key), `swapAllocator: unknown option ${JSON.stringify(key)} (known: ${OPTION_NAMES.join(", ")})`);
+  }
+  check(input instanceof Uint8Array, "swapAllocator: the module must be a Uint8Array of its bytes");
+  check(WebAssembly.validate(input as BufferSource), "swapAllocator: the input is not a valid WebAssembly module");
+  const bulkMemory = options.bulkMemory ?? true;
+  const optimize = options.optimize ?? "size";
+  check(["size", "speed", "none"].includes(optimize), `swapAllocator: optimize must be "size", "speed" or "none", got ${JSON.stringify(optimize)}`);
+  const minAlign = options.minAlign ?? 16;
+  check(isPowerOfTwo(minAlign), `swapAllocator: minAlign must be a power of two, got ${JSON.stringify(minAlign)}`);
+  const notes: string[] = [];
+  const { bytes, dropped } = dropDwarf(input);
+  if (dropped.length > 0) notes.push(`dropped the DWARF sections (${dropped.join(", ")}): they would describe the old code`);
+  const named = hasNameSection(bytes);
+  const declared = targetFeatures(bytes);
+
+  const module = readModule(bytes);
+  try {
+    const programFeatures = declared?.flags ?? binaryen.Features.MutableGlobals | binaryen.Features.SignExt;
+    module.setFeatures(
+      programFeatures |
+        (bulkMemory ? binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt : 0),
+    );
+    if (bulkMemory && !declared?.names.includes("bulk-memory")) {
+      notes.push("enabled bulk memory (memory.fill, memory.copy in calloc and realloc); --no-bulk-memory for engines without it");
+    }
+    checkMemory(module);
+
+    const functions = functionList(module);
+    const found = findEntries(module, functions);
+    const hasCode = [...functions.values()].some((f) => !f.imported);
+    if (found.size === 0) throw new AllocConfigError(named || !hasCode ? noAllocatorMessage() : strippedMessage());
+    if (!named) notes.push("the module has no name section: entry points were found by export only");
+
+    // The old allocator: what its entry points reach, and which of those grow the memory (sbrk).
+    const calls = callGraph(module, functions);
+    const oldCode = reachable([...found.keys()].filter((f) => !functions.get(f)!.imported), calls);
+    const growers = new Set([...functions.keys()].filter((f) => !functions.get(f)!.imported && growsMemory(module, f)));
+
+    const heap = heapStart(module, options.heapBase);
+    const start = Math.ceil(heap.start / 16) * 16;
+    const initialEnd = module.getMemoryInfo().initial * 65536;
+    if (heap.source.startsWith("derived")) notes.push(`the heap starts at ${start}, ${heap.source}`);
+    if (start >= initialEnd) notes.push(`the heap starts past the initial memory (${initialEnd} bytes): it takes fresh pages from memory.grow only`);
+
+    const stack = options.strategy ?? freeList();
+    const serves = [...new Set([...found.values()].map((e) => e.servedBy))];
+    const prefix = options.prefix ?? "~alloc";
+    const heapCheckExport = `${prefix}/heap_check`;
+    let installed: ReturnType<typeof installAllocator>;
+    try {
+      installed = installAllocator(module, {
+        strategy: stack,
+        backend: heapBaseBackend({ start: heap.start }),
+        minAlign,
+        prefix,
+        bulkMemory,
+        debug: options.debug ?? false,
+        functions: options.debug ? [...serves, HEAP_CHECK] : serves,
+        exports: options.debug ? { [HEAP_CHECK]: heapCheckExport } : [],
+      });
+    } catch (error) {
+      if (error instanceof AllocConfigError && /malloc_usable_size/.test(error.message)) {
+        const user = [...found.values()].find((e) => e.servedBy === "malloc_usable_size")!;
+        throw new AllocConfigError(
+          `swap: the program uses malloc_usable_size (function "${user.function}"), which the top strategy cannot provide ` +
+            `(it does not record block sizes, as bump does not): choose a strategy that does, such as free-list`,
+        );
+      }
+      throw error instanceof AllocConfigError ? new AllocConfigError(`swap: ${error.message}`) : error;
+    }
+    if (installed.debug) {
+      for (const name of [installed.debug.faultExport, installed.debug.faultPtrExport]) module.addGlobalExport(name, name);
+    }
+
+    for (const entry of found.values()) rewrite(module, entry, installed.functions[entry.servedBy]!);
+
+    // What stays reachable: nothing of the old allocator may.
+    module.runPasses(["remove-unused-module-elements"]);
+    const remaining = new Set(functionList(module).keys());
+    const leftovers = [...remaining].filter(
+      (f) => !found.has(f) && !f.startsWith(`${prefix}/`) && (isOldAllocatorName(f) || (oldCode.has(f) && growers.has(f))),
+    );
+    if (leftovers.length > 0) throw new AllocConfigError(leftoverMessage(leftovers, remaining, calls, found, growers, named));
+    const removed = [...functions.keys()].filter((f) => !remaining.has(f));
+
+    const binary = withSettings(optimize, () => {
+      if (optimize !== "none") module.optimize();
+      return module.emitBinary();
+    });
+    if (!WebAssembly.validate(binary as BufferSource)) {
+      throw new Error("swap: internal error: the swapped module does not validate (please report it, with the input module)");
+    }
+    const beforeOptimized =
+      options.baseline !== false && optimize !== "none" ? optimizedSize(bytes, programFeatures, optimize) : undefined;
+    return {
+      binary,
+      report: {
+        found: [...found.values()],
+        removed,
+        heap: { start, source: heap.source, initialEnd },
+        bulkMemory,
+        optimize,
+        sizes: { before: input.byteLength, beforeOptimized, after: binary.byteLength },
+        notes,
+        debug: installed.debug && { ...installed.debug, heapCheckExport },
+      },
+    };
+  } finally {
+    module.dispose();
+  }
+}
+
+/**
+ * After a trap in a module swapped with `debug`, the allocator's fault as an error saying which
+ * layer found what, where (and clears it); undefined when there is none.
+ */
+export function takeSwapFault(instance: WebAssembly.Instance, report: SwapReport, cause?: unknown): HeapFaultError | undefined {
+  const debug = report.debug;
+  if (!debug) return undefined;
+  const fault = instance.exports[debug.faultExport] as WebAssembly.Global;
+  const site = debug.sites[(fault.value as number) - 1];
+  if (!site) return undefined;
+  fault.value = 0;
+  return new HeapFaultError(site, ((instance.exports[debug.faultPtrExport] as WebAssembly.Global).value as number) >>> 0, { cause });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface FunctionEntry {
+  readonly imported: boolean;
+  /** For an import: its field name. */
+  readonly base: string;
+}
+
+/**
+ * `binaryen.readBinary`, as a `binaryen.Module` instance: readBinary returns a plain object with
+ * the module's methods, which installAllocator (checking that a module comes from its binaryen
+ * instance) refuses.
+ */
+function readModule(bytes: Uint8Array): binaryen.Module {
+  const read = binaryen.readBinary(bytes);
+  const wrap = (binaryen as unknown as { wrapModule(ptr: number, self: object): void }).wrapModule;
+  const module = Object.create(binaryen.Module.prototype) as binaryen.Module;
+  wrap(read.ptr, module);
+  return module;
+}
+
+function functionList(module: binaryen.Module): Map<string, FunctionEntry> {
+  const out = new Map<string, FunctionEntry>();
+  for (let i = 0; i < module.getNumFunctions(); i++) {
+    const info = binaryen.getFunctionInfo(module.getFunctionByIndex(i));
+    out.set(info.name, { imported: Boolean(info.module), base: info.base ?? "" });
+  }
+  return out;
+}
+
+function checkMemory(module: binaryen.Module): void {
+  check(module.hasMemory(), "swap: the module has no memory, so it has no allocator to swap");
+  const memory = module.getMemoryInfo();
+  check(
+    !memory.shared,
+    "swap: the program's memory is shared (built with threads): alloc's allocators have no atomics yet and would race; " +
+      "swap refuses shared memories until the thread-safe build exists",
+  );
+  check(!memory.is64, "swap: the program uses a memory64 memory; only wasm32 programs can be swapped yet");
+}
+
+/** The entry points of the program's allocator, by function name. */
+function findEntries(module: binaryen.Module, functions: ReadonlyMap<string, FunctionEntry>): Map<string, FoundEntry> {
+  const found = new Map<string, FoundEntry>();
+  const add = (name: string, role: Role, via: FoundEntry["via"]) => {
+    if (found.has(name)) return;
+    const ref = module.getFunction(name);
+    const info = binaryen.getFunctionInfo(ref);
+    const params = binaryen.expandType(info.params);
+    const spec = ROLES[role];
+    check(
+      params.length === spec.params &&
+        params.every((t) => t === binaryen.i32) &&
+        info.results === (spec.result ? binaryen.i32 : binaryen.none),
+      `swap: function "${name}" looks like ${role} but its signature is not ${role}'s on wasm32 ` +
+        `(${spec.params} i32 parameters${spec.result ? ", an i32 result" : ", no result"}): not swapping a function swap does not understand`,
+    );
+    found.set(name, { function: name, role, via, servedBy: spec.serves });
+  };
+  for (const [name, f] of functions) {
+    const role = f.imported ? ENTRY_NAMES[f.base] : ENTRY_NAMES[name];
+    // Imports: only the plain C names (a module linked with --allow-undefined imports malloc).
+    if (role && (!f.imported || f.base === role)) add(name, role, f.imported ? "import" : "name");
+  }
+  for (let i = 0; i < module.getNumExports(); i++) {
+    const info = binaryen.getExportInfo(module.getExportByIndex(i));
+    const role = ENTRY_NAMES[info.name];
+    if (info.kind === binaryen.ExternalFunction && role) add(info.value, role, "export");
+  }
+  return found;
+}
+
+const CALL = /\((?:return_)?call \$("(?:[^"\\]|\\.)*"|[^\s()]+)|\(ref\.func \$("(?:[^"\\]|\\.)*"|[^\s()]+)/g;
+
+/** Direct calls and function references of every defined function (read from Binaryen's text). */
+function callGraph(module: binaryen.Module, functions: ReadonlyMap<string, FunctionEntry>): Map<string, Set<string>> {
+  const graph = new Map<string, Set<string>>();
+  for (const [name, f] of functions) {
+    const callees = new Set<string>();
+    if (!f.imported) {
+      const text = binaryen.emitText(binaryen.getFunctionInfo(module.getFunction(name)).body);
+      for (const m of text.matchAll(CALL)) {
+        const raw = m[1] ?? m[2]!;
+        callees.add(raw.startsWith('"') ? (JSON.parse(raw) as string) : raw);
+      }
+    }
+    graph.set(name, callees);
+  }
+  return graph;
+}
+
+function reachable(roots: readonly string[], graph: ReadonlyMap<string, ReadonlySet<string>>): Set<string> {
+  const seen = new Set<string>(roots);
+  const todo = [...roots];
+  while (todo.length > 0) {
+    for (const callee of graph.get(todo.pop()!) ?? []) {
+      if (!seen.has(callee)) {
+        seen.add(callee);
+        todo.push(callee);
+      }
+    }
+  }
+  return seen;
+}
+
+function growsMemory(module: binaryen.Module, name: string): boolean {
+  return /\(memory\.grow\b/.test(binaryen.emitText(binaryen.getFunctionInfo(module.getFunction(name)).body));
+}
+
+/** A global's constant i32 initial value. */
+function constGlobal(module: binaryen.Module, name: string): number | undefined {
+  const ref = module.getGlobal(name);
+  if (!ref) return undefined;
+  const { init, module: from } = binaryen.getGlobalInfo(ref);
+  if (from || !init || binaryen.getExpressionInfo(init).id !== binaryen.ConstId) return undefined;
+  const value = (binaryen.getExpressionInfo(init) as binaryen.ConstInfo).value;
+  return typeof value === "number" ? value >>> 0 : undefined;
+}
+
+/**
+ * Where the heap starts: `__heap_base` (exported, or a global of that name), else derived from
+ * what wasm-ld lays out below it (the stack pointer's initial value and the data segments).
+ */
+function heapStart(module: binaryen.Module, given: number | undefined): { start: number; source: string } {
+  if (given !== undefined) return { start: given, source: "given (the heapBase option)" };
+  const exported = module.getExport("__heap_base");
+  if (exported) {
+    const info = binaryen.getExportInfo(exported);
+    const value = info.kind === binaryen.ExternalGlobal ? constGlobal(module, info.value) : undefined;
+    if (value) return { start: value, source: "__heap_base (exported)" };
+  }
+  const named = constGlobal(module, "__heap_base");
+  if (named) return { start: named, source: "__heap_base (a global)" };
+  // wasm-ld folds __heap_base into constants unless it is exported: everything below it is the
+  // data segments and the stack, whose top is __stack_pointer's initial value.
+  let end = constGlobal(module, "__stack_pointer") ?? 0;
+  const segments = module as unknown as {
+    getNumDataSegments(): number;
+    getDataSegmentByIndex(i: number): number;
+    getDataSegmentInfo(ref: number): { offset: number | null; data: ArrayBuffer; passive: boolean };
+  };
+  for (let i = 0; i < segments.getNumDataSegments(); i++) {
+    let segment;
+    try {
+      segment = segments.getDataSegmentInfo(segments.getDataSegmentByIndex(i));
+    } catch {
+      throw new AllocConfigError(
+        "swap: a data segment of the module has no constant offset (a position-independent build?), so swap cannot tell where " +
+          "its static data ends: export __heap_base (-Wl,--export=__heap_base) or pass heapBase",
+      );
+    }
+    if (!segment.passive && segment.offset !== null) end = Math.max(end, segment.offset + segment.data.byteLength);
+  }
+  check(
+    end > 0,
+    "swap: cannot tell where the program's static data and stack end: it has no __heap_base, __stack_pointer or data segment; " +
+      "export __heap_base (-Wl,--export=__heap_base) or pass heapBase",
+  );
+  return {
+    start: end,
+    source: "derived from __stack_pointer's initial value and the data segments (wasm-ld folds __heap_base away unless it is exported)",
+  };
+}
+
+/** Makes entry point `entry` call ours, keeping its name and signature. */
+function rewrite(module: binaryen.Module, entry: FoundEntry, ours: string): void {
+  const ref = module.getFunction(entry.function);
+  const info = binaryen.getFunctionInfo(ref);
+  const params = binaryen.expandType(info.params);
+  const body = module.call(ours, params.map((type, i) => module.local.get(i, type)), info.results);
+  if (entry.via === "import") {
+    module.removeFunction(entry.function);
+    module.addFunction(entry.function, info.params, info.results, [], body);
+  } else {
+    // binaryen.js has Function.setBody; its typings put it elsewhere.
+    (binaryen as unknown as { Function: { setBody(func: number, body: number): void } }).Function.setBody(ref, body);
+  }
+}
+
+function withSettings<T>(mode: "size" | "speed" | "none", fn: () => T): T {
+  const saved = {
+    optimize: binaryen.getOptimizeLevel(),
+    shrink: binaryen.getShrinkLevel(),
+    zero: binaryen.getZeroFilledMemory(),
+    low: binaryen.getLowMemoryUnused(),
+    debugInfo: binaryen.getDebugInfo(),
+  };
+  try {
+    binaryen.setOptimizeLevel(mode === "speed" ? 3 : 2);
+    binaryen.setShrinkLevel(mode === "size" ? 2 : 0);
+    // A program's memory holds its data and stack from address 0 up: assume nothing about it.
+    binaryen.setZeroFilledMemory(false);
+    binaryen.setLowMemoryUnused(false);
+    // Keep the program's names (emitBinary drops them otherwise).
+    binaryen.setDebugInfo(true);
+    return fn();
+  } finally {
+    binaryen.setOptimizeLevel(saved.optimize);
+    binaryen.setShrinkLevel(saved.shrink);
+    binaryen.setZeroFilledMemory(saved.zero);
+    binaryen.setLowMemoryUnused(saved.low);
+    binaryen.setDebugInfo(saved.debugInfo);
+  }
+}
+
+/** The size of the original module optimised the same way: what the swap is compared with. */
+function optimizedSize(bytes: Uint8Array, features: number, mode: "size" | "speed"): number {
+  const module = readModule(bytes);
+  try {
+    module.setFeatures(features);
+    return withSettings(mode, () => {
+      module.optimize();
+      return module.emitBinary().byteLength;
+    });
+  } finally {
+    module.dispose();
+  }
+}
+
+const C_NAMES = Object.keys(ROLES).join(", ");
+const EXPORT_FLAGS = "-Wl,--export=malloc,--export=free,--export=calloc,--export=realloc,--export=posix_memalign,--export=aligned_alloc";
+
+function strippedMessage(): string {
+  return (
+    `swap: the module has no name section (linked with --strip-all or -s, or stripped afterwards) and exports none of ` +
+    `${C_NAMES}: swap cannot find its allocator. Rebuild without --strip-all (-Wl,--strip-debug keeps the names and drops ` +
+    `only the debug info), or export the allocator's functions (${EXPORT_FLAGS})`
+  );
+}
+
+function noAllocatorMessage(): string {
+  return `swap: found no allocator entry point in the module (looked for ${C_NAMES}, their __libc_, dl and emscripten_builtin_ names, by name, export and import): nothing to swap`;
+}
+
+function leftoverMessage(
+  leftovers: readonly string[],
+  remaining: ReadonlySet<string>,
+  calls: ReadonlyMap<string, ReadonlySet<string>>,
+  found: ReadonlyMap<string, FoundEntry>,
+  growers: ReadonlySet<string>,
+  named: boolean,
+): string {
+  const show = (f: string) => (named ? `"${f}"` : `function ${f}`);
+  const described = leftovers.map((f) => {
+    const callers = [...remaining].filter((c) => calls.get(c)?.has(f) && !leftovers.includes(c));
+    const what = growers.has(f) ? " (grows the memory for the old allocator)" : "";
+    return `${show(f)}${what}${callers.length ? `, called by ${callers.slice(0, 4).map(show).join(", ")}` : ""}`;
+  });
+  return (
+    `swap: code of the program's old allocator would stay reachable: ${described.join("; ")}. Swap replaced ` +
+    `${[...found.keys()].map(show).join(", ")}, and refuses to produce a module that mixes two allocators. ` +
+    (named
+      ? `If a caller above is an entry point of the allocator under another name, export it under its C name (${EXPORT_FLAGS}).`
+      : `The module has no name section, so only exported entry points can be found: rebuild without --strip-all, or export ` +
+        `every allocator function (${EXPORT_FLAGS}).`)
+  );
+}
