@@ -16,6 +16,7 @@ import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WOR
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
+import { addSwapCommand } from "./swap-command.ts";
 
 /** Where the CLI writes; tests pass their own. */
 export interface Io {
@@ -32,7 +33,7 @@ const processIo: Io = {
  * A failure that is not a configuration error (a file that cannot be written): one line on
  * stderr, exit code 1.
  */
-class CliError extends Error {}
+export class CliError extends Error {}
 
 /** A non-negative integer option value: decimal, 0x hex, or with a KiB/MiB/GiB suffix. */
 function integer(value: string): number {
@@ -163,7 +164,7 @@ async function demo(built: BuiltAllocator, io: Io): Promise<void> {
  * Refuses an option given twice, and an option given with its negation (`--exclusive
  * --no-exclusive`): commander would silently keep the last one.
  */
-function refuseRepeats(command: Command): Command {
+export function refuseRepeats(command: Command): Command {
   const seen = new Map<string, string>();
   for (const option of command.options) {
     const flag = option.long ?? option.flags;
@@ -179,7 +180,7 @@ function refuseRepeats(command: Command): Command {
 }
 
 /** Refuses an output path that cannot be written before anything is written or printed. */
-function checkWritable(file: string, option: string): void {
+export function checkWritable(file: string, option: string): void {
   const stat = (path: string) => {
     try {
       return statSync(path);
@@ -192,7 +193,7 @@ function checkWritable(file: string, option: string): void {
   if (!stat(dir)?.isDirectory()) throw new CliError(`cannot write ${option} ${file}: the directory ${dir} does not exist`);
 }
 
-function write(file: string, data: Uint8Array | string, option: string): void {
+export function write(file: string, data: Uint8Array | string, option: string): void {
   try {
     writeFileSync(file, data);
   } catch (error) {
@@ -345,6 +346,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       }
     });
   refuseRepeats(replayCommand);
+  addSwapCommand(program, io);
 
   try {
     await program.parseAsync(argv as string[], { from: "user" });

@@ -1,7 +1,6 @@
 import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WASI } from "node:wasi";
 
 export interface WasiRun {
   readonly exitCode: number;
@@ -23,6 +22,8 @@ export async function runWasi(binary: Uint8Array, args: readonly string[] = []):
   try {
     // The WASI instance owns this descriptor from here on: node:wasi closes it when the instance
     // is collected, so closing it here could close a descriptor reused by then.
+    // Imported here: loading node:wasi prints an experimental warning, which only runs should cost.
+    const { WASI } = await import("node:wasi");
     const fd = openSync(file, "w");
     const wasi = new WASI({ version: "preview1", args: ["program", ...args], env: {}, stdout: fd, returnOnExit: true });
     const { instance } = await WebAssembly.instantiate(binary as BufferSource, wasi.getImportObject() as WebAssembly.Imports);

@@ -1,0 +1,55 @@
+import { runWasi } from "@alloc/swap";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, test } from "vitest";
+import { run } from "./index.ts";
+
+async function alloc(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const code = await run(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  return { code, out, err };
+}
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../swap/fixtures/${name}.wasm`, import.meta.url));
+
+describe("alloc swap", () => {
+  test("swaps a C program's dlmalloc: prints what it found, replaced and removed, and the sizes; the program runs the same", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "alloc-swap-")), "out.wasm");
+    const r = await alloc("swap", fixture("realloc_growth"), "-o", out, "-s", "size-classes,free-list");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^found: malloc \(malloc, by name\), dlmalloc .*realloc \(realloc, by name\)/m);
+    expect(r.out).toMatch(/^replaced: malloc, dlmalloc -> malloc; free, dlfree -> free; realloc -> realloc$/m);
+    expect(r.out).toMatch(/^removed \(no longer reachable\): .*\bsbrk\b/m);
+    expect(r.out).toMatch(/^heap: from 70848 .* through the initial memory \(131,072 bytes\), then memory.grow$/m);
+    const size = readFileSync(out).byteLength;
+    expect(r.out).toContain(`size-classes > free-list > heap-base: 32,656 -> ${size.toLocaleString("en-US")} bytes`);
+    expect(r.out).toMatch(/^note: enabled bulk memory/m);
+    expect(r.out).toContain(`wrote ${out}`);
+    const [before, after] = await Promise.all([runWasi(readFileSync(fixture("realloc_growth"))), runWasi(readFileSync(out))]);
+    expect(after.exitCode).toBe(0);
+    expect(Buffer.from(after.stdout).equals(Buffer.from(before.stdout))).toBe(true);
+  });
+
+  test("refusals are one line and exit 2: stripped, bump with malloc_usable_size, unknown strategy, missing file", async () => {
+    const stripped = await alloc("swap", fixture("strings.stripped"));
+    expect(stripped.code).toBe(2);
+    expect(stripped.err).toMatch(/^alloc: swap: the module has no name section .*--strip-all/);
+    const bump = await alloc("swap", fixture("memalign"), "-s", "bump");
+    expect(bump.code).toBe(2);
+    expect(bump.err).toMatch(/malloc_usable_size/);
+    expect((await alloc("swap", fixture("strings"), "-s", "tlsf")).err).toMatch(/unknown strategy "tlsf"/);
+    expect((await alloc("swap", "/nonexistent.wasm")).err).toMatch(/cannot read \/nonexistent.wasm/);
+    for (const r of [stripped, bump]) expect(r.err.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("--no-bulk-memory says so", async () => {
+    const r = await alloc("swap", fixture("calloc"), "--no-bulk-memory", "--opt", "none");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^bulk memory: off/m);
+    expect(r.out).toContain("(nothing written: give -o OUT.wasm)");
+  });
+});
