@@ -3,7 +3,15 @@ import type { AllocatorFunctions, EmitContext } from "./contracts.ts";
 import { AllocConfigError } from "./errors.ts";
 
 /** The C functions an allocator can export, with C semantics. */
-export const C_FUNCTIONS = ["malloc", "free", "calloc", "realloc", "aligned_alloc", "malloc_usable_size"] as const;
+export const C_FUNCTIONS = [
+  "malloc",
+  "free",
+  "calloc",
+  "realloc",
+  "aligned_alloc",
+  "posix_memalign",
+  "malloc_usable_size",
+] as const;
 export type CFunction = (typeof C_FUNCTIONS)[number];
 
 /** What each C function does, for `--help` and the docs. */
@@ -15,8 +23,14 @@ export const C_FUNCTION_DOCS: Readonly<Record<CFunction, string>> = {
     "realloc(ptr, size) -> ptr: resizes in place when the strategy can, else moves; realloc(0, n) is malloc(n); realloc(p, 0) frees p and returns 0; on failure returns 0 and p is untouched",
   aligned_alloc:
     "aligned_alloc(align, size) -> ptr: align must be a power of two up to 65536, else 0",
+  posix_memalign:
+    "posix_memalign(memptr, align, size) -> err: stores the block at *memptr and returns 0; EINVAL (28) unless align is a power-of-two multiple of the pointer size, ENOMEM (48) when it cannot allocate (align above 65536 included); *memptr is written only on success",
   malloc_usable_size: "malloc_usable_size(ptr) -> size: bytes usable in the block (0 for ptr 0)",
 };
+
+/** errno values as wasi-libc (and WASI) number them: what posix_memalign returns. */
+export const EINVAL = 28;
+export const ENOMEM = 48;
 
 /**
  * Emits the requested C functions over the top strategy `top`. Returns their emitted names.
@@ -132,6 +146,38 @@ export function emitCApi(
           size.get(),
           top.allocAcceptsSmallAlign ? align.get() : cg.add(cg.or(mask.get(), cg.size(limits.minAlign - 1)), cg.size(1)),
         ]),
+      ];
+    });
+  }
+
+  if (wanted.has("posix_memalign")) {
+    out.posix_memalign = cg.function(name("posix_memalign"), ["memptr", "align", "size"], "i32", (f) => {
+      const memptr = f.param("memptr"), align = f.param("align"), size = f.param("size");
+      const mask = f.local(), ptr = f.local();
+      return [
+        // EINVAL unless align is a power of two (it shares no bit with its mask; 0's mask is all
+        // ones) and a multiple of the pointer size (a power of two at least that large).
+        cg.returnIf(
+          cg.module.i32.or(
+            nonZero(cg.and(mask.tee(cg.sub(align.get(), cg.size(1))), align.get())),
+            cg.ltU(align.get(), cg.size(cg.ptrBytes)),
+          ),
+          cg.i32(EINVAL),
+        ),
+        // A valid alignment the strategies cannot give (above maxAlign): ENOMEM, as for any
+        // request the allocator cannot satisfy.
+        cg.returnIf(cg.gtU(align.get(), cg.size(limits.maxAlign)), cg.i32(ENOMEM)),
+        ptr.set(
+          cg.call(top.alloc, [
+            size.get(),
+            top.allocAcceptsSmallAlign ? align.get() : cg.add(cg.or(mask.get(), cg.size(limits.minAlign - 1)), cg.size(1)),
+          ]),
+        ),
+        // A null block for size 0 is a success in C (*memptr = NULL); for any other size, ENOMEM
+        // and *memptr untouched.
+        cg.returnIf(cg.module.i32.and(cg.eqz(ptr.get()), cg.ne(size.get(), cg.size(0))), cg.i32(ENOMEM)),
+        cg.store(memptr.get(), ptr.get()),
+        cg.i32(0),
       ];
     });
   }

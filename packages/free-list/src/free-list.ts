@@ -128,7 +128,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const zero = () => cg.size(0);
   const i32 = cg.type("i32");
 
-  const lists = fit === "first" ? firstFitLists(ctx, run) : binLists(ctx, run?.start);
+  /** Debug builds only: poisoning, pointer checks, region records and the walker (`debug.ts`). */
+  const dbg = ctx.debug && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run });
+  const lists = fit === "first" ? firstFitLists(ctx, run, dbg) : binLists(ctx, run?.start, dbg);
   /**
    * The newest region's end sentinel; 0 before the first region. Over a contiguous run, the one
    * region starts at run.start (after the bin table) and its end sentinel is there before the
@@ -136,15 +138,16 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
    * is 0), so nothing needs initialising.
    */
   const last = cg.global(scope("last"), run ? run.start + lists.tableBytes : 0);
-  /** Debug builds only: poisoning, pointer checks, region records and the walker (`debug.ts`). */
-  const dbg = ctx.debug && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, tableBytes: lists.tableBytes, last });
+  dbg?.bind(lists.tableBytes);
 
   // top() -> the free cell in front of `last` (the region's free tail, "top"), or `last` itself
   // when that cell is allocated (or there is no region yet: 0, or a run whose memory is not there).
   const top = cg.function(scope("top"), [], "usize", (f) => {
     const t = f.local();
     // (select evaluates its arms before the condition: the tee comes first.)
-    const pick = cg.select(L.isFree(t.get()), t.tee(L.prevOf(last.get(), last.get())), last.get());
+    const pick = dbg
+      ? cg.block([t.set(L.prevOf(last.get(), last.get())), ...dbg.topChecked(t), cg.select(L.isFree(t.get()), t.get(), last.get())])
+      : cg.select(L.isFree(t.get()), t.tee(L.prevOf(last.get(), last.get())), last.get());
     // Before the first region nothing may be read at `last`: it is 0 (no run), or a run's start
     // past the memory that exists (a run that starts on a page boundary).
     if (!run) return m.if(last.get(), pick, zero());
@@ -340,7 +343,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         c.set(topCell()),
       ]),
       L.setUsed(c.get(), take(c.get())),
-      ...(dbg ? dbg.taken(c.get(), u.get()) : []),
+      ...(dbg ? dbg.taken(c, u) : []),
       ...(aligned
         ? [
             cg.when(cg.and(L.payloadOf(c.get()), mask.tee(cg.sub(align(), cg.size(1)))), [
@@ -368,11 +371,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     const c = f.local(), end = f.local();
     const grow = f.label("grow");
     return [
+      ...(dbg ? [dbg.checkLive("realloc", ptr.get())] : []),
       c.set(L.cellOf(ptr.get())),
       m.loop(grow, cg.block([
         // There is at most one free neighbour to absorb: free cells never touch.
         cg.when(L.isFree(end.tee(L.word0(c.get()))), [
-          ...(dbg ? dbg.absorbed(end.get(), end.get(), L.nextOfFree(end.get())) : []),
+          ...(dbg ? dbg.absorbed(end) : []),
           L.setUsed(c.get(), end.tee(take(end.get()))),
           L.setPrev(end.get(), end.get(), c.get()),
         ]),
@@ -397,7 +401,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
 
   const usableSize = cg.function(scope("usable_size"), ["ptr"], "usize", (f) => {
     const ptr = f.param("ptr");
-    return cg.sub(L.word0(L.cellOf(ptr.get())), ptr.get());
+    const size = cg.sub(L.word0(L.cellOf(ptr.get())), ptr.get());
+    return dbg ? [dbg.checkLive("usable", ptr.get()), size] : size;
   });
 
   const check = dbg && dbg.emitCheck((list) => [
@@ -429,7 +434,7 @@ const nonZero = (cg: Codegen, x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : 
  * pushing need no branches (a cell's neighbour on the list is a real cell or cell 0 alike), and
  * its ends are still 0, the zero memory it starts in.
  */
-function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefined): Lists {
+function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefined, dbg: FreeListDebug | undefined): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
   const anchored = run?.start === L.header;
@@ -447,6 +452,7 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
     const c = f.param("c");
     const nx = f.local(), pr = f.local();
     return [
+      ...(dbg ? dbg.unlinking(c, cg.eq(head.get(), c.get())) : []),
       nx.set(L.nextFreeOf(c.get())),
       pr.set(L.prevFreeOf(c.get())),
       setNext(pr, nx),
@@ -458,6 +464,7 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
     const c = f.param("c");
     const pr = f.local();
     return [
+      ...(dbg ? dbg.pushingAfter(tail.get(), anchored) : []),
       L.setPrevFree(c.get(), pr.tee(tail.get())),
       L.setNextFree(c.get(), cg.size(0)),
       setNext(pr, c),
@@ -477,6 +484,22 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
     find: (f, n) => {
       const c = f.local();
       const walk = f.label("walk");
+      if (dbg) {
+        // Every link is checked before it is followed: the head (from the list's ends), then each
+        // cell's next link (from its payload).
+        const pr = f.local();
+        return [
+          c.set(head.get()),
+          m.loop(walk, cg.when(nonZero(cg, c.get()), [
+            dbg.followLink(m.if(nonZero(cg, pr.get()), cg.add(pr.get(), cg.size(L.header)), c.get()), c.get(), pr.get(), cg.eqz(nonZero(cg, pr.get()))),
+            cg.returnIf(holds(cg, c, n), c.get()),
+            pr.set(c.get()),
+            c.set(L.nextFreeOf(c.get())),
+            m.br(walk),
+          ])),
+          cg.size(0),
+        ];
+      }
       if (!anchored) {
         const found = f.label("found");
         return [
@@ -517,7 +540,7 @@ const SUB_LOG = 5;
  * = (address of head b) - header, so unlinking it writes its successor into the table like into
  * any cell. A last level, always empty, takes the searches past the largest bin.
  */
-function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
+function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeListDebug | undefined): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
   const W = cg.ptrBytes;
@@ -561,6 +584,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
     const c = f.param("c");
     const nx = f.local(), pr = f.local(), b = f.local(), mp = f.local();
     return [
+      ...(dbg ? dbg.unlinking(c, cg.i32(0)) : []),
       nx.set(L.nextFreeOf(c.get())),
       L.setNextFree(pr.tee(L.prevFreeOf(c.get())), nx.get()),
       cg.when(nx.get(), [L.setPrevFree(nx.get(), pr.get())]),
@@ -579,6 +603,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
     const nx = f.local(), b = f.local(), s = f.local(), mp = f.local();
     return [
       s.set(slot(b.tee(binOfCell(c)))),
+      ...(dbg ? [cg.when(nonZero(cg, cg.load(s.get())), [dbg.followLink(s.get(), cg.load(s.get()), L.cellOf(s.get()), true)])] : []),
       L.setNextFree(c.get(), nx.tee(cg.load(s.get()))),
       L.setPrevFree(c.get(), L.cellOf(s.get())),
       cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
@@ -595,9 +620,15 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
     tableBytes,
     find: (f, n) => {
       const c = f.local(), b = f.local(), l = f.local(), map = f.local();
+      /** Debug builds: the head `c` of the bin whose slot is `s` is checked before it is followed. */
+      const s = dbg && f.local();
+      const head = (slotAt: Expr) =>
+        dbg && s
+          ? cg.block([s.set(slotAt), c.set(cg.load(s.get())), cg.when(nonZero(cg, c.get()), [dbg.followLink(s.get(), c.get(), L.cellOf(s.get()), true)]), c.get()])
+          : cg.load(slotAt);
       return [
         // One look at n's own bin.
-        cg.returnIf(m.if(nonZero(cg, c.tee(cg.load(slot(binOf(n.get()))))), holds(cg, c, n), cg.i32(0)), c.get()),
+        cg.returnIf(m.if(nonZero(cg, c.tee(head(slot(binOf(n.get()))))), holds(cg, c, n), cg.i32(0)), c.get()),
         // The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level
         // with a non-empty bin (the last level is always empty: b never leaves the table).
         b.set(cg.add(binOf(cg.sub(n.get(), cg.size(1))), cg.size(1))),
@@ -608,7 +639,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined): Lists {
             map.set(cg.load(mapOf(l.tee(cg.ctz(map.get()))))),
           ],
         ),
-        cg.load(slot(cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get())))),
+        head(slot(cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get())))),
       ];
     },
     verify: ({ f, walk, corrupt }) => {

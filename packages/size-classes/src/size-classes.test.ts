@@ -240,7 +240,7 @@ describe("size-classes: configuration", () => {
     ["more classes than bytes", { maxSmall: 16, classes: 32 }, /classes must be an integer from 1 to maxSmall/],
     ["spacing not a power of two", { maxSmall: 256, classes: 3 }, /must be a power of two/],
     ["spacing below the minimum alignment", { maxSmall: 256, classes: 64 }, /less than the minimum alignment \(8\)/],
-    ["too many classes", { maxSmall: 65536, classes: 8192 }, /at most 4096 classes/],
+    ["too many classes", { maxSmall: 65536, classes: 8192 }, /^size-classes: classes must be at most 4096, got 8192$/],
     ["span not a multiple of the alignment", { spanBytes: 4100 }, /spanBytes \(4100\) must be a multiple of the minimum alignment/],
     ["span of 16 MiB and more", { spanBytes: 2 ** 24 + 8 }, /spanBytes must be an integer from 256 to 16 MiB/],
     ["span below 256 bytes", { spanBytes: 128 }, /spanBytes must be an integer from 256 to 16 MiB/],
@@ -249,6 +249,33 @@ describe("size-classes: configuration", () => {
   ])("%s is refused before anything is emitted", (_name, options, message) => {
     expect(() => build(options)).toThrow(AllocConfigError);
     expect(() => build(options)).toThrow(message);
+  });
+
+  // Issue 11: the messages say what to change, with numbers that work.
+  test("a maxSmall below the minimum alignment: the message says to raise one or lower the other (not \"at most 0 classes\")", () => {
+    const message = "size-classes: maxSmall (1024) is below the minimum alignment (2048), so no two classes can be 2048 bytes apart: " +
+      "raise maxSmall to at least 2048, or lower minAlign to 1024 or less";
+    expect(() => build({}, 2048)).toThrow(new AllocConfigError(message));
+    expect(() => build({ maxSmall: 1000 }, 1024)).toThrow(/^size-classes: maxSmall \(1000\) is below the minimum alignment \(1024\).*lower minAlign to 512 or less$/);
+    // Both suggestions work.
+    expect(build({ maxSmall: 2048 }, 2048).size).toBeGreaterThan(0);
+    expect(build({}, 1024).size).toBeGreaterThan(0);
+    // More classes than the alignment allows, with maxSmall above it: "at most N" with N >= 1.
+    expect(() => build({ maxSmall: 4096, classes: 4 }, 2048)).toThrow(/use fewer classes \(at most 2\) or a larger maxSmall$/);
+  });
+
+  test("too many classes at the default spacing: the message names classes, with an example that builds", () => {
+    const message = "size-classes: maxSmall 65536 at the default spacing (minAlign 8) makes 8192 classes, more than the 4096 allowed: " +
+      "pass classes (at most 4096, e.g. { maxSmall: 65536, classes: 4096 }) or a maxSmall of at most 32768";
+    expect(() => build({ maxSmall: 65536 })).toThrow(new AllocConfigError(message));
+    expect(build({ maxSmall: 65536, classes: 4096 }).size).toBeGreaterThan(0);
+    expect(build({ maxSmall: 32768 }).size).toBeGreaterThan(0);
+    // The example's spacing is a power of two that divides maxSmall; none, and there is no example.
+    expect(() => build({ maxSmall: 40000 })).toThrow(/makes 5000 classes.*pass classes \(at most 4096, e.g. \{ maxSmall: 40000, classes: 2500 \}\) or a maxSmall of at most 32768$/);
+    expect(build({ maxSmall: 40000, classes: 2500 }).size).toBeGreaterThan(0);
+    expect(() => build({ maxSmall: 40001 })).toThrow(/pass classes \(at most 4096\) or a maxSmall of at most 32768$/);
+    // At minAlign 16 the default spacing is 16: 4096 classes, allowed.
+    expect(build({ maxSmall: 65536 }, 16).size).toBeGreaterThan(0);
   });
 
   test("the default spacing follows a larger minimum alignment", async () => {

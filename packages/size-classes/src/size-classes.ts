@@ -105,17 +105,35 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
     `size-classes: spanBlocks must be an integer from 1 to 4096, got ${spanBlocks}`);
   check(spareSpans === 0 || (isPowerOfTwo(spareSpans) && spareSpans <= 256),
     `size-classes: spareSpans must be 0 or a power of two up to 256, got ${spareSpans}`);
+  check(classes === undefined || classes <= MAX_CLASSES, `size-classes: classes must be at most ${MAX_CLASSES}, got ${classes}`);
   const resolve = (limits: BuildLimits): Resolved => {
-    const count = classes ?? Math.max(1, Math.floor(maxSmall / Math.max(8, limits.minAlign)));
+    const { minAlign } = limits;
+    // No spacing can be both at least minAlign and within maxSmall.
+    if (maxSmall < minAlign) {
+      throw new AllocConfigError(
+        `size-classes: maxSmall (${maxSmall}) is below the minimum alignment (${minAlign}), so no two classes can be ${minAlign} bytes apart: ` +
+          `raise maxSmall to at least ${minAlign}, or lower minAlign to ${2 ** Math.floor(Math.log2(maxSmall))} or less`,
+      );
+    }
+    const spacing = Math.max(8, minAlign);
+    const count = classes ?? Math.max(1, Math.floor(maxSmall / spacing));
     // Before the first span, alloc reads a list head from page 0 (and ignores it): the table's
     // offsets must stay inside page 0.
-    check(count <= 4096, `size-classes: at most 4096 classes, got ${count}`);
+    if (count > MAX_CLASSES) {
+      // (Only without `classes`: an explicit count above the limit was refused above.)
+      const example = suggestClasses(maxSmall, spacing);
+      throw new AllocConfigError(
+        `size-classes: maxSmall ${maxSmall} at the default spacing (minAlign ${minAlign}) makes ${count} classes, more than the ${MAX_CLASSES} allowed: ` +
+          `pass classes (at most ${MAX_CLASSES}${example ? `, e.g. { maxSmall: ${maxSmall}, classes: ${example} }` : ""}) or a maxSmall of at most ${MAX_CLASSES * spacing}`,
+      );
+    }
     const step = maxSmall / count;
     check(Number.isInteger(step) && (step & (step - 1)) === 0,
       `size-classes: maxSmall / classes must be a power of two (the spacing of the classes), got ${maxSmall} / ${count} = ${step}`);
-    check(step >= limits.minAlign,
-      `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${limits.minAlign}); ` +
-        `use fewer classes (at most ${Math.floor(maxSmall / limits.minAlign)}) or a larger maxSmall`);
+    // (maxSmall >= minAlign here: one class at least is possible.)
+    check(step >= minAlign,
+      `size-classes: the classes are ${step} bytes apart, less than the minimum alignment (${minAlign}); ` +
+        `use fewer classes (at most ${Math.floor(maxSmall / minAlign)}) or a larger maxSmall`);
     check(spanBytes % limits.minAlign === 0,
       `size-classes: spanBytes (${spanBytes}) must be a multiple of the minimum alignment (${limits.minAlign})`);
     return { maxSmall, classes: count, shift: Math.log2(step), spanBytes, spanBlocks, spareSpans };
@@ -126,6 +144,20 @@ export function sizeClasses(options: SizeClassesOptions = {}): Strategy {
     validate: (limits) => void resolve(limits),
     emit: (ctx, parent) => emitSizeClasses(ctx, parent, resolve(ctx.limits)),
   };
+}
+
+/** The most classes: the class table's offsets must stay within page 0 (see `resolve`). */
+const MAX_CLASSES = 4096;
+
+/**
+ * The most classes at most {@link MAX_CLASSES} that `maxSmall` can be divided into, spaced a
+ * power of two of at least `spacing` bytes apart; undefined when there is no such count.
+ */
+function suggestClasses(maxSmall: number, spacing: number): number | undefined {
+  for (let step = spacing; step <= maxSmall; step *= 2) {
+    if (maxSmall % step === 0 && maxSmall / step <= MAX_CLASSES) return maxSmall / step;
+  }
+  return undefined;
 }
 
 /** The fields of a span's header, in words. Debug builds add three (see debug.ts). */
