@@ -265,8 +265,13 @@ export function conformance(s: StackUnderTest): void {
 
   describe(`${s.name}: a host that grows the exported memory too`, () => {
     // The default backend: the host may grow the memory it was given and use the pages it grew.
-    test("no block lands in pages the host grew, nothing traps, and the heap stays sound", async () => {
-      const { a, model } = await instantiate(s);
+    test.each<[string, Setup]>([
+      ["own memory", {}],
+      ["imported memory", { memory: { mode: "import" } }],
+      ["own memory, debug build (the walker checks the heap at the end)", { debug: true }],
+      ["imported memory, debug build", { memory: { mode: "import" }, debug: true }],
+    ])("%s: no block lands in pages the host grew, nothing traps, and the heap stays sound", async (_name, setup) => {
+      const { a, model } = await instantiate(s, setup);
       const r = rng(17);
       const live: number[] = [];
       const hostPages: number[] = [];
@@ -291,6 +296,7 @@ export function conformance(s: StackUnderTest): void {
       }
       const bytes = new Uint8Array(a.memory.buffer);
       for (const page of hostPages) expect(bytes.subarray(page, page + PAGE_SIZE).every((b) => b === 0xab)).toBe(true);
+      if (setup.debug) a.checkHeap();
     });
   });
 
