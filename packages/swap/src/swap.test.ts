@@ -1,5 +1,5 @@
 import { bump } from "@alloc/bump";
-import { AllocConfigError, type Strategy } from "@alloc/core";
+import { AllocConfigError, binaryen, type Strategy } from "@alloc/core";
 import { freeList } from "@alloc/free-list";
 import { sizeClasses } from "@alloc/size-classes";
 import { readFileSync } from "node:fs";
@@ -143,5 +143,82 @@ describe("refusals", () => {
 
   test("not a module", () => {
     expect(() => swapAllocator(new Uint8Array([1, 2, 3]))).toThrow(/not a valid WebAssembly module/);
+  });
+});
+
+describe("other ways in", () => {
+  test("a module that imports malloc, free, calloc and realloc: the imports are removed and served by ours", async () => {
+    const { binary, report } = swapAllocator(fixture("imports"));
+    expect(report.found.map((e) => `${e.role} by ${e.via}`).sort()).toEqual(
+      ["calloc by import", "free by import", "malloc by import", "realloc by import"],
+    );
+    const module = new WebAssembly.Module(binary as BufferSource);
+    expect(WebAssembly.Module.imports(module)).toEqual([]);
+    const instance = await WebAssembly.instantiate(module);
+    const run = instance.exports.run as (n: number) => number;
+    const expected = (n: number) => {
+      let sum = 0;
+      for (let i = n - 1; i >= 0; i--) sum = (Math.imul(sum, 31) + Math.imul(i, 2654435761)) >>> 0;
+      return sum;
+    };
+    for (const n of [1, 5, 1000, 20_000]) expect(run(n) >>> 0).toBe(expected(n));
+  });
+
+  test("an exported __heap_base is where the heap starts", () => {
+    const { report } = swapAllocator(fixture("calloc.heap-base"));
+    expect(report.heap.source).toBe("__heap_base (exported)");
+    const derived = swapAllocator(fixture("calloc")).report.heap.start;
+    expect(report.heap.start).toBe(derived);
+  });
+});
+
+describe("refusals of modules that would mix two allocators", () => {
+  /** strings.wasm with free and dlfree renamed (same length) in its name section: swap cannot know them. */
+  const renamedFree = () => {
+    const bytes = Buffer.from(fixture("strings"));
+    const names = bytes.lastIndexOf(Buffer.from("\x04name"));
+    for (const [from, to] of [["\x04free", "\x04fre_"], ["\x06dlfree", "\x06dlfre_"]] as const) {
+      const at = bytes.indexOf(Buffer.from(from), names);
+      expect(at).toBeGreaterThan(names);
+      bytes.write(to, at, "latin1");
+    }
+    return new Uint8Array(bytes);
+  };
+
+  test("an entry point under a name swap does not know: the old allocator's code stays reachable, refused with what to do", () => {
+    const run = () => swapAllocator(renamedFree());
+    expect(run).toThrow(AllocConfigError);
+    expect(run).toThrow(/old allocator would stay reachable: "dlfre_" \(uses the removed allocator's state at \d+, \d+, \d+\.\.\.\), called by "fre_"/);
+    expect(run).toThrow(/export it under its C name \(-Wl,--export=malloc/);
+  });
+
+  test("shared memory is refused until the thread-safe build exists", () => {
+    const module = new binaryen.Module();
+    try {
+      module.setFeatures(binaryen.Features.MVP | binaryen.Features.Atomics);
+      module.setMemory(1, 10, "memory", [], true);
+      module.addFunction("malloc", binaryen.i32, binaryen.i32, [], module.i32.const(0));
+      module.addFunctionExport("malloc", "malloc");
+      expect(() => swapAllocator(module.emitBinary())).toThrow(/shared \(built with threads\).*until the thread-safe build exists/);
+    } finally {
+      module.dispose();
+    }
+  });
+});
+
+describe("stripped programs that export their allocator", () => {
+  test("every entry point exported: found by export, swapped, same output", async () => {
+    const { binary, report } = swapAllocator(fixture("strings.stripped-exports"));
+    expect(report.found.map((e) => `${e.role} by ${e.via}`)).toEqual(["malloc by export", "free by export"]);
+    expect(report.notes.join("\n")).toMatch(/no name section: entry points were found by export only/);
+    // Without names the stack pointer is still found (wasm-ld's mutable globals): the heap starts above the stack.
+    expect(report.heap.start).toBe(swapAllocator(fixture("strings"), { baseline: false }).report.heap.start);
+    const run = await runWasi(binary);
+    expect(text(run.stdout)).toBe(original.get("strings")!.stdout);
+  });
+
+  test("only malloc exported: free's dlmalloc code would stay, refused", () => {
+    const run = () => swapAllocator(fixture("strings.stripped-malloc"));
+    expect(run).toThrow(/old allocator would stay reachable: function \d+ \(uses the removed allocator's state at .*rebuild without --strip-all, or export every allocator function/);
   });
 });

@@ -122,10 +122,9 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
     if (found.size === 0) throw new AllocConfigError(named || !hasCode ? noAllocatorMessage() : strippedMessage());
     if (!named) notes.push("the module has no name section: entry points were found by export only");
 
-    // The old allocator: what its entry points reach, and which of those grow the memory (sbrk).
-    const calls = callGraph(module, functions);
-    const oldCode = reachable([...found.keys()].filter((f) => !functions.get(f)!.imported), calls);
-    const growers = new Set([...functions.keys()].filter((f) => !functions.get(f)!.imported && growsMemory(module, f)));
+    // The old allocator: what its entry points reach.
+    const code = readCode(module, functions);
+    const oldCode = reachable([...found.keys()].filter((f) => !functions.get(f)!.imported), code);
 
     const heap = heapStart(module, options.heapBase);
     const start = Math.ceil(heap.start / 16) * 16;
@@ -168,11 +167,9 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
     // What stays reachable: nothing of the old allocator may.
     module.runPasses(["remove-unused-module-elements"]);
     const remaining = new Set(functionList(module).keys());
-    const leftovers = [...remaining].filter(
-      (f) => !found.has(f) && !f.startsWith(`${prefix}/`) && (isOldAllocatorName(f) || (oldCode.has(f) && growers.has(f))),
-    );
-    if (leftovers.length > 0) throw new AllocConfigError(leftoverMessage(leftovers, remaining, calls, found, growers, named));
     const removed = [...functions.keys()].filter((f) => !remaining.has(f));
+    const leftovers = findLeftovers(remaining, removed, oldCode, code, found, prefix);
+    if (leftovers.size > 0) throw new AllocConfigError(leftoverMessage(leftovers, remaining, code, found, named));
 
     const binary = withSettings(optimize, () => {
       if (optimize !== "none") module.optimize();
@@ -282,35 +279,82 @@ function findEntries(module: binaryen.Module, functions: ReadonlyMap<string, Fun
   for (let i = 0; i < module.getNumExports(); i++) {
     const info = binaryen.getExportInfo(module.getExportByIndex(i));
     const role = ENTRY_NAMES[info.name];
-    if (info.kind === binaryen.ExternalFunction && role) add(info.value, role, "export");
+    if (info.kind === binaryen.ExternalFunction && role) add(forwardedTo(module, info.value) ?? info.value, role, "export");
   }
   return found;
 }
 
-const CALL = /\((?:return_)?call \$("(?:[^"\\]|\\.)*"|[^\s()]+)|\(ref\.func \$("(?:[^"\\]|\\.)*"|[^\s()]+)/g;
+/**
+ * The function that `name` forwards all its parameters to, when it is a wrapper: wasm-ld exports
+ * a function of a command module (one with `_start`) through `malloc.command_export`, which runs
+ * the constructors, calls `malloc` with its arguments, and runs the destructors. Undefined when
+ * `name` is not such a wrapper (no single call passes its parameters through in order).
+ */
+function forwardedTo(module: binaryen.Module, name: string): string | undefined {
+  const fn = binaryen.getFunctionInfo(module.getFunction(name));
+  if (fn.module) return undefined;
+  const count = binaryen.expandType(fn.params).length;
+  const targets: string[] = [];
+  const isParam = (e: number, i: number) => {
+    const info = binaryen.getExpressionInfo(e);
+    return info.id === binaryen.LocalGetId && (info as binaryen.LocalGetInfo).index === i;
+  };
+  const visit = (e: number): void => {
+    if (!e) return;
+    const info = binaryen.getExpressionInfo(e);
+    if (info.id === binaryen.BlockId) (info as binaryen.BlockInfo).children.forEach(visit);
+    else if (info.id === binaryen.LocalSetId) visit((info as binaryen.LocalSetInfo).value);
+    else if (info.id === binaryen.DropId) visit((info as binaryen.DropInfo).value);
+    else if (info.id === binaryen.ReturnId) visit((info as binaryen.ReturnInfo).value);
+    else if (info.id === binaryen.CallId) {
+      const call = info as binaryen.CallInfo;
+      if (call.operands.length === count && call.operands.every(isParam)) targets.push(call.target);
+    }
+  };
+  visit(fn.body);
+  const target = targets.length === 1 ? targets[0]! : undefined;
+  if (!target || target === name) return undefined;
+  const callee = binaryen.getFunctionInfo(module.getFunction(target));
+  return callee.params === fn.params && callee.results === fn.results ? target : undefined;
+}
 
-/** Direct calls and function references of every defined function (read from Binaryen's text). */
-function callGraph(module: binaryen.Module, functions: ReadonlyMap<string, FunctionEntry>): Map<string, Set<string>> {
-  const graph = new Map<string, Set<string>>();
+const CALL = /\((?:return_)?call \$("(?:[^"\\]|\\.)*"|[^\s()]+)|\(ref\.func \$("(?:[^"\\]|\\.)*"|[^\s()]+)/g;
+/** A load or store at a constant address: `(i32.load $memory offset=O (i32.const C))`, address C + O. */
+const STATIC_ACCESS = /\([if](?:32|64)\.(?:load|store)\w*(?:\s+\$[^\s()]+)?(?:\s+offset=(\d+))?(?:\s+align=\d+)?\s*\(i32\.const (-?\d+)\)/g;
+
+interface Code {
+  /** Direct calls and function references. */
+  readonly calls: ReadonlySet<string>;
+  /** Addresses of static data it loads or stores directly (an allocator's state lives there). */
+  readonly statics: ReadonlySet<number>;
+  readonly grows: boolean;
+}
+
+/** What every defined function calls, which static data it touches, whether it grows memory (read from Binaryen's text). */
+function readCode(module: binaryen.Module, functions: ReadonlyMap<string, FunctionEntry>): Map<string, Code> {
+  const code = new Map<string, Code>();
   for (const [name, f] of functions) {
-    const callees = new Set<string>();
+    const calls = new Set<string>(), statics = new Set<number>();
+    let grows = false;
     if (!f.imported) {
       const text = binaryen.emitText(binaryen.getFunctionInfo(module.getFunction(name)).body);
       for (const m of text.matchAll(CALL)) {
         const raw = m[1] ?? m[2]!;
-        callees.add(raw.startsWith('"') ? (JSON.parse(raw) as string) : raw);
+        calls.add(raw.startsWith('"') ? (JSON.parse(raw) as string) : raw);
       }
+      for (const m of text.matchAll(STATIC_ACCESS)) statics.add((Number(m[2]) >>> 0) + Number(m[1] ?? 0));
+      grows = /\(memory\.grow\b/.test(text);
     }
-    graph.set(name, callees);
+    code.set(name, { calls, statics, grows });
   }
-  return graph;
+  return code;
 }
 
-function reachable(roots: readonly string[], graph: ReadonlyMap<string, ReadonlySet<string>>): Set<string> {
+function reachable(roots: readonly string[], code: ReadonlyMap<string, Code>): Set<string> {
   const seen = new Set<string>(roots);
   const todo = [...roots];
   while (todo.length > 0) {
-    for (const callee of graph.get(todo.pop()!) ?? []) {
+    for (const callee of code.get(todo.pop()!)?.calls ?? []) {
       if (!seen.has(callee)) {
         seen.add(callee);
         todo.push(callee);
@@ -318,10 +362,6 @@ function reachable(roots: readonly string[], graph: ReadonlyMap<string, Readonly
     }
   }
   return seen;
-}
-
-function growsMemory(module: binaryen.Module, name: string): boolean {
-  return /\(memory\.grow\b/.test(binaryen.emitText(binaryen.getFunctionInfo(module.getFunction(name)).body));
 }
 
 /** A global's constant i32 initial value. */
@@ -350,7 +390,18 @@ function heapStart(module: binaryen.Module, given: number | undefined): { start:
   if (named) return { start: named, source: "__heap_base (a global)" };
   // wasm-ld folds __heap_base into constants unless it is exported: everything below it is the
   // data segments and the stack, whose top is __stack_pointer's initial value.
+  // The stack pointer: by name, or (no names) every mutable i32 global that starts inside the
+  // initial memory: wasm-ld's first global is __stack_pointer; taking them all can only move the
+  // heap's start up.
   let end = constGlobal(module, "__stack_pointer") ?? 0;
+  if (!end) {
+    const memoryEnd = module.getMemoryInfo().initial * 65536;
+    for (let i = 0; i < module.getNumGlobals(); i++) {
+      const info = binaryen.getGlobalInfo(module.getGlobalByIndex(i));
+      const value = info.mutable && info.type === binaryen.i32 ? constGlobal(module, info.name) : undefined;
+      if (value !== undefined && value <= memoryEnd) end = Math.max(end, value);
+    }
+  }
   const segments = module as unknown as {
     getNumDataSegments(): number;
     getDataSegmentByIndex(i: number): number;
@@ -449,19 +500,47 @@ function noAllocatorMessage(): string {
   return `swap: found no allocator entry point in the module (looked for ${C_NAMES}, their __libc_, dl and emscripten_builtin_ names, by name, export and import): nothing to swap`;
 }
 
-function leftoverMessage(
-  leftovers: readonly string[],
+/**
+ * Code of the old allocator that is still reachable, with why it counts as such: a C runtime's
+ * allocator name; growing the memory while reachable from the old entry points (sbrk); or
+ * touching the static state of the removed allocator (two or more of the addresses its code
+ * loaded or stored: dlmalloc's `_gm_` fields; one shared address may be errno).
+ */
+function findLeftovers(
   remaining: ReadonlySet<string>,
-  calls: ReadonlyMap<string, ReadonlySet<string>>,
+  removed: readonly string[],
+  oldCode: ReadonlySet<string>,
+  code: ReadonlyMap<string, Code>,
   found: ReadonlyMap<string, FoundEntry>,
-  growers: ReadonlySet<string>,
+  prefix: string,
+): Map<string, string> {
+  const oldState = new Set<number>();
+  for (const f of removed) if (oldCode.has(f)) for (const a of code.get(f)?.statics ?? []) oldState.add(a);
+  const out = new Map<string, string>();
+  for (const f of remaining) {
+    if (found.has(f) || f.startsWith(`${prefix}/`)) continue;
+    const c = code.get(f);
+    if (isOldAllocatorName(f)) out.set(f, "a C runtime's allocator function");
+    else if (c?.grows && oldCode.has(f)) out.set(f, "grows the memory for the old allocator");
+    else {
+      const shared = [...(c?.statics ?? [])].filter((a) => oldState.has(a));
+      if (shared.length >= 2) out.set(f, `uses the removed allocator's state at ${shared.slice(0, 3).join(", ")}${shared.length > 3 ? "..." : ""}`);
+    }
+  }
+  return out;
+}
+
+function leftoverMessage(
+  leftovers: ReadonlyMap<string, string>,
+  remaining: ReadonlySet<string>,
+  code: ReadonlyMap<string, Code>,
+  found: ReadonlyMap<string, FoundEntry>,
   named: boolean,
 ): string {
   const show = (f: string) => (named ? `"${f}"` : `function ${f}`);
-  const described = leftovers.map((f) => {
-    const callers = [...remaining].filter((c) => calls.get(c)?.has(f) && !leftovers.includes(c));
-    const what = growers.has(f) ? " (grows the memory for the old allocator)" : "";
-    return `${show(f)}${what}${callers.length ? `, called by ${callers.slice(0, 4).map(show).join(", ")}` : ""}`;
+  const described = [...leftovers].map(([f, why]) => {
+    const callers = [...remaining].filter((c) => code.get(c)?.calls.has(f) && !leftovers.has(c));
+    return `${show(f)} (${why})${callers.length ? `, called by ${callers.slice(0, 4).map(show).join(", ")}` : ""}`;
   });
   return (
     `swap: code of the program's old allocator would stay reachable: ${described.join("; ")}. Swap replaced ` +
