@@ -222,3 +222,31 @@ describe("stripped programs that export their allocator", () => {
     expect(run).toThrow(/old allocator would stay reachable: function \d+ \(uses the removed allocator's state at .*rebuild without --strip-all, or export every allocator function/);
   });
 });
+
+describe("Rust (wasm32-unknown-unknown, std's global allocator)", () => {
+  const rust = fixture("rust_churn");
+  const runs = async (binary: Uint8Array) => {
+    const instance = await WebAssembly.instantiate(new WebAssembly.Module(binary as BufferSource));
+    const run = instance.exports.run as (n: number) => number;
+    return [0, 1, 50, 999, 5000, 20_000].map((n) => run(n) >>> 0);
+  };
+
+  for (const composition of COMPOSITIONS.filter((c) => c.name !== "bump")) {
+    test(`swapped for ${composition.name}: __rust_* and __rdl_* call ours, the same results, Rust's dlmalloc gone`, async () => {
+      const { binary, report } = swapAllocator(rust, { strategy: composition.strategy() });
+      const found = report.found.map((e) => e.function);
+      for (const f of ["__rust_alloc", "__rust_dealloc", "__rust_realloc", "__rdl_alloc", "__rdl_dealloc", "__rdl_realloc"]) expect(found).toContain(f);
+      expect(report.found.map((e) => e.role)).toContain("rust_realloc");
+      expect(report.heap.source).toBe("__heap_base (exported)");
+      expect(await runs(binary)).toEqual(await runs(rust));
+      const names = text(new Uint8Array(WebAssembly.Module.customSections(new WebAssembly.Module(binary as BufferSource), "name")[0]!));
+      expect(names).not.toContain("8dlmalloc");
+      expect(report.sizes.after).toBeLessThan(report.sizes.beforeOptimized! - 3000);
+    });
+  }
+
+  test("without bulk memory (byte loops for the over-aligned paths): the same results", async () => {
+    const { binary } = swapAllocator(rust, { bulkMemory: false });
+    expect(await runs(binary)).toEqual(await runs(rust));
+  });
+});

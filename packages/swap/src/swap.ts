@@ -11,7 +11,8 @@ import {
   type Strategy,
 } from "@alloc/core";
 import { freeList } from "@alloc/free-list";
-import { ENTRY_NAMES, isOldAllocatorName, ROLES, type Role } from "./entries.ts";
+import { ENTRY_NAMES, isOldAllocatorName, isRustRole, ROLES, type Role } from "./entries.ts";
+import { rustBody } from "./rust.ts";
 import { heapBaseBackend } from "./heap-base-backend.ts";
 import { dropDwarf, hasNameSection, targetFeatures } from "./sections.ts";
 
@@ -133,7 +134,7 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
     if (start >= initialEnd) notes.push(`the heap starts past the initial memory (${initialEnd} bytes): it takes fresh pages from memory.grow only`);
 
     const stack = options.strategy ?? freeList();
-    const serves = [...new Set([...found.values()].map((e) => e.servedBy))];
+    const serves = [...new Set([...found.values()].flatMap((e) => ROLES[e.role].needs))];
     const prefix = options.prefix ?? "~alloc";
     const heapCheckExport = `${prefix}/heap_check`;
     let installed: ReturnType<typeof installAllocator>;
@@ -162,7 +163,7 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
       for (const name of [installed.debug.faultExport, installed.debug.faultPtrExport]) module.addGlobalExport(name, name);
     }
 
-    for (const entry of found.values()) rewrite(module, entry, installed.functions[entry.servedBy]!);
+    for (const entry of found.values()) rewrite(module, entry, installed.functions, minAlign, bulkMemory);
 
     // What stays reachable: nothing of the old allocator may.
     module.runPasses(["remove-unused-module-elements"]);
@@ -431,11 +432,24 @@ function heapStart(module: binaryen.Module, given: number | undefined): { start:
 }
 
 /** Makes entry point `entry` call ours, keeping its name and signature. */
-function rewrite(module: binaryen.Module, entry: FoundEntry, ours: string): void {
+function rewrite(
+  module: binaryen.Module,
+  entry: FoundEntry,
+  ours: Readonly<Record<string, string>>,
+  minAlign: number,
+  bulkMemory: boolean,
+): void {
   const ref = module.getFunction(entry.function);
   const info = binaryen.getFunctionInfo(ref);
+  if (isRustRole(entry.role)) {
+    // A new function under the same name (calls, exports and tables refer to it by name).
+    const { vars, body } = rustBody(module, entry.role, ours, minAlign, bulkMemory);
+    module.removeFunction(entry.function);
+    module.addFunction(entry.function, info.params, info.results, vars, body);
+    return;
+  }
   const params = binaryen.expandType(info.params);
-  const body = module.call(ours, params.map((type, i) => module.local.get(i, type)), info.results);
+  const body = module.call(ours[entry.servedBy]!, params.map((type, i) => module.local.get(i, type)), info.results);
   if (entry.via === "import") {
     module.removeFunction(entry.function);
     module.addFunction(entry.function, info.params, info.results, [], body);
