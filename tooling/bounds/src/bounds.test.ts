@@ -30,8 +30,6 @@ import {
 const KNOWN_FAILURES: Record<string, string> = {
   // KNOWN_FAILURES_BEGIN (measured at 88b1c7e: `KEYS=1 pnpm --filter @alloc/bounds measure` prints the keys that fail)
   "free-list | source-map | memory": "not flat: 4.8 MiB at 20k ops, 6.2 MiB at 80k (2.0x live): small blocks settle in the space of freed 1.4 MiB buffers and the next buffer grows the heap",
-  "size-classes > free-list | realloc-growth | memory": "0.7 MiB for 0.27 MiB live (2.5x), over 1.5x + 256 KiB (flat, though)",
-  "size-classes > bump | fragmentation | memory": "not flat: 0.2 MiB at 20k ops, 0.4 MiB at 80k (4.5x live); likely cause: spans a round empties go back to bump, which reuses only its latest block",
   // KNOWN_FAILURES_END
 };
 
