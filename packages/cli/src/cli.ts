@@ -6,6 +6,7 @@ import {
   growBackend,
   HeapFaultError,
   type BuildOptions,
+  type AllocatorInstance,
   type BuiltAllocator,
   type HeapReport,
   type PageBackend,
@@ -16,6 +17,7 @@ import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WOR
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
+import { moduleTarget } from "./module-target.ts";
 import { addSwapCommand } from "./swap-command.ts";
 
 /** Where the CLI writes; tests pass their own. */
@@ -295,8 +297,9 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     )
     .addOption(new Option("--seed <n>", "seed of the built-in workloads").argParser(integer).default(1))
     .addOption(new Option("--no-verify", "do not tag and check blocks (for timing only)"))
+    .addOption(new Option("--module <file>", "replay against this compiled module's own malloc, free and realloc (exported, with its memory) instead of a composition"))
     .addHelpText("after", `\nStrategies:\n${strategyHelp}\n`)
-    .action(async (files: string[], flags: BuildFlags & { workload?: string[]; seed: number; verify: boolean }) => {
+    .action(async (files: string[], flags: BuildFlags & { workload?: string[]; seed: number; verify: boolean; module?: string }) => {
       const traces: Trace[] = [];
       for (const file of files) {
         let text: string;
@@ -320,10 +323,11 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       }
       if (traces.length === 0) throw new AllocConfigError("replay needs trace files or --workload");
       const options = buildOptionsFromFlags({ ...flags, exports: ["malloc", "free", "realloc"] });
-      const built = buildAllocator(options);
-      io.out(`${[...flags.strategy, flags.backend].join(" > ")}: ${built.size} bytes\n`);
+      const other = flags.module === undefined ? undefined : await moduleTarget(flags.module);
+      const built = other ? undefined : buildAllocator(options);
+      io.out(other ? `${flags.module} (its own allocator): ${other.size} bytes\n` : `${[...flags.strategy, flags.backend].join(" > ")}: ${built!.size} bytes\n`);
       for (const trace of traces) {
-        const heap = await built.instantiate();
+        const heap = other ? await other.instantiate() : await built!.instantiate();
         try {
           const r = replay(heap, trace, { verify: flags.verify });
           io.out(
@@ -331,7 +335,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
               `${r.failedAllocations} failed, peak memory ${r.peakMemoryBytes} B, peak live ${r.peakLiveBytes} B` +
               `${flags.verify ? ", every block verified" : ""}\n`,
           );
-          if (built.debug) io.out(`  ${heapLine(heap.checkHeap())}`);
+          if (built?.debug) io.out(`  ${heapLine((heap as AllocatorInstance).checkHeap())}`);
         } catch (error) {
           // A failed check (a debug build's fault inside the trace is a ReplayError naming the
           // operation), or a replay that could not start (no room for the driver's data).

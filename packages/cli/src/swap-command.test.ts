@@ -53,3 +53,20 @@ describe("alloc swap", () => {
     expect(r.out).toContain("(nothing written: give -o OUT.wasm)");
   });
 });
+
+describe("alloc replay --module", () => {
+  test("replays against a compiled module's own malloc, free and realloc (wasi-libc's dlmalloc), every block verified", async () => {
+    const r = await alloc("replay", "--module", fixture("dlmalloc"), "-w", "small-churn,realloc-growth");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/dlmalloc\.wasm \(its own allocator\): \d+ bytes/);
+    expect(r.out).toMatch(/^small-churn\(seed 1\): 20000 ops .* 0 failed, .* every block verified$/m);
+    expect(r.out).toMatch(/^realloc-growth\(seed 1\): \d+ ops .* 0 failed, .* every block verified$/m);
+  });
+
+  test("a module without the C ABI exported is refused with how to build one", async () => {
+    const r = await alloc("replay", "--module", fixture("strings"), "-w", "small-churn");
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/does not export the function malloc: build it with .*-Wl,--export=malloc/);
+  });
+});
