@@ -9,3 +9,6 @@ export { ENTRY_NAMES, ROLES } from "./entries.ts";
 export type { Role } from "./entries.ts";
 export { runWasi } from "./wasi.ts";
 export type { WasiRun } from "./wasi.ts";
+export { recordTrace, TraceRecorder } from "./record.ts";
+export type { RecordedTrace } from "./record.ts";
+export { RECORD_MODULE } from "./swap.ts";

@@ -39,6 +39,12 @@ export interface SwapOptions {
   readonly heapBase?: number;
   /** Also optimise the original module the same way, for {@link SwapReport.sizes} (default true). */
   readonly baseline?: boolean;
+  /**
+   * Report every allocator call to the host (default false): the module imports
+   * `alloc_record.alloc(size, ptr)`, `alloc_record.free(ptr)` and `alloc_record.realloc(old, size, new)`,
+   * which {@link recordTrace} turns into a trace for `alloc replay`.
+   */
+  readonly record?: boolean;
 }
 
 /** An entry point of the program's allocator. */
@@ -73,7 +79,7 @@ export interface SwapResult {
   readonly report: SwapReport;
 }
 
-const OPTION_NAMES = ["strategy", "minAlign", "prefix", "bulkMemory", "debug", "optimize", "heapBase", "baseline"];
+const OPTION_NAMES = ["strategy", "minAlign", "prefix", "bulkMemory", "debug", "optimize", "heapBase", "baseline", "record"];
 
 /**
  * Replaces the allocator of a compiled WebAssembly program (C or C++ with wasi-libc's dlmalloc,
@@ -163,7 +169,8 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
       for (const name of [installed.debug.faultExport, installed.debug.faultPtrExport]) module.addGlobalExport(name, name);
     }
 
-    for (const entry of found.values()) rewrite(module, entry, installed.functions, minAlign, bulkMemory);
+    const recorder = options.record ? addRecorder(module, prefix) : undefined;
+    for (const entry of found.values()) rewrite(module, entry, installed.functions, minAlign, bulkMemory, recorder);
 
     // What stays reachable: nothing of the old allocator may.
     module.runPasses(["remove-unused-module-elements"]);
@@ -431,32 +438,88 @@ function heapStart(module: binaryen.Module, given: number | undefined): { start:
   };
 }
 
-/** Makes entry point `entry` call ours, keeping its name and signature. */
+/** The host functions a recording build reports to (see {@link SwapOptions.record}). */
+interface Recorder {
+  readonly alloc: string;
+  readonly free: string;
+  readonly realloc: string;
+}
+
+/** The module name of the recording imports. */
+export const RECORD_MODULE = "alloc_record";
+
+function addRecorder(module: binaryen.Module, prefix: string): Recorder {
+  const i32 = binaryen.i32;
+  const add = (field: string, params: number[]) => {
+    const name = `${prefix}/record/${field}`;
+    module.addFunctionImport(name, RECORD_MODULE, field, binaryen.createType(params), binaryen.none);
+    return name;
+  };
+  return { alloc: add("alloc", [i32, i32]), free: add("free", [i32]), realloc: add("realloc", [i32, i32, i32]) };
+}
+
+/** The call that reports entry point `role`'s call, given its parameters and its result. */
+function recordCall(module: binaryen.Module, role: Role, recorder: Recorder, param: (i: number) => number, result: () => number): number | undefined {
+  const call = (fn: string, args: number[]) => module.call(fn, args, binaryen.none);
+  switch (role) {
+    case "malloc":
+      return call(recorder.alloc, [param(0), result()]);
+    case "calloc":
+      return call(recorder.alloc, [module.i32.mul(param(0), param(1)), result()]);
+    case "aligned_alloc":
+    case "memalign":
+      return call(recorder.alloc, [param(1), result()]);
+    case "rust_alloc":
+    case "rust_alloc_zeroed":
+      return call(recorder.alloc, [param(0), result()]);
+    case "posix_memalign":
+      return module.if(module.i32.eqz(result()), call(recorder.alloc, [param(2), module.i32.load(0, 4, param(0))]));
+    case "free":
+    case "rust_dealloc":
+      return call(recorder.free, [param(0)]);
+    case "realloc":
+      return call(recorder.realloc, [param(0), param(1), result()]);
+    case "rust_realloc":
+      return call(recorder.realloc, [param(0), param(3), result()]);
+    case "malloc_usable_size":
+      return undefined;
+  }
+}
+
+/** Makes entry point `entry` call ours (and report to the recorder), keeping its name and signature. */
 function rewrite(
   module: binaryen.Module,
   entry: FoundEntry,
   ours: Readonly<Record<string, string>>,
   minAlign: number,
   bulkMemory: boolean,
+  recorder: Recorder | undefined,
 ): void {
   const ref = module.getFunction(entry.function);
   const info = binaryen.getFunctionInfo(ref);
-  if (isRustRole(entry.role)) {
-    // A new function under the same name (calls, exports and tables refer to it by name).
-    const { vars, body } = rustBody(module, entry.role, ours, minAlign, bulkMemory);
-    module.removeFunction(entry.function);
-    module.addFunction(entry.function, info.params, info.results, vars, body);
-    return;
-  }
   const params = binaryen.expandType(info.params);
-  const body = module.call(ours[entry.servedBy]!, params.map((type, i) => module.local.get(i, type)), info.results);
-  if (entry.via === "import") {
-    module.removeFunction(entry.function);
-    module.addFunction(entry.function, info.params, info.results, [], body);
-  } else {
+  const built = isRustRole(entry.role)
+    ? rustBody(module, entry.role, ours, minAlign, bulkMemory)
+    : { vars: [] as number[], body: module.call(ours[entry.servedBy]!, params.map((type, i) => module.local.get(i, type)), info.results) };
+  let { vars, body } = built;
+  const record = recorder && (() => {
+    const resultLocal = params.length + vars.length;
+    const hasResult = info.results !== binaryen.none;
+    const report = recordCall(module, entry.role, recorder, (i) => module.local.get(i, params[i]!), () => module.local.get(resultLocal, binaryen.i32));
+    if (report === undefined) return undefined;
+    return hasResult
+      ? { vars: [...vars, binaryen.i32], body: module.block(null, [module.local.set(resultLocal, body), report, module.local.get(resultLocal, binaryen.i32)], binaryen.i32) }
+      : { vars, body: module.block(null, [body, report]) };
+  })();
+  if (record) ({ vars, body } = record);
+  if (entry.via !== "import" && vars.length === 0 && !isRustRole(entry.role)) {
     // binaryen.js has Function.setBody; its typings put it elsewhere.
     (binaryen as unknown as { Function: { setBody(func: number, body: number): void } }).Function.setBody(ref, body);
+    return;
   }
+  // A new function under the same name (calls, exports and tables refer to it by name).
+  module.removeFunction(entry.function);
+  module.addFunction(entry.function, info.params, info.results, vars, body);
 }
 
 function withSettings<T>(mode: "size" | "speed" | "none", fn: () => T): T {

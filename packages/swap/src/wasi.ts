@@ -13,10 +13,10 @@ export interface WasiRun {
 
 /**
  * Runs a WASI command module (`_start`) under node:wasi with `args` (argv[1...]), capturing its
- * stdout. `exit(n)` is an exit code; a trap is returned as `trap`, with the instance (to read a
+ * stdout (`imports` are added to WASI's). `exit(n)` is an exit code; a trap is returned as `trap`, with the instance (to read a
  * debug allocator's fault from it: takeSwapFault).
  */
-export async function runWasi(binary: Uint8Array, args: readonly string[] = []): Promise<WasiRun> {
+export async function runWasi(binary: Uint8Array, args: readonly string[] = [], imports: WebAssembly.Imports = {}): Promise<WasiRun> {
   const dir = mkdtempSync(join(tmpdir(), "alloc-swap-"));
   const file = join(dir, "stdout");
   try {
@@ -26,7 +26,7 @@ export async function runWasi(binary: Uint8Array, args: readonly string[] = []):
     const { WASI } = await import("node:wasi");
     const fd = openSync(file, "w");
     const wasi = new WASI({ version: "preview1", args: ["program", ...args], env: {}, stdout: fd, returnOnExit: true });
-    const { instance } = await WebAssembly.instantiate(binary as BufferSource, wasi.getImportObject() as WebAssembly.Imports);
+    const { instance } = await WebAssembly.instantiate(binary as BufferSource, { ...(wasi.getImportObject() as WebAssembly.Imports), ...imports });
     let exitCode = -1, trap: unknown;
     try {
       exitCode = wasi.start(instance);
