@@ -40,7 +40,9 @@ describe("replay against bump", () => {
   });
 
   test.each(WORKLOADS.map((w) => [w.name]))("the workload %s replays, verified and fast", async (name) => {
-    const trace = generateWorkload(name, { ops: name === "large-blocks" ? 300 : 3_000 });
+    // bump never reuses a block that is not the latest: the workloads of large blocks grow its
+    // memory by their whole volume (staircase: 1.9 GiB at 3,000 operations), so they run shorter.
+    const trace = generateWorkload(name, { ops: ["large-blocks", "staircase", "realloc-doubling", "large-holes"].includes(name) ? 300 : 3_000 });
     const verified = replay(await bumpAllocator.instantiate(), trace);
     const fast = replay(await bumpAllocator.instantiate(), trace, { verify: false });
     expect(verified.failedAllocations).toBe(0);
