@@ -70,3 +70,28 @@ describe("alloc replay --module", () => {
     expect(r.err).toMatch(/does not export the function malloc: build it with .*-Wl,--export=malloc/);
   });
 });
+
+describe("alloc record", () => {
+  test("records a program's allocator calls; alloc replay replays the trace against ours and against the program's own dlmalloc", async () => {
+    const trace = join(mkdtempSync(join(tmpdir(), "alloc-record-")), "strings.trace");
+    const r = await alloc("record", fixture("strings"), "-o", trace);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/strings\.wasm: exit code 0, \d+ bytes of output/);
+    const [, ops, allocs, frees] = /recorded (\d+) operations \((\d+) Alloc, (\d+) Free, 0 Realloc\)/.exec(r.out)!.map(Number);
+    expect(allocs).toBe(frees);
+    expect(readFileSync(trace, "utf8").trim().split("\n")).toHaveLength(ops!);
+    for (const module of [[], ["--module", fixture("dlmalloc")]]) {
+      const replayed = await alloc("replay", trace, ...module);
+      expect(replayed.code).toBe(0);
+      expect(replayed.out).toContain(`strings.trace: ${ops} ops in`);
+      expect(replayed.out).toContain("0 failed");
+    }
+  });
+
+  test("-o is required", async () => {
+    const r = await alloc("record", fixture("strings"));
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/--out/);
+  });
+});

@@ -1,5 +1,5 @@
 import { AllocConfigError } from "@alloc/core";
-import { swapAllocator, type SwapReport } from "@alloc/swap";
+import { recordTrace, swapAllocator, type SwapReport } from "@alloc/swap";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { checkWritable, refuseRepeats, write, type Io } from "./cli.ts";
@@ -52,7 +52,7 @@ export function describeSwap(report: SwapReport, stack: readonly string[]): stri
   return lines.map((l) => `${l}\n`).join("");
 }
 
-/** `alloc swap IN.wasm -o OUT.wasm`: registered on the `alloc` program by cli.ts. */
+/** `alloc swap IN.wasm -o OUT.wasm` and `alloc record IN.wasm -o OUT.trace`: registered on the `alloc` program by cli.ts. */
 export function addSwapCommand(program: Command, io: Io): void {
   const command = program
     .command("swap")
@@ -96,4 +96,38 @@ export function addSwapCommand(program: Command, io: Io): void {
       io.out(flags.out ? `wrote ${flags.out}\n` : "(nothing written: give -o OUT.wasm)\n");
     });
   refuseRepeats(command);
+
+  const record = program
+    .command("record")
+    .description(
+      "Run a compiled WASI program with its allocator swapped for a composition that reports every call, and write the trace (Alloc/Free/Realloc) for alloc replay.",
+    )
+    .argument("<in.wasm>", "the program (built with its names: not --strip-all)")
+    .argument("[args...]", "the program's arguments (after --)")
+    .addOption(new Option("-o, --out <file>", "write the trace to this file").makeOptionMandatory())
+    .addOption(
+      new Option("-s, --strategy <stack>", "the composition the program runs on while recording")
+        .argParser(names)
+        .default([...DEFAULT_STACK], DEFAULT_STACK.join(",")),
+    )
+    .action(async (file: string, args: string[], flags: { out: string; strategy: string[] }) => {
+      const unknown = flags.strategy.find((name) => !STRATEGIES[name]);
+      if (unknown) throw new AllocConfigError(`unknown strategy "${unknown}" (known: ${Object.keys(STRATEGIES).join(", ")})`);
+      let input: Uint8Array;
+      try {
+        input = new Uint8Array(readFileSync(file));
+      } catch (error) {
+        throw new AllocConfigError(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      checkWritable(flags.out, "-o");
+      const { binary } = swapAllocator(input, { strategy: flags.strategy.map((name) => STRATEGIES[name]!.create()), record: true, baseline: false });
+      const recorded = await recordTrace(binary, args);
+      write(flags.out, recorded.text, "-o");
+      const { alloc, free, realloc } = recorded.counts;
+      const how = recorded.run.trap !== undefined ? `trapped (${String(recorded.run.trap)})` : `exit code ${recorded.run.exitCode}`;
+      io.out(`${file}: ${how}, ${recorded.run.stdout.byteLength} bytes of output (not shown)\n`);
+      io.out(`recorded ${recorded.operations} operations (${alloc} Alloc, ${free} Free, ${realloc} Realloc)\n`);
+      io.out(`wrote ${flags.out} (replay it: alloc replay ${flags.out})\n`);
+    });
+  refuseRepeats(record);
 }
