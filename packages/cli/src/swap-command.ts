@@ -1,4 +1,4 @@
-import { AllocConfigError } from "@alloc/core";
+import { AllocConfigError, type Strategy } from "@alloc/core";
 import { recordTrace, swapAllocator, type SwapReport } from "@alloc/swap";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
@@ -26,6 +26,21 @@ function whole(value: string): number {
   const m = /^(0x[0-9a-f]+|\d+)$/i.exec(value.trim());
   if (!m) throw new InvalidArgumentError(`"${value}" is not a whole number (e.g. 16, 0x11000)`);
   return Number(m[1]);
+}
+
+/** The strategies named by --strategy, or an error naming the unknown one. */
+function strategies(list: readonly string[]): Strategy[] {
+  const unknown = list.find((name) => !STRATEGIES[name]);
+  if (unknown) throw new AllocConfigError(`unknown strategy "${unknown}" (known: ${Object.keys(STRATEGIES).join(", ")})`);
+  return list.map((name) => STRATEGIES[name]!.create());
+}
+
+function readProgram(file: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(file));
+  } catch (error) {
+    throw new AllocConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
 }
 
 const bytes = (n: number) => n.toLocaleString("en-US");
@@ -73,17 +88,11 @@ export function addSwapCommand(program: Command, io: Io): void {
     .addOption(new Option("--debug", "debug build of the allocator: faults trap with a cause; exports the heap walker"))
     .addOption(new Option("--heap-base <address>", "where the heap starts, when the program's __heap_base cannot be read").argParser(whole))
     .action(async (file: string, flags: SwapFlags) => {
-      const unknown = flags.strategy.find((name) => !STRATEGIES[name]);
-      if (unknown) throw new AllocConfigError(`unknown strategy "${unknown}" (known: ${Object.keys(STRATEGIES).join(", ")})`);
-      let input: Uint8Array;
-      try {
-        input = new Uint8Array(readFileSync(file));
-      } catch (error) {
-        throw new AllocConfigError(`cannot read ${file}: ${(error as Error).message}`);
-      }
+      const stack = strategies(flags.strategy);
+      const input = readProgram(file);
       if (flags.out) checkWritable(flags.out, "-o");
       const { binary, report } = swapAllocator(input, {
-        strategy: flags.strategy.map((name) => STRATEGIES[name]!.create()),
+        strategy: stack,
         optimize: flags.opt,
         bulkMemory: flags.bulkMemory,
         ...(flags.minAlign !== undefined && { minAlign: flags.minAlign }),
@@ -111,16 +120,10 @@ export function addSwapCommand(program: Command, io: Io): void {
         .default([...DEFAULT_STACK], DEFAULT_STACK.join(",")),
     )
     .action(async (file: string, args: string[], flags: { out: string; strategy: string[] }) => {
-      const unknown = flags.strategy.find((name) => !STRATEGIES[name]);
-      if (unknown) throw new AllocConfigError(`unknown strategy "${unknown}" (known: ${Object.keys(STRATEGIES).join(", ")})`);
-      let input: Uint8Array;
-      try {
-        input = new Uint8Array(readFileSync(file));
-      } catch (error) {
-        throw new AllocConfigError(`cannot read ${file}: ${(error as Error).message}`);
-      }
+      const stack = strategies(flags.strategy);
+      const input = readProgram(file);
       checkWritable(flags.out, "-o");
-      const { binary } = swapAllocator(input, { strategy: flags.strategy.map((name) => STRATEGIES[name]!.create()), record: true, baseline: false });
+      const { binary } = swapAllocator(input, { strategy: stack, record: true, baseline: false });
       const recorded = await recordTrace(binary, args);
       write(flags.out, recorded.text, "-o");
       const { alloc, free, realloc } = recorded.counts;
