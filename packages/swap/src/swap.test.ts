@@ -93,15 +93,25 @@ describe.each(FIXTURES)("%s.wasm", (name) => {
 
 describe("the heap, bulk memory, options", () => {
   test("the heap uses the initial memory from __heap_base before growing", async () => {
-    const { binary, report } = swapAllocator(fixture("strings"), { strategy: [bump()] });
-    // A bump heap hands out addresses upwards from its start: the first blocks are just above it.
-    const run = await runWasi(binary);
-    expect(run.exitCode).toBe(0);
+    const { binary, report } = swapAllocator(fixture("imports"));
+    const instance = await WebAssembly.instantiate(new WebAssembly.Module(binary as BufferSource));
+    const memory = instance.exports.memory as WebAssembly.Memory;
+    const initial = memory.buffer.byteLength;
+    expect(initial).toBe(report.heap.initialEnd);
     expect(report.heap.start % 16).toBe(0);
-    const base = report.heap.start;
-    // The original stack pointer (the top of the stack) is at or below the heap's start.
-    expect(base).toBeGreaterThanOrEqual(70_000);
-    expect(report.heap.source).toMatch(/__stack_pointer/);
+    expect(report.heap.start).toBeLessThan(initial - 30_000);
+    // A few hundred small blocks fit between __heap_base and the end of the initial memory.
+    (instance.exports.run as (n: number) => number)(300);
+    expect(memory.buffer.byteLength).toBe(initial);
+    // More than fits: the memory grows.
+    (instance.exports.run as (n: number) => number)(20_000);
+    expect(memory.buffer.byteLength).toBeGreaterThan(initial);
+    // A heap that starts past the initial memory grows for the first block.
+    const past = swapAllocator(fixture("imports"), { heapBase: initial, baseline: false });
+    expect(past.report.notes.join("\n")).toMatch(/past the initial memory/);
+    const other = await WebAssembly.instantiate(new WebAssembly.Module(past.binary as BufferSource));
+    (other.exports.run as (n: number) => number)(300);
+    expect((other.exports.memory as WebAssembly.Memory).buffer.byteLength).toBeGreaterThan(initial);
   });
 
   test("bulkMemory: false emits no bulk-memory instruction and says nothing about enabling it", async () => {
