@@ -174,6 +174,26 @@ describe("other ways in", () => {
     for (const n of [1, 5, 1000, 20_000]) expect(run(n) >>> 0).toBe(expected(n));
   });
 
+  test("an imported memory (--import-memory): the heap from __heap_base in the memory the host gives", async () => {
+    const { binary, report } = swapAllocator(fixture("imports.import-memory"));
+    const module = new WebAssembly.Module(binary as BufferSource);
+    expect(WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}`)).toEqual(["env.memory"]);
+    const memory = new WebAssembly.Memory({ initial: report.heap.initialEnd / 65536 });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const run = instance.exports.run as (n: number) => number;
+    const reference = await WebAssembly.instantiate(new WebAssembly.Module(swapAllocator(fixture("imports"), { baseline: false }).binary as BufferSource));
+    for (const n of [3, 300, 30_000]) expect(run(n)).toBe((reference.exports.run as (n: number) => number)(n));
+  });
+
+  test("DWARF is dropped (it would describe the old code), and the report says so", () => {
+    const bytes = fixture("strings");
+    const name = new TextEncoder().encode(".debug_info");
+    const payload = new Uint8Array([0, 1 + name.length + 3, name.length, ...name, 1, 2, 3]);
+    const { binary, report } = swapAllocator(new Uint8Array([...bytes, ...payload]), { baseline: false });
+    expect(report.notes.join("\n")).toMatch(/dropped the DWARF sections \(\.debug_info\)/);
+    expect(WebAssembly.Module.customSections(new WebAssembly.Module(binary as BufferSource), ".debug_info")).toEqual([]);
+  });
+
   test("an exported __heap_base is where the heap starts", () => {
     const { report } = swapAllocator(fixture("calloc.heap-base"));
     expect(report.heap.source).toBe("__heap_base (exported)");
