@@ -95,3 +95,12 @@ describe("alloc record", () => {
     expect(r.err).toMatch(/--out/);
   });
 });
+
+test("alloc swap --record: a module that reports every allocator call to alloc_record imports", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "alloc-swap-")), "rec.wasm");
+  const r = await alloc("swap", fixture("realloc_growth"), "--record", "--opt", "none", "-o", out);
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/^recording: every allocator call is reported/m);
+  const imports = WebAssembly.Module.imports(new WebAssembly.Module(readFileSync(out)));
+  expect(imports.filter((i) => i.module === "alloc_record").map((i) => i.name).sort()).toEqual(["alloc", "free", "realloc"]);
+});

@@ -14,6 +14,7 @@ interface SwapFlags {
   bulkMemory: boolean;
   debug?: boolean;
   heapBase?: number;
+  record?: boolean;
 }
 
 function names(value: string): string[] {
@@ -87,6 +88,12 @@ export function addSwapCommand(program: Command, io: Io): void {
     .addOption(new Option("--no-bulk-memory", "do not enable bulk memory: byte loops instead of memory.fill/memory.copy, for engines without it"))
     .addOption(new Option("--debug", "debug build of the allocator: faults trap with a cause; exports the heap walker"))
     .addOption(new Option("--heap-base <address>", "where the heap starts, when the program's __heap_base cannot be read").argParser(whole))
+    .addOption(
+      new Option(
+        "--record",
+        'report every allocator call to the host: imports alloc_record.alloc(size, ptr), .free(ptr), .realloc(old, size, new) (alloc record runs it and writes the trace)',
+      ),
+    )
     .action(async (file: string, flags: SwapFlags) => {
       const stack = strategies(flags.strategy);
       const input = readProgram(file);
@@ -99,9 +106,11 @@ export function addSwapCommand(program: Command, io: Io): void {
         ...(flags.prefix !== undefined && { prefix: flags.prefix }),
         ...(flags.debug && { debug: true }),
         ...(flags.heapBase !== undefined && { heapBase: flags.heapBase }),
+        ...(flags.record && { record: true }),
       });
       if (flags.out) write(flags.out, binary, "-o");
       io.out(describeSwap(report, flags.strategy));
+      if (flags.record) io.out('recording: every allocator call is reported to the imports "alloc_record"."alloc", "free" and "realloc"\n');
       io.out(flags.out ? `wrote ${flags.out}\n` : "(nothing written: give -o OUT.wasm)\n");
     });
   refuseRepeats(command);
