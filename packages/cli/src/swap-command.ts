@@ -53,7 +53,8 @@ export function describeSwap(report: SwapReport, stack: readonly string[]): stri
   for (const e of report.found) byServer.set(e.servedBy, [...(byServer.get(e.servedBy) ?? []), e.function]);
   lines.push(`found: ${report.found.map((e) => `${e.function} (${e.role}, by ${e.via})`).join(", ")}`);
   lines.push(`replaced: ${[...byServer].map(([ours, theirs]) => `${theirs.join(", ")} -> ${ours}`).join("; ")}`);
-  if (report.removed.length > 0) lines.push(`removed (no longer reachable): ${report.removed.join(", ")}`);
+  if (report.removed.length > 0) lines.push(`removed, the old allocator: ${report.removed.join(", ")}`);
+  if (report.alsoRemoved.length > 0) lines.push(`removed, unreachable before: ${report.alsoRemoved.join(", ")}`);
   lines.push(
     report.heap.start < report.heap.initialEnd
       ? `heap: from ${report.heap.start} (${report.heap.source}) through the initial memory (${bytes(report.heap.initialEnd)} bytes), then memory.grow`

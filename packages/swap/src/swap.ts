@@ -60,8 +60,10 @@ export interface FoundEntry {
 
 export interface SwapReport {
   readonly found: readonly FoundEntry[];
-  /** Functions of the old allocator (and what only it used) that are gone from the module. */
+  /** Functions of the old allocator (its entry points and what only they used) that are gone from the module. */
   readonly removed: readonly string[];
+  /** Other functions that are gone: code the input could not reach (Binaryen proves more dead than the linker). */
+  readonly alsoRemoved: readonly string[];
   /** Where the heap starts and how that was found. */
   readonly heap: { readonly start: number; readonly source: string; readonly initialEnd: number };
   readonly bulkMemory: boolean;
@@ -175,7 +177,8 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
     // What stays reachable: nothing of the old allocator may.
     module.runPasses(["remove-unused-module-elements"]);
     const remaining = new Set(functionList(module).keys());
-    const removed = [...functions.keys()].filter((f) => !remaining.has(f));
+    const gone = [...functions.keys()].filter((f) => !remaining.has(f));
+    const removed = gone.filter((f) => oldCode.has(f) || found.has(f));
     const leftovers = findLeftovers(remaining, removed, oldCode, code, found, prefix);
     if (leftovers.size > 0) throw new AllocConfigError(leftoverMessage(leftovers, remaining, code, found, named));
 
@@ -193,6 +196,7 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
       report: {
         found: [...found.values()],
         removed,
+        alsoRemoved: gone.filter((f) => !removed.includes(f)),
         heap: { start, source: heap.source, initialEnd },
         bulkMemory,
         optimize,
@@ -592,7 +596,7 @@ function findLeftovers(
   prefix: string,
 ): Map<string, string> {
   const oldState = new Set<number>();
-  for (const f of removed) if (oldCode.has(f)) for (const a of code.get(f)?.statics ?? []) oldState.add(a);
+  for (const f of removed) for (const a of code.get(f)?.statics ?? []) oldState.add(a);
   const out = new Map<string, string>();
   for (const f of remaining) {
     if (found.has(f) || f.startsWith(`${prefix}/`)) continue;
