@@ -47,8 +47,9 @@ export const isRustRole = (role: Role): role is RustRole => (RUST_ROLES as reado
  */
 export const ENTRY_NAMES: Readonly<Record<string, Role>> = Object.fromEntries([
   // Rust's global allocator on wasm32: __rust_* call the __rdl_* functions of the default
-  // (System: a Rust dlmalloc) allocator; both are entry points.
-  ...RUST_ROLES.flatMap((role) => [[`__${role}`, role] as const, [`__rdl_${role.slice(5)}`, role] as const]),
+  // (System: a Rust dlmalloc) allocator, or the __rg_* functions of a #[global_allocator] (such
+  // as wee_alloc); all are entry points.
+  ...RUST_ROLES.flatMap((role) => [`__${role}`, `__rdl_${role.slice(5)}`, `__rg_${role.slice(5)}`].map((name) => [name, role] as const)),
   ...(Object.keys(ROLES) as Role[]).filter((role) => !isRustRole(role)).flatMap((role) => {
     const names = [role, `__libc_${role}`, `dl${role}`, `emscripten_builtin_${role}`];
     if (role === "malloc_usable_size") names.push("dlmalloc_usable_size");

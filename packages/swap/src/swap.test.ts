@@ -280,3 +280,21 @@ describe("Rust (wasm32-unknown-unknown, std's global allocator)", () => {
     expect(await runs(binary)).toEqual(await runs(rust));
   });
 });
+
+test("Rust with its own #[global_allocator] (__rust_alloc -> __rg_alloc): replaced too, same results, memory reused", async () => {
+  const custom = fixture("rust_custom");
+  const { binary, report } = swapAllocator(custom);
+  expect(report.found.map((e) => e.function)).toEqual(expect.arrayContaining(["__rg_alloc", "__rg_dealloc", "__rg_realloc", "__rust_alloc"]));
+  expect(report.removed).toContain("__rg_alloc");
+  const results = async (bytes: Uint8Array) => {
+    const instance = await WebAssembly.instantiate(new WebAssembly.Module(bytes as BufferSource));
+    const run = instance.exports.run as (n: number) => number;
+    const out = [10, 1000, 30_000].map((n) => run(n) >>> 0);
+    return { out, memory: (instance.exports.memory as WebAssembly.Memory).buffer.byteLength };
+  };
+  const [before, after] = [await results(custom), await results(binary)];
+  expect(after.out).toEqual(before.out);
+  // The program's bump allocator never reuses memory and grows it; ours stays in the initial memory above __heap_base.
+  expect(before.memory).toBeGreaterThan(report.heap.initialEnd);
+  expect(after.memory).toBe(report.heap.initialEnd);
+});
