@@ -33,6 +33,20 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
     expect(a.checkHeap().layers[0]).toMatchObject({ layer: "size-classes", usedBlocks: 0, usedBytes: 0 });
   });
 
+  test.each([0x7fff0000, 0xffffffff, 12345, 8])("a write after free into a freed block's link (%i) is a use-after-free, never a trap", async (value) => {
+    const a = await heap();
+    const keep = a.malloc(24);
+    const [p, q] = [a.malloc(24), a.malloc(24)];
+    a.free(p);
+    a.free(q);
+    new DataView(a.memory.buffer).setUint32(q, value, true);
+    // The first malloc takes q and reads the link; the next follows it.
+    const fault = faultOf(() => [a.malloc(24), a.malloc(24), a.malloc(24)]);
+    expect(fault).toMatchObject({ layer: "size-classes" });
+    expect(["use-after-free", "corrupt-heap"]).toContain(fault.kind);
+    void keep;
+  });
+
   test("a write to a freed small block is caught when it is handed out again, and by the walker", async () => {
     const a = await heap();
     const keep = a.malloc(40); // (its span stays in use)

@@ -174,6 +174,27 @@ export class SizeClassesDebug {
     ];
   }
 
+  /**
+   * Before the free block `p` at the front of span `s`'s list is followed (its link read): it must
+   * be a block span `s` has handed out (above the span's header, below its next unused block,
+   * aligned), or a write after free overwrote the link that led here.
+   */
+  beforePop(p: Local, s: Local): Expr[] {
+    const { cg, debug, minAlign } = this.o;
+    const m = cg.module;
+    return [
+      debug.failIf(
+        m.i32.or(
+          m.i32.or(cg.leU(p.get(), s.get()), cg.geU(p.get(), this.get(s.get(), "top"))),
+          cg.ne(cg.and(p.get(), cg.size(minAlign - 1)), cg.size(0)),
+        ),
+        "use-after-free",
+        "a free block's link was overwritten (a write after free): it leads outside its span",
+        p.get(),
+      ),
+    ];
+  }
+
   /** The free block `p` of span `s` was popped from its span's list: it must be marked and poisoned. */
   popped(p: Local, s: Local): Expr[] {
     const { cg, debug, headerOf } = this.o;

@@ -452,7 +452,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
             cg.when(s.tee(cg.select(table.get(), cg.load(cg.add(table.get(), h.get())), zero())), [
               cg.when(
                 p.tee(get(s.get(), "free")),
-                [set(s.get(), "free", cg.load(p.get())), ...(dbg ? dbg.popped(p, s) : [])],
+                [...(dbg ? dbg.beforePop(p, s) : []), set(s.get(), "free", cg.load(p.get())), ...(dbg ? dbg.popped(p, s) : [])],
                 [
                   // A block never handed out, in address order.
                   set(s.get(), "top", cg.add(cg.add(p.tee(get(s.get(), "top")), get(s.get(), "size")), cg.size(smallHeader))),
