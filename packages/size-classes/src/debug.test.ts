@@ -47,6 +47,22 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
     void keep;
   });
 
+  test("malloc_usable_size of an address that is not a live block is an invalid pointer; of a live one, its size", async () => {
+    const a = await buildAllocator({ strategy: [sizeClasses(), make()], debug: true, exports: ["malloc", "free", "malloc_usable_size"], ...setup }).instantiate();
+    const p = a.malloc(24);
+    const big = a.malloc(5000);
+    for (const bad of [p + 8, p + 4, 0x7fff0000, 8, big + 16]) {
+      // (Over bump, an address inside a block whose word in front reads as poison is named a
+      // double free: a known imprecision; never a number or a trap.)
+      const fault = faultOf(() => a.malloc_usable_size(bad));
+      expect(fault, `malloc_usable_size(${bad})`).toMatchObject({ layer: "size-classes" });
+      expect(["invalid-pointer", "double-free"]).toContain(fault.kind);
+    }
+    expect(a.malloc_usable_size(p)).toBeGreaterThanOrEqual(24);
+    expect(a.malloc_usable_size(big)).toBeGreaterThanOrEqual(5000);
+    a.checkHeap();
+  });
+
   test("a write to a freed small block is caught when it is handed out again, and by the walker", async () => {
     const a = await heap();
     const keep = a.malloc(40); // (its span stays in use)

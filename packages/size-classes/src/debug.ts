@@ -240,6 +240,14 @@ export class SizeClassesDebug {
    * freed and updates the counters. `h` receives the header: the span, or the parent's block + 1.
    */
   free(f: FunctionScope, ptr: Local, h: Local): Expr[] {
+    return this.checkBlock(f, ptr, h, true);
+  }
+
+  /**
+   * The checks of `free` (and, with `mark` false, of `malloc_usable_size`: the same checks, and
+   * nothing written): `ptr` must be a live block, small or large.
+   */
+  checkBlock(f: FunctionScope, ptr: Local, h: Local, mark: boolean): Expr[] {
     const { cg, debug, headerOf, sizeWordAt, layout, maxLargeHeader } = this.o;
     const m = cg.module;
     const W = cg.ptrBytes;
@@ -268,9 +276,13 @@ export class SizeClassesDebug {
             ),
             "no block header at this address (a large header that does not fit)",
           ),
-          this.o.setHeader(ptr.get(), cg.or(h.get(), cg.size(SMALL_FREE))),
-          this.sub(this.largeUsed, cg.size(1)),
-          this.sub(this.largeBytes, cg.load(sizeWordAt(ptr.get()))),
+          ...(mark
+            ? [
+                this.o.setHeader(ptr.get(), cg.or(h.get(), cg.size(SMALL_FREE))),
+                this.sub(this.largeUsed, cg.size(1)),
+                this.sub(this.largeBytes, cg.load(sizeWordAt(ptr.get()))),
+              ]
+            : []),
         ],
         [
           invalid(this.notSpan(s), "no block header at this address (no span)"),
@@ -287,10 +299,14 @@ export class SizeClassesDebug {
           debug.failIf(cg.eq(low2(), cg.size(SMALL_FREE)), "double-free", "the block is already free", ptr.get()),
           ...this.failIfCanary(() => cg.add(ptr.get(), cg.add(size.get(), cg.size(layout.smallHeader))), "a write past the end of the block (the canary after it is broken)"),
           ...this.failIfCanary(ptr.get, "a write past the end of the block before this one (its canary is broken)"),
-          h.set(s()),
-          this.o.setHeader(ptr.get(), cg.or(h.get(), cg.size(SMALL_FREE))),
-          debug.poison(cg.add(ptr.get(), cg.size(W)), cg.sub(size.get(), cg.size(W))),
-          this.sub(this.smallUsed, cg.size(1)),
+          ...(mark
+            ? [
+                h.set(s()),
+                this.o.setHeader(ptr.get(), cg.or(h.get(), cg.size(SMALL_FREE))),
+                debug.poison(cg.add(ptr.get(), cg.size(W)), cg.sub(size.get(), cg.size(W))),
+                this.sub(this.smallUsed, cg.size(1)),
+              ]
+            : []),
         ],
       ),
     ];

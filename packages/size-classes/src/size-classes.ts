@@ -523,7 +523,11 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const usableSize = cg.function(scope("usable_size"), ["ptr"], "usize", (f) => {
     const ptr = f.param("ptr");
     const h = f.local();
-    return m.if(isLarge(h.tee(headerOf(ptr.get()))), cg.load(sizeWordAt(ptr.get())), get(h.get(), "size"));
+    return [
+      // Debug builds: the pointer is checked like free's (nothing is written).
+      ...(dbg ? dbg.checkBlock(f, ptr, f.local(), false) : []),
+      m.if(isLarge(h.tee(headerOf(ptr.get()))), cg.load(sizeWordAt(ptr.get())), get(h.get(), "size")),
+    ];
   });
 
   const checkFn = dbg && dbg.emitCheck();
