@@ -43,7 +43,8 @@ export const isRustRole = (role: Role): role is RustRole => (RUST_ROLES as reado
 /**
  * The names under which C runtimes define their allocator's entry points: the C names,
  * wasi-libc's and musl's internal aliases (`__libc_*`), dlmalloc's own (`dl*`, separate functions
- * in wasi-libc that the C names call), and Emscripten's `emscripten_builtin_*`.
+ * in wasi-libc that the C names call), Emscripten's `emscripten_builtin_*`, and emmalloc's
+ * `emmalloc_*` (the malloc of Zig's wasi-libc: its malloc and calloc call `emmalloc_memalign`).
  */
 export const ENTRY_NAMES: Readonly<Record<string, Role>> = Object.fromEntries([
   // Rust's global allocator on wasm32: __rust_* call the __rdl_* functions of the default
@@ -51,14 +52,14 @@ export const ENTRY_NAMES: Readonly<Record<string, Role>> = Object.fromEntries([
   // as wee_alloc); all are entry points.
   ...RUST_ROLES.flatMap((role) => [`__${role}`, `__rdl_${role.slice(5)}`, `__rg_${role.slice(5)}`].map((name) => [name, role] as const)),
   ...(Object.keys(ROLES) as Role[]).filter((role) => !isRustRole(role)).flatMap((role) => {
-    const names = [role, `__libc_${role}`, `dl${role}`, `emscripten_builtin_${role}`];
-    if (role === "malloc_usable_size") names.push("dlmalloc_usable_size");
+    const names = [role, `__libc_${role}`, `dl${role}`, `emscripten_builtin_${role}`, `emmalloc_${role}`];
+    if (role === "malloc_usable_size") names.push("dlmalloc_usable_size", "emmalloc_usable_size");
     return names.map((name) => [name, role] as const);
   }),
 ]);
 
 /**
- * Functions of dlmalloc (as wasi-libc and Emscripten build it) that are not entry points: if one
+ * Functions of dlmalloc (as wasi-libc and Emscripten build it) and of emmalloc (Zig's wasi-libc) that are not entry points: if one
  * is still reachable once the entry points call ours, some caller of the old allocator was not
  * found, and the module would mix two allocators.
  */
@@ -93,6 +94,20 @@ export const OLD_ALLOCATOR_INTERNALS: ReadonlySet<string> = new Set([
   "bulk_free",
   "valloc",
   "pvalloc",
+  // emmalloc's (its emmalloc_* are matched by prefix).
+  "attempt_allocate",
+  "allocate_memory",
+  "claim_more_memory",
+  "initialize_emmalloc_heap",
+  "attempt_region_resize",
+  "acquire_and_attempt_region_resize",
+  "create_free_region",
+  "create_used_region",
+  "link_to_free_list",
+  "unlink_from_free_list",
+  "prepend_to_free_list",
+  "compute_free_list_bucket",
+  "trim_dynamic_heap_reservation",
 ]);
 
 /** Whether a function's name marks it as part of a C runtime's allocator. */
@@ -101,6 +116,7 @@ export function isOldAllocatorName(name: string): boolean {
     OLD_ALLOCATOR_INTERNALS.has(name) ||
     /^(dl|__libc_)(malloc|free|calloc|realloc|memalign|posix_memalign|aligned_alloc|valloc|pvalloc|malloc_usable_size|mallinfo|malloc_trim|malloc_stats|bulk_free|realloc_in_place|independent_c)/.test(name) ||
     name.startsWith("emscripten_builtin_") ||
+    name.startsWith("emmalloc_") ||
     name.startsWith("mspace_") ||
     // Rust's dlmalloc crate (mangled: _ZN8dlmalloc8dlmalloc...; its System: ..dlmalloc..sys..System).
     name.startsWith("_ZN8dlmalloc") ||

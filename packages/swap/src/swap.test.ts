@@ -5,6 +5,7 @@ import { sizeClasses } from "@alloc/size-classes";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, test } from "vitest";
 import { runWasi, swapAllocator, takeSwapFault, type SwapResult } from "./index.ts";
+import { unquoteName } from "./swap.ts";
 
 /** The C programs of fixtures/ (rebuilt by `pnpm --filter @alloc/swap fixtures`). */
 const FIXTURES = ["strings", "realloc_growth", "calloc", "memalign"] as const;
@@ -297,4 +298,54 @@ test("Rust with its own #[global_allocator] (__rust_alloc -> __rg_alloc): replac
   // The program's bump allocator never reuses memory and grows it; ours stays in the initial memory above __heap_base.
   expect(before.memory).toBeGreaterThan(report.heap.initialEnd);
   expect(after.memory).toBe(report.heap.initialEnd);
+});
+
+describe("Zig (0.11, wasm32-wasi, std.heap.c_allocator over its wasi-libc's emmalloc)", () => {
+  const zig = fixture("zig_churn");
+  let reference: string;
+  beforeAll(async () => {
+    const run = await runWasi(zig);
+    expect(run.exitCode).toBe(0);
+    reference = text(run.stdout);
+  });
+
+  test("the original runs (the reference output)", () => {
+    expect(reference).toMatch(/^strings: 64 live.*\nlist: .*\nmap: 1000 keys.*\naligned: 200\/200\n$/s);
+  });
+
+  for (const composition of COMPOSITIONS.filter((c) => c.name !== "bump")) {
+    test(`swapped for ${composition.name}: same output, validates, emmalloc gone, heap above the .bss`, async () => {
+      const { binary, report } = swapAllocator(zig, { strategy: composition.strategy() });
+      expect(WebAssembly.validate(binary as BufferSource)).toBe(true);
+      expect(report.found.map((e) => e.function)).toEqual(expect.arrayContaining(["malloc", "free", "calloc", "emmalloc_memalign"]));
+      expect(report.removed).toEqual(expect.arrayContaining(["emmalloc_memalign", "attempt_allocate", "sbrk"]));
+      const run = await runWasi(binary);
+      expect(run.exitCode).toBe(0);
+      expect(text(run.stdout)).toBe(reference);
+      const names = text(new Uint8Array(WebAssembly.Module.customSections(new WebAssembly.Module(binary as BufferSource), "name")[0]!));
+      for (const old of ["emmalloc", "attempt_allocate", "sbrk"]) expect(names).not.toContain(old);
+      // Zig's names survive (quoted in Binaryen's text, with ' escaped).
+      expect(names).toContain("heap.CAllocator.alloc");
+      expect(names).toContain("~alloc/");
+      // Zig links the stack first: data segments end at 1,050,592, the .bss (errno, emmalloc's
+      // state) runs to __heap_base, 1,050,640, which no segment and no global says.
+      expect(report.heap.source).toMatch(/static addresses the code uses/);
+      expect(report.heap.start).toBe(1_050_640);
+      expect(report.sizes.after).toBeLessThan(report.sizes.before);
+    });
+  }
+
+  test("a debug composition swapped in reports no fault, and its heap walker passes after the run", async () => {
+    const { binary, report } = swapAllocator(zig, { strategy: [sizeClasses(), freeList()], debug: true });
+    const run = await runWasi(binary);
+    if (run.trap) throw takeSwapFault(run.instance, report, run.trap) ?? run.trap;
+    expect(text(run.stdout)).toBe(reference);
+    (run.instance.exports[report.debug!.heapCheckExport] as () => void)();
+  });
+
+  test("quoted names of Binaryen's text are unquoted as Binaryen escapes them (not JSON: \\' is no JSON escape)", () => {
+    expect(unquoteName(String.raw`"a(function \'write\').b"`)).toBe("a(function 'write').b");
+    expect(unquoteName(String.raw`"x\"y\\z\t\5c\c3\a9"`)).toBe("x\"y\\z\t\\é");
+    expect(unquoteName(String.raw`"\u{1F600}ok"`)).toBe("\u{1F600}ok");
+  });
 });

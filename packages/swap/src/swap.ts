@@ -334,6 +334,39 @@ const CALL = /\((?:return_)?call \$("(?:[^"\\]|\\.)*"|[^\s()]+)|\(ref\.func \$("
 /** A load or store at a constant address: `(i32.load $memory offset=O (i32.const C))`, address C + O. */
 const STATIC_ACCESS = /\([if](?:32|64)\.(?:load|store)\w*(?:\s+\$[^\s()]+)?(?:\s+offset=(\d+))?(?:\s+align=\d+)?\s*\(i32\.const (-?\d+)\)/g;
 
+const SIMPLE_ESCAPES: Readonly<Record<string, number>> = { t: 9, n: 10, r: 13, '"': 34, "'": 39, "\\": 92 };
+
+/**
+ * A quoted name of Binaryen's text (`$"..."`), unquoted: Binaryen escapes `"`, `'` and `\\` with a
+ * backslash, `\t`, `\n`, `\r`, and other bytes as two hex digits (`\5c`). Not JSON: Zig's names
+ * (`io.writer.Writer(...,(function 'write')).writeAll`) hold `'`, which JSON.parse refuses.
+ */
+export function unquoteName(quoted: string): string {
+  const body = quoted.slice(1, -1);
+  const bytes: number[] = [];
+  const encoder = new TextEncoder();
+  for (let i = 0; i < body.length; i++) {
+    const ch = body[i]!;
+    if (ch !== "\\") {
+      const code = body.codePointAt(i)!;
+      if (code > 0xffff) i++;
+      bytes.push(...encoder.encode(String.fromCodePoint(code)));
+      continue;
+    }
+    const next = body[++i]!;
+    if (next in SIMPLE_ESCAPES) bytes.push(SIMPLE_ESCAPES[next]!);
+    else if (next === "u" && body[i + 1] === "{") {
+      const end = body.indexOf("}", i);
+      bytes.push(...encoder.encode(String.fromCodePoint(parseInt(body.slice(i + 2, end), 16))));
+      i = end;
+    } else {
+      bytes.push(parseInt(body.slice(i, i + 2), 16));
+      i++;
+    }
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
 interface Code {
   /** Direct calls and function references. */
   readonly calls: ReadonlySet<string>;
@@ -352,7 +385,7 @@ function readCode(module: binaryen.Module, functions: ReadonlyMap<string, Functi
       const text = binaryen.emitText(binaryen.getFunctionInfo(module.getFunction(name)).body);
       for (const m of text.matchAll(CALL)) {
         const raw = m[1] ?? m[2]!;
-        calls.add(raw.startsWith('"') ? (JSON.parse(raw) as string) : raw);
+        calls.add(raw.startsWith('"') ? unquoteName(raw) : raw);
       }
       for (const m of text.matchAll(STATIC_ACCESS)) statics.add((Number(m[2]) >>> 0) + Number(m[1] ?? 0));
       grows = /\(memory\.grow\b/.test(text);
@@ -405,7 +438,8 @@ function heapStart(module: binaryen.Module, given: number | undefined): { start:
   // The stack pointer: by name, or (no names) every mutable i32 global that starts inside the
   // initial memory: wasm-ld's first global is __stack_pointer; taking them all can only move the
   // heap's start up.
-  let end = constGlobal(module, "__stack_pointer") ?? 0;
+  const stackPointer = constGlobal(module, "__stack_pointer");
+  let end = stackPointer ?? 0, lowestData = Infinity;
   if (!end) {
     const memoryEnd = module.getMemoryInfo().initial * 65536;
     for (let i = 0; i < module.getNumGlobals(); i++) {
@@ -429,7 +463,27 @@ function heapStart(module: binaryen.Module, given: number | undefined): { start:
           "its static data ends: export __heap_base (-Wl,--export=__heap_base) or pass heapBase",
       );
     }
-    if (!segment.passive && segment.offset !== null) end = Math.max(end, segment.offset + segment.data.byteLength);
+    if (!segment.passive && segment.offset !== null) {
+      lowestData = Math.min(lowestData, segment.offset);
+      end = Math.max(end, segment.offset + segment.data.byteLength);
+    }
+  }
+  // With the stack first (wasm-ld --stack-first, as Zig links), the zero-initialised data (.bss)
+  // follows the data segments and has no segment of its own (the memory starts zeroed): nothing
+  // but the code tells where it ends. Every address of it is a constant in the code (a
+  // non-relocatable build), and so is __heap_base where the old allocator reads it: the heap
+  // starts above every constant between the data segments and the end of the initial memory.
+  // (With the data first, the .bss lies below the stack, whose top covers it.)
+  let bss = false;
+  if (stackPointer !== undefined && stackPointer <= lowestData && end > stackPointer) {
+    const memoryEnd = module.getMemoryInfo().initial * 65536;
+    const dataEnd = end;
+    for (const m of module.emitText().matchAll(/\(i32\.const (\d+)\)|offset=(\d+)/g)) {
+      const value = Number(m[1] ?? m[2]);
+      if (value >= dataEnd && value < memoryEnd && value > end) end = value;
+    }
+    bss = end > dataEnd;
+    end = (end + 15) & ~15;
   }
   check(
     end > 0,
@@ -438,7 +492,9 @@ function heapStart(module: binaryen.Module, given: number | undefined): { start:
   );
   return {
     start: end,
-    source: "derived from __stack_pointer's initial value and the data segments (wasm-ld folds __heap_base away unless it is exported)",
+    source: bss
+      ? "derived from the data segments and the static addresses the code uses above them (the stack comes first; wasm-ld folds __heap_base away unless it is exported)"
+      : "derived from __stack_pointer's initial value and the data segments (wasm-ld folds __heap_base away unless it is exported)",
   };
 }
 
