@@ -42,6 +42,7 @@ export type {
 export type { AllocatorInstance, HeapReport, InstantiateOptions } from "./instantiate.ts";
 export { HeapFaultError, POISON, POISON_WORD } from "./debug.ts";
 export type { DebugHooks, DebugInfo, FaultKind, FaultSite, LayerStats, StatVars } from "./debug.ts";
-export type { OptimizeMode } from "./optimize.ts";
+export { withOptimizeSettings } from "./optimize.ts";
+export type { OptimizeFlags, OptimizeMode } from "./optimize.ts";
 export { CELL_FREE, cellLayout, cellSizes, walkCells } from "./cell.ts";
 export type { CellLayout, CellSizes, CellView } from "./cell.ts";

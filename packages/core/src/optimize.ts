@@ -13,6 +13,21 @@ const LEVELS: Readonly<Record<Exclude<OptimizeMode, "none">, { optimize: number;
   speed: { optimize: 3, shrink: 0, alwaysInline: 40, flexibleInline: 160 },
 };
 
+/** What a build tells Binaryen about the module besides the optimisation goal. */
+export interface OptimizeFlags {
+  /** Memory starts zeroed (a module that owns its memory): Binaryen may drop stores of zero. */
+  readonly zeroFilledMemory: boolean;
+  /**
+   * No code reads or writes addresses below 1024 (default true: an allocator's own module). False
+   * for a whole program, whose data and stack may start at address 0.
+   */
+  readonly lowMemoryUnused?: boolean;
+  /** Keep names in the emitted binary (default: as Binaryen was set). */
+  readonly debugInfo?: boolean;
+  /** Speed builds inline helpers at every call site (default true); false leaves Binaryen's limits. */
+  readonly inlineHelpers?: boolean;
+}
+
 /**
  * Runs `fn` with Binaryen's process-wide optimisation settings set for `mode`, and restores
  * the previous settings afterwards, so a build never leaks its settings into a user's own
@@ -24,7 +39,7 @@ const LEVELS: Readonly<Record<Exclude<OptimizeMode, "none">, { optimize: number;
  */
 export function withOptimizeSettings<T>(
   mode: Exclude<OptimizeMode, "none">,
-  flags: { zeroFilledMemory: boolean },
+  flags: OptimizeFlags,
   fn: () => T,
 ): T {
   const saved = {
@@ -32,6 +47,7 @@ export function withOptimizeSettings<T>(
     shrink: binaryen.getShrinkLevel(),
     zero: binaryen.getZeroFilledMemory(),
     low: binaryen.getLowMemoryUnused(),
+    debugInfo: binaryen.getDebugInfo(),
     alwaysInline: binaryen.getAlwaysInlineMaxSize(),
     flexibleInline: binaryen.getFlexibleInlineMaxSize(),
   };
@@ -39,8 +55,9 @@ export function withOptimizeSettings<T>(
     binaryen.setOptimizeLevel(LEVELS[mode].optimize);
     binaryen.setShrinkLevel(LEVELS[mode].shrink);
     binaryen.setZeroFilledMemory(flags.zeroFilledMemory);
-    binaryen.setLowMemoryUnused(true);
-    const { alwaysInline, flexibleInline } = LEVELS[mode];
+    binaryen.setLowMemoryUnused(flags.lowMemoryUnused ?? true);
+    if (flags.debugInfo !== undefined) binaryen.setDebugInfo(flags.debugInfo);
+    const { alwaysInline, flexibleInline } = flags.inlineHelpers === false ? {} : LEVELS[mode];
     if (alwaysInline !== undefined) binaryen.setAlwaysInlineMaxSize(alwaysInline);
     if (flexibleInline !== undefined) binaryen.setFlexibleInlineMaxSize(flexibleInline);
     return fn();
@@ -49,6 +66,7 @@ export function withOptimizeSettings<T>(
     binaryen.setShrinkLevel(saved.shrink);
     binaryen.setZeroFilledMemory(saved.zero);
     binaryen.setLowMemoryUnused(saved.low);
+    binaryen.setDebugInfo(saved.debugInfo);
     binaryen.setAlwaysInlineMaxSize(saved.alwaysInline);
     binaryen.setFlexibleInlineMaxSize(saved.flexibleInline);
   }

@@ -6,6 +6,7 @@ import {
   HeapFaultError,
   installAllocator,
   isPowerOfTwo,
+  withOptimizeSettings,
   type CFunction,
   type DebugInfo,
   type Strategy,
@@ -582,30 +583,14 @@ function rewrite(
   module.addFunction(entry.function, info.params, info.results, vars, body);
 }
 
+/**
+ * Binaryen's settings for a whole program: nothing assumed of its memory (its data and stack
+ * start at address 0), names kept (emitBinary drops them otherwise), Binaryen's own inlining.
+ * ("none" optimises nothing: the levels do not matter.)
+ */
 function withSettings<T>(mode: "size" | "speed" | "none", fn: () => T): T {
-  const saved = {
-    optimize: binaryen.getOptimizeLevel(),
-    shrink: binaryen.getShrinkLevel(),
-    zero: binaryen.getZeroFilledMemory(),
-    low: binaryen.getLowMemoryUnused(),
-    debugInfo: binaryen.getDebugInfo(),
-  };
-  try {
-    binaryen.setOptimizeLevel(mode === "speed" ? 3 : 2);
-    binaryen.setShrinkLevel(mode === "size" ? 2 : 0);
-    // A program's memory holds its data and stack from address 0 up: assume nothing about it.
-    binaryen.setZeroFilledMemory(false);
-    binaryen.setLowMemoryUnused(false);
-    // Keep the program's names (emitBinary drops them otherwise).
-    binaryen.setDebugInfo(true);
-    return fn();
-  } finally {
-    binaryen.setOptimizeLevel(saved.optimize);
-    binaryen.setShrinkLevel(saved.shrink);
-    binaryen.setZeroFilledMemory(saved.zero);
-    binaryen.setLowMemoryUnused(saved.low);
-    binaryen.setDebugInfo(saved.debugInfo);
-  }
+  const flags = { zeroFilledMemory: false, lowMemoryUnused: false, debugInfo: true, inlineHelpers: false };
+  return withOptimizeSettings(mode === "none" ? "size" : mode, flags, fn);
 }
 
 /** The size of the original module optimised the same way: what the swap is compared with. */
