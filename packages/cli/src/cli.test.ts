@@ -55,7 +55,7 @@ describe("alloc build", () => {
     );
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
-    expect(r.out).toContain("bump > static:");
+    expect(r.out).toContain("bump > static(start=65536,size=131072):");
     expect(r.out).toContain('imports: memory "env"."memory"');
     expect(r.out).toContain("malloc(16) = 65536");
   });
@@ -70,7 +70,7 @@ describe("alloc build", () => {
     [["build", "--memory", "import", "--maximum-pages", "4"], /imported memory's maximum/],
     [["build", "--static-size", "lots"], /not a whole number/],
     [["build", "--bogus"], /unknown option '--bogus'/],
-    [["build", "--backend", "mmap"], /Allowed choices are grow, static/],
+    [["build", "--backend", "mmap"], /unknown backend "mmap" \(known: grow, static\)/],
     [["frobnicate"], /unknown command 'frobnicate'/],
     // Contradictions are refused, not settled silently by the last flag.
     [["build", "--exclusive", "--no-exclusive"], /--exclusive and --no-exclusive contradict each other/],

@@ -3,20 +3,31 @@ import {
   buildAllocator,
   C_FUNCTION_DOCS,
   DEFAULT_EXPORTS,
-  growBackend,
+  DEFAULT_MIN_ALIGN,
   HeapFaultError,
   type BuildOptions,
   type AllocatorInstance,
   type BuiltAllocator,
   type HeapReport,
-  type PageBackend,
 } from "@alloc/core";
-import { staticBackend } from "@alloc/page-backend-static";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WORKLOADS, type Trace, type WorkloadName } from "@alloc/trace";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
+import { DEFAULT_STACK } from "./registry.ts";
+import {
+  backendSchema,
+  compositionHelp,
+  describeParts,
+  instantiateParts,
+  parseBackend,
+  parseStack,
+  resolveParts,
+  strategySchema,
+  type BackendFlags,
+  type Part,
+} from "./composition.ts";
+import { parseGrowth, parseInteger } from "./options.ts";
 import { moduleTarget } from "./module-target.ts";
 import { addSwapCommand } from "./swap-command.ts";
 
@@ -39,10 +50,9 @@ export class CliError extends Error {}
 
 /** A non-negative integer option value: decimal, 0x hex, or with a KiB/MiB/GiB suffix. */
 function integer(value: string): number {
-  const m = /^(0x[0-9a-f]+|\d+)\s*(kib|mib|gib)?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`"${value}" is not a whole number (e.g. 65536, 0x10000, 64KiB)`);
-  const unit = { kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30 }[(m[2] ?? "").toLowerCase() as "kib"] ?? 1;
-  return Number(m[1]) * unit;
+  const n = parseInteger(value);
+  if (n === undefined) throw new InvalidArgumentError(`"${value}" is not a whole number (e.g. 65536, 0x10000, 64KiB)`);
+  return n;
 }
 
 function list(value: string): string[] {
@@ -56,21 +66,16 @@ function list(value: string): string[] {
 
 /** `--growth`: "exact", a fraction such as 1/8, or a number such as 0.125. */
 function growth(value: string): "exact" | number {
-  if (value === "exact") return value;
-  const fraction = /^\s*1\s*\/\s*(\d+)\s*$/.exec(value);
-  const n = fraction ? 1 / Number(fraction[1]) : /^\s*[\d.]+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not "exact" or a fraction such as 1/8`);
+  const n = parseGrowth(value);
+  if (n === undefined) throw new InvalidArgumentError(`"${value}" is not "exact" or a fraction such as 1/8`);
   return n;
 }
 
-interface BuildFlags {
-  strategy: string[];
-  backend: "grow" | "static";
-  staticStart?: number;
-  staticSize?: number;
-  growMaxPages?: number;
-  growth?: "exact" | number;
-  exclusive?: boolean;
+interface BuildFlags extends BackendFlags {
+  /** The stack as written: names top first, each with its options (see `options.ts`). */
+  strategy: string;
+  /** The backend as written, with its options. */
+  backend: string;
   memory: "export" | "import";
   initialPages?: number;
   maximumPages?: number;
@@ -83,39 +88,19 @@ interface BuildFlags {
   wat?: string;
   demo?: boolean;
   debug?: boolean;
+  json?: boolean;
+}
+
+/** The composition the flags name: strategies and backend with the options given for each. */
+function partsFromFlags(flags: BuildFlags): { stack: Part[]; backend: Part } {
+  return { stack: parseStack(flags.strategy), backend: parseBackend(flags.backend, flags) };
 }
 
 /** Turns `alloc build` flags into build options, rejecting unknown and contradictory ones. */
 export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
-  const unknown = flags.strategy.filter((name) => !STRATEGIES[name]);
-  if (unknown.length > 0) {
-    throw new AllocConfigError(
-      `unknown strategy "${unknown[0]}" (known: ${Object.keys(STRATEGIES).join(", ")})`,
-    );
-  }
-  if (flags.strategy.length === 0) throw new AllocConfigError("--strategy needs at least one strategy");
-  let backend: PageBackend;
-  if (flags.backend === "static") {
-    if (flags.staticStart === undefined || flags.staticSize === undefined) {
-      throw new AllocConfigError("--backend static needs --static-start and --static-size");
-    }
-    if (flags.growMaxPages !== undefined || flags.exclusive !== undefined || flags.growth !== undefined) {
-      throw new AllocConfigError("--grow-max-pages, --growth and --exclusive/--no-exclusive apply to --backend grow, not static");
-    }
-    backend = staticBackend({ start: flags.staticStart, size: flags.staticSize });
-  } else {
-    if (flags.staticStart !== undefined || flags.staticSize !== undefined) {
-      throw new AllocConfigError("--static-start and --static-size need --backend static");
-    }
-    backend = growBackend({
-      ...(flags.growMaxPages !== undefined && { maximumPages: flags.growMaxPages }),
-      ...(flags.exclusive !== undefined && { exclusive: flags.exclusive }),
-      ...(flags.growth !== undefined && { growth: flags.growth }),
-    });
-  }
+  const { stack, backend } = partsFromFlags(flags);
   return {
-    strategy: flags.strategy.map((name) => STRATEGIES[name]!.create()),
-    backend,
+    ...instantiateParts(stack, backend),
     memory: {
       mode: flags.memory,
       ...(flags.initialPages !== undefined && { initialPages: flags.initialPages }),
@@ -127,6 +112,30 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     ...(flags.minAlign !== undefined && { minAlign: flags.minAlign }),
     ...(flags.prefix !== undefined && { prefix: flags.prefix }),
     ...(flags.debug && { debug: true }),
+  };
+}
+
+/**
+ * The facts of a build as `alloc build --json` prints them: a stable object for scripts. Every
+ * option of every layer is there with its value once defaults are applied.
+ */
+export function buildFacts(flags: BuildFlags, built: BuiltAllocator) {
+  const { stack, backend } = partsFromFlags(flags);
+  const minAlign = flags.minAlign ?? DEFAULT_MIN_ALIGN;
+  const module = new WebAssembly.Module(built.binary as BufferSource);
+  return {
+    bytes: built.size,
+    exports: WebAssembly.Module.exports(module).map(({ name, kind }) => ({ name, kind })),
+    imports: WebAssembly.Module.imports(module).map(({ module, name, kind }) => ({ module, name, kind })),
+    stack: resolveParts(stack, strategySchema, minAlign),
+    backend: resolveParts([backend], backendSchema, minAlign)[0]!,
+    memory: { ...built.memory, maximumPages: built.memory.maximumPages ?? null },
+    minAlign,
+    prefix: flags.prefix ?? "~alloc",
+    optimize: flags.opt,
+    bulkMemory: flags.bulkMemory,
+    debug: built.debug !== undefined,
+    files: { wasm: flags.out ?? null, wat: flags.wat ?? null },
   };
 }
 
@@ -207,11 +216,12 @@ export function write(file: string, data: Uint8Array | string, option: string): 
 function withCompositionOptions(command: Command): Command {
   return command
     .addOption(
-      new Option("-s, --strategy <stack>", "strategies, top first, comma-separated (e.g. size-classes,free-list)")
-        .argParser(list)
-        .default([...DEFAULT_STACK], DEFAULT_STACK.join(",")),
+      new Option(
+        "-s, --strategy <stack>",
+        'strategies, top first, comma-separated, each with its options in parentheses (e.g. "size-classes(maxSmall=512),free-list"; see below)',
+      ).default(DEFAULT_STACK.join(",")),
     )
-    .addOption(new Option("-b, --backend <backend>", "where pages come from").choices(["grow", "static"]).default("grow"))
+    .addOption(new Option("-b, --backend <backend>", 'where pages come from: grow or static, with options (e.g. "grow(growth=exact)"; see below)').default("grow"))
     .addOption(new Option("--static-start <bytes>", "static backend: first byte of the region (multiple of 64KiB)").argParser(integer))
     .addOption(new Option("--static-size <bytes>", "static backend: bytes in the region (multiple of 64KiB)").argParser(integer))
     .addOption(new Option("--grow-max-pages <n>", "grow backend: never grow memory past n pages").argParser(integer))
@@ -250,9 +260,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
-  const strategyHelp = Object.entries(STRATEGIES)
-    .map(([name, entry]) => `    ${name.padEnd(14)} ${entry.summary}`)
-    .join("\n");
+  const strategyHelp = compositionHelp();
   const exportHelp = Object.entries(C_FUNCTION_DOCS)
     .map(([, doc]) => `    ${doc}`)
     .join("\n");
@@ -264,19 +272,26 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .addOption(new Option("-o, --out <file>", "write the module to this .wasm file"))
     .addOption(new Option("--wat <file>", "write the module as WebAssembly text"))
     .addOption(new Option("--demo", "run a short allocation demo on the built module (needs malloc among the exports)"))
-    .addHelpText("after", `\nStrategies:\n${strategyHelp}\n\nExports:\n${exportHelp}\n    (and extras of the top strategy, e.g. bump's reset)\n`)
+    .addOption(new Option("--json", "print the build's facts as one JSON object (bytes, exports, imports, every option resolved) instead of text"))
+    .addHelpText("after", `\n${strategyHelp}\nExports:\n${exportHelp}\n    (and extras of the top strategy, e.g. bump's reset)\n`)
     .action(async (flags: BuildFlags) => {
       const options = buildOptionsFromFlags(flags);
       if (flags.demo && !flags.exports.includes("malloc")) {
         throw new AllocConfigError("--demo calls malloc: add malloc to --exports, or leave out --demo");
       }
+      if (flags.demo && flags.json) throw new AllocConfigError("--demo and --json: give one of them (--json prints only the build's facts)");
       if (flags.out) checkWritable(flags.out, "-o");
       if (flags.wat) checkWritable(flags.wat, "--wat");
       const built = buildAllocator(options);
       // Everything that can fail is done before anything is printed as done.
       if (flags.out) write(flags.out, built.binary, "-o");
       if (flags.wat) write(flags.wat, built.text, "--wat");
-      const stack = [...flags.strategy, flags.backend].join(" > ");
+      if (flags.json) {
+        io.out(`${JSON.stringify(buildFacts(flags, built), null, 2)}\n`);
+        return;
+      }
+      const { stack: parts, backend } = partsFromFlags(flags);
+      const stack = describeParts(parts, backend);
       io.out(`${stack}: ${built.size} bytes (optimised for ${flags.opt})\n`);
       io.out(`exports: ${built.exports.join(", ")}\n`);
       if (flags.memory === "import") io.out(`imports: memory "${built.memory.importModule}"."${built.memory.name}"\n`);
@@ -298,7 +313,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .addOption(new Option("--seed <n>", "seed of the built-in workloads").argParser(integer).default(1))
     .addOption(new Option("--no-verify", "do not tag and check blocks (for timing only)"))
     .addOption(new Option("--module <file>", "replay against this compiled module's own malloc, free and realloc (exported, with its memory) instead of a composition"))
-    .addHelpText("after", `\nStrategies:\n${strategyHelp}\n`)
+    .addHelpText("after", `\n${strategyHelp}`)
     .action(async (files: string[], flags: BuildFlags & { workload?: string[]; seed: number; verify: boolean; module?: string }) => {
       const traces: Trace[] = [];
       for (const file of files) {
@@ -323,9 +338,10 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       }
       if (traces.length === 0) throw new AllocConfigError("replay needs trace files or --workload");
       const options = buildOptionsFromFlags({ ...flags, exports: ["malloc", "free", "realloc"] });
+      const parts = partsFromFlags(flags);
       const other = flags.module === undefined ? undefined : await moduleTarget(flags.module);
       const built = other ? undefined : buildAllocator(options);
-      io.out(other ? `${flags.module} (its own allocator): ${other.size} bytes\n` : `${[...flags.strategy, flags.backend].join(" > ")}: ${built!.size} bytes\n`);
+      io.out(other ? `${flags.module} (its own allocator): ${other.size} bytes\n` : `${describeParts(parts.stack, parts.backend)}: ${built!.size} bytes\n`);
       for (const trace of traces) {
         const heap = other ? await other.instantiate() : await built!.instantiate();
         try {
@@ -341,7 +357,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
           // operation), or a replay that could not start (no room for the driver's data).
           if (!(error instanceof Error)) throw error;
           const hint =
-            error instanceof ReplayError || error instanceof HeapFaultError || flags.backend !== "static"
+            error instanceof ReplayError || error instanceof HeapFaultError || parts.backend.name !== "static"
               ? ""
               : " (the static region may be too small for this trace: try a larger --static-size)";
           io.err(`alloc: ${trace.name}: ${error.message}${hint}\n`);

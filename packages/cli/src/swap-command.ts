@@ -4,9 +4,11 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { checkWritable, refuseRepeats, write, type Io } from "./cli.ts";
 import { DEFAULT_STACK, STRATEGIES } from "./registry.ts";
+import { parseStack } from "./composition.ts";
+import { formatSpec } from "./options.ts";
 
 interface SwapFlags {
-  strategy: string[];
+  strategy: string;
   out?: string;
   minAlign?: number;
   prefix?: string;
@@ -17,23 +19,15 @@ interface SwapFlags {
   record?: boolean;
 }
 
-function names(value: string): string[] {
-  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new InvalidArgumentError("needs at least one name (comma-separated)");
-  return items;
-}
-
 function whole(value: string): number {
   const m = /^(0x[0-9a-f]+|\d+)$/i.exec(value.trim());
   if (!m) throw new InvalidArgumentError(`"${value}" is not a whole number (e.g. 16, 0x11000)`);
   return Number(m[1]);
 }
 
-/** The strategies named by --strategy, or an error naming the unknown one. */
-function strategies(list: readonly string[]): Strategy[] {
-  const unknown = list.find((name) => !STRATEGIES[name]);
-  if (unknown) throw new AllocConfigError(`unknown strategy "${unknown}" (known: ${Object.keys(STRATEGIES).join(", ")})`);
-  return list.map((name) => STRATEGIES[name]!.create());
+/** The strategies named by --strategy (with their options), or an error naming the unknown one. */
+function strategies(text: string): Strategy[] {
+  return parseStack(text).map((p) => STRATEGIES[p.name]!.create(p.options));
 }
 
 function readProgram(file: string): Uint8Array {
@@ -79,9 +73,8 @@ export function addSwapCommand(program: Command, io: Io): void {
     .argument("<in.wasm>", "the program (built with its names: not --strip-all)")
     .addOption(new Option("-o, --out <file>", "write the swapped program to this .wasm file"))
     .addOption(
-      new Option("-s, --strategy <stack>", "strategies, top first, comma-separated (e.g. size-classes,free-list)")
-        .argParser(names)
-        .default([...DEFAULT_STACK], DEFAULT_STACK.join(",")),
+      new Option("-s, --strategy <stack>", 'strategies, top first, comma-separated, with options as in alloc build (e.g. "size-classes(maxSmall=512),free-list")')
+        .default(DEFAULT_STACK.join(",")),
     )
     .addOption(new Option("--min-align <bytes>", "alignment of every block (power of two; default 16, as wasi-libc's malloc)").argParser(whole))
     .addOption(new Option("--prefix <name>", "prefix of every name of ours in the program (default ~alloc)"))
@@ -110,7 +103,7 @@ export function addSwapCommand(program: Command, io: Io): void {
         ...(flags.record && { record: true }),
       });
       if (flags.out) write(flags.out, binary, "-o");
-      io.out(describeSwap(report, flags.strategy));
+      io.out(describeSwap(report, parseStack(flags.strategy).map((p) => formatSpec(p.name, p.options))));
       if (flags.record) io.out('recording: every allocator call is reported to the imports "alloc_record"."alloc", "free" and "realloc"\n');
       io.out(flags.out ? `wrote ${flags.out}\n` : "(nothing written: give -o OUT.wasm)\n");
     });
@@ -125,11 +118,10 @@ export function addSwapCommand(program: Command, io: Io): void {
     .argument("[args...]", "the program's arguments (after --)")
     .addOption(new Option("-o, --out <file>", "write the trace to this file").makeOptionMandatory())
     .addOption(
-      new Option("-s, --strategy <stack>", "the composition the program runs on while recording")
-        .argParser(names)
-        .default([...DEFAULT_STACK], DEFAULT_STACK.join(",")),
+      new Option("-s, --strategy <stack>", "the composition the program runs on while recording (as in alloc build)")
+        .default(DEFAULT_STACK.join(",")),
     )
-    .action(async (file: string, args: string[], flags: { out: string; strategy: string[] }) => {
+    .action(async (file: string, args: string[], flags: { out: string; strategy: string }) => {
       const stack = strategies(flags.strategy);
       const input = readProgram(file);
       checkWritable(flags.out, "-o");

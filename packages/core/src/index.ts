@@ -24,7 +24,7 @@ export type {
 export { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
 export { allocEntries } from "./alloc-entries.ts";
 export type { AllocBody } from "./alloc-entries.ts";
-export { growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
+export { DEFAULT_GROWTH, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 export type { GrowBackendOptions } from "./grow-backend.ts";
 export { C_FUNCTIONS, C_FUNCTION_DOCS } from "./c-api.ts";
 export type { CFunction } from "./c-api.ts";
