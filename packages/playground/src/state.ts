@@ -1,0 +1,195 @@
+/**
+ * What the page can offer, from the packages themselves: the worker sends it, so that the page's
+ * own thread never loads binaryen.js.
+ */
+export interface Catalog {
+  readonly strategies: readonly { readonly name: string; readonly summary: string }[];
+  /** The stack `alloc build` builds by default, top first. */
+  readonly defaultStack: readonly string[];
+  /** The C functions an allocator can export, and those it exports by default. */
+  readonly functions: readonly string[];
+  readonly defaultExports: readonly string[];
+  readonly workloads: readonly { readonly name: string; readonly kind: string; readonly description: string }[];
+}
+
+/**
+ * Everything the page's form holds: a composition with its build options, and the workload to
+ * run. A link carries it in its query, under the names of `alloc build`/`alloc replay`'s long
+ * flags (`?strategy=size-classes,free-list&opt=speed&workload=compiler`), defaults left out, so
+ * the same options can be given to the CLI.
+ */
+export interface PlaygroundState {
+  /** Strategy names, top first. */
+  readonly strategy: readonly string[];
+  readonly backend: "grow" | "static";
+  /** Static backend: first byte and size of the region (multiples of 64 KiB). */
+  readonly staticStart: number;
+  readonly staticSize: number;
+  /** Grow backend: "exact", or the fraction of the memory each grow adds at least (default 1/8). */
+  readonly growth: "exact" | number;
+  readonly exclusive: boolean;
+  readonly memory: "export" | "import";
+  readonly exports: readonly string[];
+  readonly minAlign: number;
+  readonly opt: "size" | "speed" | "none";
+  readonly bulkMemory: boolean;
+  readonly debug: boolean;
+  /** The built-in workload to run, and its seed (as `alloc replay --workload --seed` takes them). */
+  readonly workload: string;
+  readonly seed: number;
+}
+
+/** A query value that is not what its key takes: names the key, the value and what it takes. */
+export class StateError extends RangeError {
+  override name = "StateError";
+}
+
+const list = (value: string): string[] =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function integer(key: string, value: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new StateError(`${key}: "${value}" is not a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function choice<T extends string>(key: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new StateError(`${key}: "${value}" is not one of ${choices.join(", ")}`);
+  }
+  return value as T;
+}
+
+function flag(key: string, value: string): boolean {
+  return choice(key, value, ["1", "0"]) === "1";
+}
+
+/** `growth`: "exact", a fraction such as 1/8, or a number such as 0.125, as `alloc build --growth` takes it. */
+function growth(value: string): "exact" | number {
+  if (value === "exact") return value;
+  const fraction = /^1\/(\d+)$/.exec(value.trim());
+  const n = fraction ? 1 / Number(fraction[1]) : /^[\d.]+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isFinite(n)) throw new StateError(`growth: "${value}" is not "exact" or a fraction such as 1/8`);
+  return n;
+}
+
+/** `growth` as a link and `--growth` write it: "exact", "1/8". */
+export function formatGrowth(value: "exact" | number): string {
+  if (value === "exact") return value;
+  const denominator = 1 / value;
+  return Number.isInteger(denominator) ? `1/${denominator}` : String(value);
+}
+
+/** The form's defaults: `alloc build`'s and `alloc replay`'s. */
+export function defaultState(catalog: Catalog): PlaygroundState {
+  return {
+    strategy: catalog.defaultStack,
+    backend: "grow",
+    staticStart: 65536,
+    staticSize: 16 * 2 ** 20,
+    growth: 1 / 8,
+    exclusive: false,
+    memory: "export",
+    exports: catalog.defaultExports,
+    minAlign: 8,
+    opt: "size",
+    bulkMemory: true,
+    debug: false,
+    workload: catalog.workloads[0]?.name ?? "",
+    seed: 1,
+  };
+}
+
+/**
+ * Reads and writes the page's state as a link's query, and as the CLI's arguments, against the
+ * defaults of `catalog`.
+ */
+export class StateCodec {
+  readonly defaults: PlaygroundState;
+
+  constructor(readonly catalog: Catalog) {
+    this.defaults = defaultState(catalog);
+  }
+
+  /**
+   * The state a link's query describes, defaults for what it leaves out. Throws a {@link StateError}
+   * naming the first key whose value is not valid, and one for a key the page does not know.
+   */
+  parse(query: URLSearchParams | string): PlaygroundState {
+    const params = typeof query === "string" ? new URLSearchParams(query) : query;
+    const state: { -readonly [K in keyof PlaygroundState]: PlaygroundState[K] } = { ...this.defaults };
+    const names = (items: readonly { name: string }[]) => items.map((item) => item.name);
+    for (const [key, value] of params) {
+      switch (key) {
+        case "strategy": state.strategy = list(value).map((name) => choice(key, name, names(this.catalog.strategies))); break;
+        case "backend": state.backend = choice(key, value, ["grow", "static"]); break;
+        case "static-start": state.staticStart = integer(key, value, 0, 2 ** 32); break;
+        case "static-size": state.staticSize = integer(key, value, 0, 2 ** 32); break;
+        case "growth": state.growth = growth(value); break;
+        case "exclusive": state.exclusive = flag(key, value); break;
+        case "memory": state.memory = choice(key, value, ["export", "import"]); break;
+        case "exports": state.exports = list(value); break;
+        case "min-align": state.minAlign = integer(key, value, 1, 65536); break;
+        case "opt": state.opt = choice(key, value, ["size", "speed", "none"]); break;
+        case "bulk-memory": state.bulkMemory = flag(key, value); break;
+        case "debug": state.debug = flag(key, value); break;
+        case "workload": state.workload = choice(key, value, names(this.catalog.workloads)); break;
+        case "seed": state.seed = integer(key, value, 0, 2 ** 32 - 1); break;
+        default: throw new StateError(`unknown option "${key}" in the link`);
+      }
+    }
+    if (state.strategy.length === 0) throw new StateError("strategy: needs at least one strategy");
+    return state;
+  }
+
+  /** The query of a link to `state`: only what differs from the defaults, in a fixed order. */
+  format(state: PlaygroundState): URLSearchParams {
+    const params = new URLSearchParams();
+    const d = this.defaults;
+    const put = (key: string, value: string, fallback: string) => {
+      if (value !== fallback) params.set(key, value);
+    };
+    const bool = (b: boolean) => (b ? "1" : "0");
+    put("strategy", state.strategy.join(","), d.strategy.join(","));
+    put("backend", state.backend, d.backend);
+    if (state.backend === "static") {
+      params.set("static-start", String(state.staticStart));
+      params.set("static-size", String(state.staticSize));
+    } else {
+      put("growth", formatGrowth(state.growth), formatGrowth(d.growth));
+      put("exclusive", bool(state.exclusive), bool(d.exclusive));
+    }
+    put("memory", state.memory, d.memory);
+    put("exports", state.exports.join(","), d.exports.join(","));
+    put("min-align", String(state.minAlign), String(d.minAlign));
+    put("opt", state.opt, d.opt);
+    put("bulk-memory", bool(state.bulkMemory), bool(d.bulkMemory));
+    put("debug", bool(state.debug), bool(d.debug));
+    put("workload", state.workload, d.workload);
+    put("seed", String(state.seed), String(d.seed));
+    return params;
+  }
+
+  /**
+   * The arguments of `alloc build` (the same module) or `alloc replay` (the same run: the
+   * workload and its seed, and no --exports: replay builds with malloc, free and realloc).
+   */
+  cliArguments(state: PlaygroundState, command: "build" | "replay"): string[] {
+    const args: string[] = [command];
+    if (command === "replay") args.push("--workload", state.workload, "--seed", String(state.seed));
+    for (const [key, value] of this.format(state)) {
+      if (key === "workload" || key === "seed" || (key === "exports" && command === "replay")) continue;
+      if (key === "bulk-memory" || key === "debug" || key === "exclusive") {
+        args.push(value === "1" ? `--${key}` : `--no-${key}`);
+      } else {
+        args.push(`--${key}`, value);
+      }
+    }
+    return args;
+  }
+}
