@@ -1,10 +1,11 @@
 // Only types from the packages here: binaryen.js (13 MB) loads in the worker alone.
 import type { ModuleReport, RunReport, TraceSource } from "./session.ts";
-import { formatGrowth, StateCodec, type Catalog, type PlaygroundState } from "./state.ts";
+import { StateCodec, type Catalog, type CatalogEntry, type PlaygroundState } from "./state.ts";
 import type { WorkerReady, WorkerRequest, WorkerResponse } from "./worker.ts";
 
-/** Compositions offered in the strategy field (any other stack of known strategies can be typed). */
-const PRESETS = ["free-list", "size-classes,free-list", "bump", "size-classes,bump"];
+/** Compositions offered in the strategy and backend fields (anything the CLI takes can be typed). */
+const STACKS = ["free-list", "size-classes,free-list", "free-list(fit=first)", "bump", "size-classes,bump"];
+const BACKENDS = ["grow", "grow(growth=exact,exclusive)", "static(start=64KiB,size=16MiB)"];
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string): T => {
   const element = document.querySelector<T>(selector);
@@ -43,7 +44,8 @@ function ask(request: Request): Promise<Extract<WorkerResponse, { ok: true }>> {
 // ---- the form --------------------------------------------------------------------------------
 
 function setUpForm(catalog: Catalog): void {
-  $("#stacks").append(...PRESETS.map((stack) => new Option(stack.replace(",", " > "), stack)));
+  $("#stacks").append(...STACKS.map((stack) => new Option(stack, stack)));
+  $("#backends").append(...BACKENDS.map((backend) => new Option(backend, backend)));
   field<HTMLSelectElement>("workload").append(...catalog.workloads.map((w) => new Option(`${w.name} (${w.kind})`, w.name)));
   $("#exports").append(
     ...catalog.functions.map((fn) => {
@@ -54,24 +56,77 @@ function setUpForm(catalog: Catalog): void {
       return label;
     }),
   );
-  field("strategy").title = catalog.strategies.map((s) => `${s.name}: ${s.summary}`).join("\n");
+  const help = (entries: readonly CatalogEntry[]) => entries.map((e) => `${e.name}: ${e.summary}`).join("\n");
+  field("strategy").title = help(catalog.strategies);
+  field("backend").title = help(catalog.backends);
 }
 
-function showBackendFields(): void {
-  const backend = field<HTMLSelectElement>("backend").value;
-  for (const el of document.querySelectorAll<HTMLElement>(".grow-only")) el.hidden = backend !== "grow";
-  for (const el of document.querySelectorAll<HTMLElement>(".static-only")) el.hidden = backend !== "static";
+function showWorkload(): void {
   const workload = codec.catalog.workloads.find((w) => w.name === field<HTMLSelectElement>("workload").value);
   $("#workload-description").textContent = workload?.description ?? "";
 }
 
+interface ShownPart {
+  readonly name: string;
+  readonly options: Readonly<Record<string, number | string | boolean>>;
+}
+
+/**
+ * One small form per part (strategy or backend) with a field per option of its schema: empty
+ * means the default. Editing a field rewrites that part in the `--strategy`/`--backend` text.
+ */
+function optionFields(kind: "strategy" | "backend", parts: readonly ShownPart[]): HTMLElement[] {
+  const entries = kind === "strategy" ? codec.catalog.strategies : codec.catalog.backends;
+  return parts.flatMap((part, index) => {
+    const entry = entries.find((e) => e.name === part.name);
+    if (!entry || entry.options.length === 0) return [];
+    const set = document.createElement("fieldset");
+    set.className = "part";
+    set.dataset.index = String(index);
+    const legend = document.createElement("legend");
+    legend.textContent = `${part.name} options`;
+    set.append(legend);
+    for (const option of entry.options) {
+      const label = document.createElement("label");
+      label.title = option.doc;
+      const given = part.options[option.name];
+      let input: HTMLInputElement | HTMLSelectElement;
+      if (option.kind === "enum" || option.kind === "bool") {
+        input = document.createElement("select");
+        const values = option.kind === "bool" ? ["true", "false"] : (option.values ?? []);
+        input.append(new Option(`default (${option.defaultText})`, ""), ...values.map((v) => new Option(v, v)));
+      } else {
+        input = Object.assign(document.createElement("input"), { placeholder: `default: ${option.defaultText}`, spellcheck: false });
+      }
+      input.name = `${kind}.${part.name}.${option.name}`;
+      input.dataset.option = option.name;
+      input.value = given === undefined ? "" : String(given);
+      label.append(option.name, input);
+      set.append(label);
+    }
+    return [set];
+  });
+}
+
+/** Puts the option fields of `kind` into its text: `name(option=value,...)` per part, as the CLI writes it. */
+function applyOptionFields(kind: "strategy" | "backend"): void {
+  if (!lastModule) return;
+  const parts: readonly ShownPart[] = kind === "strategy" ? lastModule.stack : [lastModule.backend];
+  field(kind).value = parts
+    .map((part, index) => {
+      const set = $(`#${kind}-options`).querySelector(`fieldset[data-index="${index}"]`);
+      if (!set) return part.name;
+      const items = [...set.querySelectorAll<HTMLInputElement | HTMLSelectElement>("[data-option]")]
+        .filter((input) => input.value.trim() !== "")
+        .map((input) => (input.value === "true" ? input.dataset.option! : `${input.dataset.option}=${input.value.trim()}`));
+      return items.length ? `${part.name}(${items.join(",")})` : part.name;
+    })
+    .join(",");
+}
+
 function writeForm(state: PlaygroundState): void {
-  field("strategy").value = state.strategy.join(",");
-  field<HTMLSelectElement>("backend").value = state.backend;
-  field("growth").value = formatGrowth(state.growth);
-  field("exclusive").checked = state.exclusive;
-  field("static-start").value = String(state.staticStart);
-  field("static-size").value = String(state.staticSize);
+  field("strategy").value = state.strategy;
+  field("backend").value = state.backend;
   field<HTMLSelectElement>("memory").value = state.memory;
   for (const box of form.querySelectorAll<HTMLInputElement>('input[name="export"]')) box.checked = state.exports.includes(box.value);
   field("min-align").value = String(state.minAlign);
@@ -80,31 +135,25 @@ function writeForm(state: PlaygroundState): void {
   field("debug").checked = state.debug;
   field<HTMLSelectElement>("workload").value = state.workload;
   field("seed").value = String(state.seed);
-  showBackendFields();
+  showWorkload();
 }
 
 /** The form as a state, through the link's own parser: the form and a link mean the same. */
 function readForm(): PlaygroundState {
-  const query = new URLSearchParams({
-    strategy: field("strategy").value,
-    backend: field<HTMLSelectElement>("backend").value,
-    memory: field<HTMLSelectElement>("memory").value,
-    exports: [...form.querySelectorAll<HTMLInputElement>('input[name="export"]:checked')].map((box) => box.value).join(","),
-    "min-align": field("min-align").value,
-    opt: field<HTMLSelectElement>("opt").value,
-    "bulk-memory": field("bulk-memory").checked ? "1" : "0",
-    debug: field("debug").checked ? "1" : "0",
-    workload: field<HTMLSelectElement>("workload").value,
-    seed: field("seed").value,
-  });
-  if (query.get("backend") === "static") {
-    query.set("static-start", field("static-start").value);
-    query.set("static-size", field("static-size").value);
-  } else {
-    query.set("growth", field("growth").value || formatGrowth(codec.defaults.growth));
-    query.set("exclusive", field("exclusive").checked ? "1" : "0");
-  }
-  return codec.parse(query);
+  return codec.parse(
+    new URLSearchParams({
+      strategy: field("strategy").value,
+      backend: field("backend").value,
+      memory: field<HTMLSelectElement>("memory").value,
+      exports: [...form.querySelectorAll<HTMLInputElement>('input[name="export"]:checked')].map((box) => box.value).join(","),
+      "min-align": field("min-align").value,
+      opt: field<HTMLSelectElement>("opt").value,
+      "bulk-memory": field("bulk-memory").checked ? "1" : "0",
+      debug: field("debug").checked ? "1" : "0",
+      workload: field<HTMLSelectElement>("workload").value,
+      seed: field("seed").value,
+    }),
+  );
 }
 
 function link(state: PlaygroundState): string {
@@ -116,7 +165,7 @@ function link(state: PlaygroundState): string {
 
 const bytes = (n: number) => `${n.toLocaleString("en-US")} B`;
 
-/** Shows `value` in `#id`, with the exact number in `data-value` (what the end-to-end test reads). */
+/** Shows `text` in `#id`, with the exact value in `data-value` (what the end-to-end test reads). */
 function show(id: string, text: string, value?: number | string): void {
   const el = $(`#${id}`);
   el.textContent = text;
@@ -144,12 +193,22 @@ function clearRun(): void {
 
 function showModule(m: ModuleReport): void {
   show("composition", m.composition);
+  $("#layers").replaceChildren(
+    ...m.layers.map((layer) => {
+      const line = document.createElement("div");
+      const options = Object.entries(layer.options).map(([k, v]) => `${k}=${v}`);
+      line.textContent = `${layer.name}: ${options.length ? options.join(", ") : "no options"}`;
+      return line;
+    }),
+  );
   show("size", bytes(m.size), m.size);
   show("exports-out", m.exports.join(", "), m.exports.join(","));
   show("imports", m.imports.length ? m.imports.join(", ") : "none");
   show("sha256", m.sha256, m.sha256);
   $("#build-command").textContent = m.command;
   $("#wat").textContent = m.wat;
+  $("#strategy-options").replaceChildren(...optionFields("strategy", m.stack));
+  $("#backend-options").replaceChildren(...optionFields("backend", [m.backend]));
 }
 
 function row(cells: readonly (string | number)[]): HTMLTableRowElement {
@@ -194,8 +253,11 @@ function showRun(r: RunReport): void {
 
 // ---- actions ---------------------------------------------------------------------------------
 
-/** The state of the module shown, or undefined when the form changed since (or nothing is built). */
-let builtState: string | undefined;
+/** The module shown and the state it was built from (undefined while a build is under way or failed). */
+let lastModule: ModuleReport | undefined;
+let builtQuery: string | undefined;
+/** Only the latest build's answer is shown. */
+let buildGeneration = 0;
 
 async function build(): Promise<boolean> {
   $("#error").hidden = true;
@@ -207,38 +269,45 @@ async function build(): Promise<boolean> {
     return false;
   }
   history.replaceState(null, "", link(state));
+  const generation = ++buildGeneration;
   status("Building…");
-  builtState = undefined;
+  builtQuery = undefined;
   clearRun();
   try {
     const { module } = await ask({ kind: "build", state });
+    if (generation !== buildGeneration) return false;
+    lastModule = module!;
+    builtQuery = codec.format(state).toString();
     showModule(module!);
-    builtState = codec.format(state).toString();
     status(`Built ${module!.composition} in ${module!.buildMs.toFixed(0)} ms.`);
     return true;
   } catch (error) {
-    showError((error as Error).message);
+    if (generation === buildGeneration) showError((error as Error).message);
     return false;
   }
 }
 
 async function run(): Promise<void> {
-  if (builtState === undefined || builtState !== codec.format(readForm()).toString()) {
-    if (!(await build())) return;
+  let state: PlaygroundState;
+  try {
+    state = readForm();
+  } catch (error) {
+    showError((error as Error).message);
+    return;
   }
-  const state = readForm();
+  if (builtQuery !== codec.format(state).toString() && !(await build())) return;
   history.replaceState(null, "", link(state));
   const textSource = (form.querySelector<HTMLInputElement>('input[name="source"]:checked')?.value ?? "workload") === "text";
   const source: TraceSource = textSource
     ? { kind: "text", name: $<HTMLInputElement>("#trace-file").files?.[0]?.name ?? "pasted trace", text: field<HTMLTextAreaElement>("trace").value }
     : { kind: "workload", name: state.workload, seed: state.seed };
   $("#error").hidden = true;
-  status(`Running ${textSource ? source.name : state.workload}…`);
+  status(`Running ${source.name}…`);
   clearRun();
   try {
     const { run: report } = await ask({ kind: "run", source });
     showRun(report!);
-    status(`Ran ${report!.trace} on ${[...state.strategy, state.backend].join(" > ")}.`);
+    status(`Ran ${report!.trace} on ${lastModule?.composition ?? "the module"}.`);
   } catch (error) {
     showError((error as Error).message);
   }
@@ -252,7 +321,15 @@ try {
   writeForm(codec.defaults);
   showError(`${(error as Error).message}: showing the defaults`);
 }
-form.addEventListener("change", showBackendFields);
+// A change to the composition rebuilds it; so does a change of its options.
+form.addEventListener("change", (event) => {
+  const target = event.target as HTMLInputElement;
+  if (target.name === "workload") return showWorkload();
+  if (target.name === "seed" || target.name === "source" || target.name === "trace" || target.id === "trace-file") return;
+  const part = /^(strategy|backend)\./.exec(target.name)?.[1] as "strategy" | "backend" | undefined;
+  if (part) applyOptionFields(part);
+  void build();
+});
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   void build();

@@ -13,8 +13,10 @@ import { buildAndServe, type Served } from "./serve.ts";
 /** Where the screenshot is kept (gitignored). */
 const ARTIFACTS = join(dirname(dirname(fileURLToPath(import.meta.url))), "artifacts");
 
-/** The composition and workload the test picks in the page, and gives the CLI. */
-const STACK = "size-classes,free-list";
+/** The composition (with options set in the page's option fields) and workload the test picks, and gives the CLI. */
+const STACK = "size-classes(maxSmall=512),free-list";
+const BACKEND = "grow(growth=exact)";
+const COMPOSITION = "size-classes(maxSmall=512) > free-list > grow(growth=exact)";
 const WORKLOAD = "compiler";
 const SEED = 3;
 
@@ -59,6 +61,10 @@ describe("the playground in headless chromium", () => {
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
+  /** Waits until the page's status line matches. */
+  const settled = (page: Page, pattern: RegExp) => expect.poll(() => page.locator("#status").textContent(), { timeout: 30_000 }).toMatch(pattern);
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
   test("builds a composition and runs a workload, with the numbers of the Node build", { timeout: 120_000 }, async () => {
     const page = context!.pages()[0] ?? (await context!.newPage());
     page.on("pageerror", (error) => pageErrors.push(error.message));
@@ -67,16 +73,25 @@ describe("the playground in headless chromium", () => {
     });
     await page.goto(served!.url);
     // The default composition is built on load, once binaryen.js is loaded in the worker.
-    await expect.poll(() => page.locator("#status").textContent(), { timeout: 30_000 }).toMatch(/^Built free-list > grow/);
+    await settled(page, /^Built free-list > grow in/);
 
-    // Build size-classes over the free list, then run the compiler workload on it.
-    await page.fill('input[name="strategy"]', STACK);
+    // Size-classes over the free list; then options in the fields its build shows (each change
+    // rebuilds); then the compiler workload.
+    await page.fill('input[name="strategy"]', "size-classes,free-list");
     await page.click("#build");
-    await expect.poll(() => page.locator("#status").textContent(), { timeout: 30_000 }).toMatch(/^Built size-classes > free-list > grow/);
+    await settled(page, /^Built size-classes > free-list > grow in/);
+    await page.fill('input[name="strategy.size-classes.maxSmall"]', "512");
+    await page.press('input[name="strategy.size-classes.maxSmall"]', "Tab");
+    await settled(page, /^Built size-classes\(maxSmall=512\) > free-list > grow in/);
+    await page.fill('input[name="backend.grow.growth"]', "exact");
+    await page.press('input[name="backend.grow.growth"]', "Tab");
+    await settled(page, new RegExp(`^Built ${escape(COMPOSITION)} in`));
+    expect(await page.inputValue('input[name="strategy"]')).toBe(STACK);
+    expect(await page.inputValue('input[name="backend"]')).toBe(BACKEND);
     await page.selectOption('select[name="workload"]', WORKLOAD);
     await page.fill('input[name="seed"]', String(SEED));
     await page.click("#run");
-    await expect.poll(() => page.locator("#status").textContent(), { timeout: 30_000 }).toMatch(/^Ran compiler/);
+    await settled(page, /^Ran compiler/);
     expect(await page.locator("#error").isHidden()).toBe(true);
 
     const shown = {
@@ -98,16 +113,19 @@ describe("the playground in headless chromium", () => {
     // The same composition from the CLI: the same module, byte for byte.
     const dir = mkdtempSync(join(tmpdir(), "alloc-playground-"));
     const file = join(dir, "alloc.wasm");
-    const built = await alloc("build", "--strategy", STACK, "-o", file);
+    const facts = JSON.parse(await alloc("build", "--strategy", STACK, "--backend", BACKEND, "--json", "-o", file)) as {
+      bytes: number;
+      exports: { name: string }[];
+    };
     const binary = new Uint8Array(readFileSync(file));
     rmSync(dir, { recursive: true, force: true });
-    expect(shown.size).toBe(number(built, /size-classes > free-list > grow: (\d+) bytes/));
+    expect(shown.size).toBe(facts.bytes);
     expect(shown.size).toBe(binary.byteLength);
     expect(shown.sha256).toBe(createHash("sha256").update(binary).digest("hex"));
-    expect(shown.exports).toBe(/^exports: (.*)$/m.exec(built)![1]!.split(", ").join(","));
+    expect(shown.exports!.split(",").sort()).toEqual(facts.exports.map((e) => e.name).sort());
 
     // The same run from the CLI: `alloc replay` prints operations, failures, peak memory and live bytes.
-    const replayed = await alloc("replay", "--strategy", STACK, "--workload", WORKLOAD, "--seed", String(SEED));
+    const replayed = await alloc("replay", "--strategy", STACK, "--backend", BACKEND, "--workload", WORKLOAD, "--seed", String(SEED));
     expect(shown.operations).toBe(number(replayed, /\): (\d+) ops in/));
     expect(shown.failed).toBe(number(replayed, /(\d+) failed/));
     expect(shown.peakMemory).toBe(number(replayed, /peak memory (\d+) B/));
@@ -132,21 +150,24 @@ describe("the playground in headless chromium", () => {
   test("a copied link opens the page with the same options and module", { timeout: 120_000 }, async () => {
     const page = context!.pages()[0]!;
     await page.selectOption('select[name="opt"]', "speed");
+    await settled(page, /^Built .* in/);
     await page.click("#copy-link");
-    await expect.poll(() => page.locator("#status").textContent()).toMatch(/^Link/);
+    await settled(page, /^Link/);
     const link = page.url();
-    expect(new URL(link).search).toBe(`?strategy=${encodeURIComponent(STACK)}&opt=speed&workload=${WORKLOAD}&seed=${SEED}`);
+    expect(Object.fromEntries(new URL(link).searchParams)).toEqual({ strategy: STACK, backend: BACKEND, opt: "speed", workload: WORKLOAD, seed: String(SEED) });
 
     const other = await context!.newPage();
     try {
       await other.goto(link);
-      await expect.poll(() => other.locator("#status").textContent(), { timeout: 30_000 }).toMatch(/^Built size-classes > free-list > grow/);
+      await settled(other, new RegExp(`^Built ${escape(COMPOSITION)} in`));
       expect(await other.inputValue('input[name="strategy"]')).toBe(STACK);
+      expect(await other.inputValue('input[name="strategy.size-classes.maxSmall"]')).toBe("512");
+      expect(await other.inputValue('input[name="backend.grow.growth"]')).toBe("exact");
       expect(await other.inputValue('select[name="opt"]')).toBe("speed");
       expect(await other.inputValue('select[name="workload"]')).toBe(WORKLOAD);
       expect(await other.inputValue('input[name="seed"]')).toBe(String(SEED));
-      const built = await alloc("build", "--strategy", STACK, "--opt", "speed");
-      expect(Number(await value(other, "size"))).toBe(number(built, /grow: (\d+) bytes/));
+      const facts = JSON.parse(await alloc("build", "--strategy", STACK, "--backend", BACKEND, "--opt", "speed", "--json")) as { bytes: number };
+      expect(Number(await value(other, "size"))).toBe(facts.bytes);
     } finally {
       await other.close();
     }

@@ -1,35 +1,48 @@
-import { DEFAULT_STACK, STRATEGIES } from "@alloc/cli/registry";
-import { buildAllocator, C_FUNCTIONS, DEFAULT_EXPORTS, growBackend, type BuildOptions, type BuiltAllocator, type HeapReport } from "@alloc/core";
-import { staticBackend } from "@alloc/page-backend-static";
+import { backendSchema, describeParts, instantiateParts, parseBackend, parseStack, resolveParts, strategySchema, type Part } from "@alloc/cli/composition";
+import { BACKENDS, DEFAULT_STACK, STRATEGIES, type StrategyEntry } from "@alloc/cli/registry";
+import { buildAllocator, C_FUNCTIONS, DEFAULT_EXPORTS, type BuildOptions, type BuiltAllocator, type HeapReport } from "@alloc/core";
 import { generateWorkload, measureWork, parseTrace, replay, WORKLOADS, type OpWork, type Trace, type WorkloadName } from "@alloc/trace";
-import { StateCodec, StateError, type Catalog, type PlaygroundState } from "./state.ts";
+import { StateCodec, type Catalog, type CatalogEntry, type PlaygroundState } from "./state.ts";
 
-/** What the packages offer: strategies (the CLI's registry), C functions, workloads. */
+type Entry = Pick<StrategyEntry, "summary" | "options">;
+
+function entries(registry: Readonly<Record<string, Entry>>): CatalogEntry[] {
+  return Object.entries(registry).map(([name, entry]) => ({
+    name,
+    summary: entry.summary,
+    options: (entry.options ?? []).map((o) => ({
+      name: o.name,
+      kind: o.kind,
+      ...(o.values && { values: o.values }),
+      defaultText: o.defaultText ?? String(o.default),
+      doc: o.doc,
+    })),
+  }));
+}
+
+/** What the packages offer: strategies and backends with their options (the CLI's registry), C functions, workloads. */
 export function catalog(): Catalog {
   return {
-    strategies: Object.entries(STRATEGIES).map(([name, entry]) => ({ name, summary: entry.summary })),
+    strategies: entries(STRATEGIES),
+    backends: entries(BACKENDS),
     defaultStack: DEFAULT_STACK,
+    defaultBackend: "grow",
     functions: C_FUNCTIONS,
     defaultExports: DEFAULT_EXPORTS,
     workloads: WORKLOADS.map(({ name, kind, description }) => ({ name, kind, description })),
   };
 }
 
-/**
- * The build options of `state`'s composition, as `alloc build` makes them from the same flags.
- * Throws a {@link StateError} for an unknown strategy; `buildAllocator` checks the rest.
- */
+/** The parts `state` names, parsed and checked as `alloc build --strategy --backend` does (AllocConfigError). */
+export function parseParts(state: Pick<PlaygroundState, "strategy" | "backend">): { stack: Part[]; backend: Part } {
+  return { stack: parseStack(state.strategy), backend: parseBackend(state.backend, {}) };
+}
+
+/** The build options of `state`'s composition, as `alloc build` makes them from the same flags. */
 export function buildOptions(state: PlaygroundState): BuildOptions {
-  const unknown = state.strategy.find((name) => !STRATEGIES[name]);
-  if (unknown !== undefined) {
-    throw new StateError(`strategy: unknown strategy "${unknown}" (known: ${Object.keys(STRATEGIES).join(", ")})`);
-  }
+  const { stack, backend } = parseParts(state);
   return {
-    strategy: state.strategy.map((name) => STRATEGIES[name]!.create()),
-    backend:
-      state.backend === "static"
-        ? staticBackend({ start: state.staticStart, size: state.staticSize })
-        : growBackend({ growth: state.growth, exclusive: state.exclusive }),
+    ...instantiateParts(stack, backend),
     memory: { mode: state.memory },
     exports: state.exports,
     minAlign: state.minAlign,
@@ -41,8 +54,13 @@ export function buildOptions(state: PlaygroundState): BuildOptions {
 
 /** What the page shows of a built module. */
 export interface ModuleReport {
-  /** The stack and backend, top first: "size-classes > free-list > grow". */
+  /** The stack and backend, top first, with the options given: "size-classes(maxSmall=512) > free-list > grow". */
   readonly composition: string;
+  /** The parts as parsed, with the options given (what the form's option fields show). */
+  readonly stack: readonly Part[];
+  readonly backend: Part;
+  /** Every layer with every option's value once defaults are applied (as `alloc build --json`). */
+  readonly layers: readonly { readonly name: string; readonly options: Readonly<Record<string, number | string | boolean>> }[];
   readonly size: number;
   /** SHA-256 of the module's bytes, hex: the same module gives the same hash wherever it is built. */
   readonly sha256: string;
@@ -88,8 +106,8 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** `alloc`'s arguments as one shell line (every argument here is a plain word). */
-const command = (args: readonly string[]) => ["pnpm alloc", ...args].join(" ");
+/** `alloc`'s arguments as one shell line, quoted where a shell would read them otherwise. */
+const command = (args: readonly string[]) => ["pnpm alloc", ...args.map((a) => (/^[\w,.\/=:-]+$/.test(a) ? a : `"${a}"`))].join(" ");
 
 /** One built composition and what runs on it. Browser-safe: the page runs it in a worker. */
 export class Session {
@@ -106,9 +124,13 @@ export class Session {
     const start = performance.now();
     const built = buildAllocator(buildOptions(state));
     const buildMs = performance.now() - start;
+    const { stack, backend } = parseParts(state);
     const imports = WebAssembly.Module.imports(new WebAssembly.Module(built.binary as BufferSource)).map((i) => `"${i.module}"."${i.name}" (${i.kind})`);
     return new Session(state, built, {
-      composition: [...state.strategy, state.backend].join(" > "),
+      composition: describeParts(stack, backend),
+      stack,
+      backend,
+      layers: [...resolveParts(stack, strategySchema, state.minAlign), ...resolveParts([backend], backendSchema, state.minAlign)],
       size: built.size,
       sha256: await sha256(built.binary),
       exports: built.exports,

@@ -3,13 +3,32 @@
  * own thread never loads binaryen.js.
  */
 export interface Catalog {
-  readonly strategies: readonly { readonly name: string; readonly summary: string }[];
-  /** The stack `alloc build` builds by default, top first. */
+  readonly strategies: readonly CatalogEntry[];
+  readonly backends: readonly CatalogEntry[];
+  /** The stack `alloc build` builds by default, top first, and its default backend. */
   readonly defaultStack: readonly string[];
+  readonly defaultBackend: string;
   /** The C functions an allocator can export, and those it exports by default. */
   readonly functions: readonly string[];
   readonly defaultExports: readonly string[];
   readonly workloads: readonly { readonly name: string; readonly kind: string; readonly description: string }[];
+}
+
+/** A strategy or backend: its name, one line, and its options as `--strategy "name(option=value)"` takes them. */
+export interface CatalogEntry {
+  readonly name: string;
+  readonly summary: string;
+  readonly options: readonly OptionField[];
+}
+
+/** One option of a strategy or backend, as the form shows it (the CLI's schema, without code). */
+export interface OptionField {
+  readonly name: string;
+  readonly kind: "int" | "bytes" | "enum" | "bool" | "growth";
+  readonly values?: readonly string[];
+  /** The default as `alloc build --help` states it ("1024", "1/8", "maxSmall / max(8, minAlign)", "none: required"). */
+  readonly defaultText: string;
+  readonly doc: string;
 }
 
 /**
@@ -19,15 +38,10 @@ export interface Catalog {
  * the same options can be given to the CLI.
  */
 export interface PlaygroundState {
-  /** Strategy names, top first. */
-  readonly strategy: readonly string[];
-  readonly backend: "grow" | "static";
-  /** Static backend: first byte and size of the region (multiples of 64 KiB). */
-  readonly staticStart: number;
-  readonly staticSize: number;
-  /** Grow backend: "exact", or the fraction of the memory each grow adds at least (default 1/8). */
-  readonly growth: "exact" | number;
-  readonly exclusive: boolean;
+  /** The strategy stack with its options, top first, as `--strategy` takes it: "size-classes(maxSmall=512),free-list". */
+  readonly strategy: string;
+  /** The page backend with its options, as `--backend` takes it: "grow", "static(start=64KiB,size=1MiB)". */
+  readonly backend: string;
   readonly memory: "export" | "import";
   readonly exports: readonly string[];
   readonly minAlign: number;
@@ -42,6 +56,13 @@ export interface PlaygroundState {
 /** A query value that is not what its key takes: names the key, the value and what it takes. */
 export class StateError extends RangeError {
   override name = "StateError";
+}
+
+/** A strategy stack or backend as the CLI takes it: checked when built, not here. */
+function spec(key: string, value: string): string {
+  const text = value.trim();
+  if (text === "") throw new StateError(`${key}: needs at least one name`);
+  return text;
 }
 
 const list = (value: string): string[] =>
@@ -69,31 +90,11 @@ function flag(key: string, value: string): boolean {
   return choice(key, value, ["1", "0"]) === "1";
 }
 
-/** `growth`: "exact", a fraction such as 1/8, or a number such as 0.125, as `alloc build --growth` takes it. */
-function growth(value: string): "exact" | number {
-  if (value === "exact") return value;
-  const fraction = /^1\/(\d+)$/.exec(value.trim());
-  const n = fraction ? 1 / Number(fraction[1]) : /^[\d.]+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isFinite(n)) throw new StateError(`growth: "${value}" is not "exact" or a fraction such as 1/8`);
-  return n;
-}
-
-/** `growth` as a link and `--growth` write it: "exact", "1/8". */
-export function formatGrowth(value: "exact" | number): string {
-  if (value === "exact") return value;
-  const denominator = 1 / value;
-  return Number.isInteger(denominator) ? `1/${denominator}` : String(value);
-}
-
 /** The form's defaults: `alloc build`'s and `alloc replay`'s. */
 export function defaultState(catalog: Catalog): PlaygroundState {
   return {
-    strategy: catalog.defaultStack,
-    backend: "grow",
-    staticStart: 65536,
-    staticSize: 16 * 2 ** 20,
-    growth: 1 / 8,
-    exclusive: false,
+    strategy: catalog.defaultStack.join(","),
+    backend: catalog.defaultBackend,
     memory: "export",
     exports: catalog.defaultExports,
     minAlign: 8,
@@ -123,27 +124,22 @@ export class StateCodec {
   parse(query: URLSearchParams | string): PlaygroundState {
     const params = typeof query === "string" ? new URLSearchParams(query) : query;
     const state: { -readonly [K in keyof PlaygroundState]: PlaygroundState[K] } = { ...this.defaults };
-    const names = (items: readonly { name: string }[]) => items.map((item) => item.name);
     for (const [key, value] of params) {
       switch (key) {
-        case "strategy": state.strategy = list(value).map((name) => choice(key, name, names(this.catalog.strategies))); break;
-        case "backend": state.backend = choice(key, value, ["grow", "static"]); break;
-        case "static-start": state.staticStart = integer(key, value, 0, 2 ** 32); break;
-        case "static-size": state.staticSize = integer(key, value, 0, 2 ** 32); break;
-        case "growth": state.growth = growth(value); break;
-        case "exclusive": state.exclusive = flag(key, value); break;
+        // Checked by the build, with the CLI's own parser and messages.
+        case "strategy": state.strategy = spec(key, value); break;
+        case "backend": state.backend = spec(key, value); break;
         case "memory": state.memory = choice(key, value, ["export", "import"]); break;
         case "exports": state.exports = list(value); break;
         case "min-align": state.minAlign = integer(key, value, 1, 65536); break;
         case "opt": state.opt = choice(key, value, ["size", "speed", "none"]); break;
         case "bulk-memory": state.bulkMemory = flag(key, value); break;
         case "debug": state.debug = flag(key, value); break;
-        case "workload": state.workload = choice(key, value, names(this.catalog.workloads)); break;
+        case "workload": state.workload = choice(key, value, this.catalog.workloads.map((w) => w.name)); break;
         case "seed": state.seed = integer(key, value, 0, 2 ** 32 - 1); break;
         default: throw new StateError(`unknown option "${key}" in the link`);
       }
     }
-    if (state.strategy.length === 0) throw new StateError("strategy: needs at least one strategy");
     return state;
   }
 
@@ -155,15 +151,8 @@ export class StateCodec {
       if (value !== fallback) params.set(key, value);
     };
     const bool = (b: boolean) => (b ? "1" : "0");
-    put("strategy", state.strategy.join(","), d.strategy.join(","));
+    put("strategy", state.strategy, d.strategy);
     put("backend", state.backend, d.backend);
-    if (state.backend === "static") {
-      params.set("static-start", String(state.staticStart));
-      params.set("static-size", String(state.staticSize));
-    } else {
-      put("growth", formatGrowth(state.growth), formatGrowth(d.growth));
-      put("exclusive", bool(state.exclusive), bool(d.exclusive));
-    }
     put("memory", state.memory, d.memory);
     put("exports", state.exports.join(","), d.exports.join(","));
     put("min-align", String(state.minAlign), String(d.minAlign));
@@ -184,7 +173,7 @@ export class StateCodec {
     if (command === "replay") args.push("--workload", state.workload, "--seed", String(state.seed));
     for (const [key, value] of this.format(state)) {
       if (key === "workload" || key === "seed" || (key === "exports" && command === "replay")) continue;
-      if (key === "bulk-memory" || key === "debug" || key === "exclusive") {
+      if (key === "bulk-memory" || key === "debug") {
         args.push(value === "1" ? `--${key}` : `--no-${key}`);
       } else {
         args.push(`--${key}`, value);

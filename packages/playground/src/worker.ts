@@ -19,9 +19,14 @@ export type WorkerResponse =
 // Binaryen and the replays run here, off the page's thread: the page stays responsive, and
 // WebAssembly modules of any size compile synchronously (the main thread refuses large ones).
 let session: Session | undefined;
+// One request at a time, in order: a build awaits (hashing), and the next must not overtake it.
+let queue = Promise.resolve();
 
-self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
-  const request = event.data;
+self.onmessage = (event: MessageEvent<WorkerRequest>) => {
+  queue = queue.then(() => handle(event.data));
+};
+
+async function handle(request: WorkerRequest): Promise<void> {
   let response: WorkerResponse;
   try {
     if (request.kind === "build") {
@@ -36,5 +41,6 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
     response = { id: request.id, ok: false, error: error instanceof Error ? error.message : String(error) };
   }
   self.postMessage(response);
-};
+}
+
 self.postMessage({ ready: catalog() } satisfies WorkerReady);
