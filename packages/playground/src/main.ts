@@ -243,6 +243,7 @@ function showRun(r: RunReport): void {
     }),
   );
   $("#heap-stats").hidden = !r.heap;
+  $("#work-debug").hidden = !r.heap;
   if (r.heap) {
     $("#heap-stats tbody").replaceChildren(
       ...r.heap.layers.map((l) => row([l.layer, l.usedBlocks, l.usedBytes, l.freeBlocks, l.freeBytes, l.largestFree])),

@@ -173,4 +173,22 @@ describe("the playground in headless chromium", () => {
     }
     expect(pageErrors).toEqual([]);
   });
+
+  test("a pasted trace on a debug build shows the heap walker's report", { timeout: 120_000 }, async () => {
+    const page = context!.pages()[0]!;
+    await page.check('input[name="debug"]');
+    await settled(page, /^Built .* in/);
+    await page.check('input[name="source"][value="text"]');
+    await page.fill('textarea[name="trace"]', "Alloc(16),\nAlloc(100),\nRealloc(0,4000),\nFree(1),\nAlloc(24),\n");
+    await page.click("#run");
+    await settled(page, /^Ran pasted trace/);
+    expect(Number(await value(page, "operations"))).toBe(5);
+    expect(Number(await value(page, "peak-live"))).toBe(4100);
+    expect(Number(await value(page, "live-end"))).toBe(4024);
+    expect(await page.locator("#heap-stats").isVisible()).toBe(true);
+    const layers = await page.locator("#heap-stats tbody tr td:first-child").allTextContents();
+    expect(layers).toEqual(["size-classes", "free-list"]);
+    await page.screenshot({ path: join(ARTIFACTS, "playground-debug.png"), fullPage: true });
+    expect(pageErrors).toEqual([]);
+  });
 });
