@@ -48,6 +48,28 @@ describe("alloc build", () => {
     expect(Number(/(\d+) bytes/.exec(r.out)![1])).toBeGreaterThan(Number(/(\d+) bytes/.exec(release.out)![1]));
   });
 
+  test("--strategy fail: every allocation is 0, alone or in the debug build", async () => {
+    for (const debug of [[], ["--debug"]]) {
+      const r = await alloc("build", "--strategy", "fail", "--demo", ...debug);
+      expect(r.err).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/^fail > grow: \d+ bytes/m);
+      expect(r.out).toContain("malloc(16) = 0\n");
+      expect(r.out).toContain("malloc(24) = 0\n");
+      if (debug.length) expect(r.out).toContain("heap check passed: no layer keeps a heap;");
+    }
+  });
+
+  test("--strategy page: every block on fresh pages; size-classes may sit on it", async () => {
+    const r = await alloc("build", "--strategy", "page", "--demo");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("malloc(16) = 65536\n");
+    expect(r.out).toContain("malloc(100) = 131072\n");
+    const stacked = await alloc("build", "--strategy", "size-classes,page", "--demo");
+    expect(stacked.code).toBe(0);
+    expect(stacked.out).toMatch(/^size-classes > page > grow: \d+ bytes/m);
+  });
+
   test("every flag reaches the build: static backend, imported memory, renamed prefix, speed", async () => {
     const r = await alloc(
       "build", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "0x20000",
@@ -62,6 +84,9 @@ describe("alloc build", () => {
 
   test.each([
     [["build", "--strategy", "nope"], /unknown strategy "nope"/],
+    [["build", "--strategy", "size-classes,fail"], /strategy "size-classes" cannot sit on top of "fail": "fail" must be the top of the stack/],
+    [["build", "--strategy", "fail,bump"], /strategy "fail" cannot sit on top of "bump": "fail" must be the bottom of the stack/],
+    [["build", "--strategy", "page,bump"], /strategy "page" cannot sit on top of "bump"/],
     [["build", "--static-start", "65536"], /need --backend static/],
     [["build", "--backend", "static"], /needs --static-start and --static-size/],
     [["build", "--backend", "static", "--static-start", "65536", "--static-size", "65536", "--grow-max-pages", "3"], /apply to --backend grow/],
@@ -92,7 +117,7 @@ describe("alloc build", () => {
   test("--help lists every option, strategy and export", async () => {
     const r = await alloc("build", "--help");
     expect(r.code).toBe(0);
-    for (const word of ["--strategy", "--backend", "--static-start", "--memory", "--exports", "--opt", "--wat", "bump", "aligned_alloc"]) {
+    for (const word of ["--strategy", "--backend", "--static-start", "--memory", "--exports", "--opt", "--wat", "bump", "page", "fail", "aligned_alloc"]) {
       expect(r.out).toContain(word);
     }
   });

@@ -144,7 +144,7 @@ function heapLine(report: HeapReport): string {
   const layers = report.layers
     .map((l) => `${l.layer}: ${l.usedBlocks} used blocks (${l.usedBytes} B), ${l.freeBlocks} free (${l.freeBytes} B, largest ${l.largestFree} B)`)
     .join("; ");
-  return `heap check passed: ${layers}; fragmentation ${(report.fragmentation * 100).toFixed(1)}%\n`;
+  return `heap check passed: ${layers || "no layer keeps a heap"}; fragmentation ${(report.fragmentation * 100).toFixed(1)}%\n`;
 }
 
 /** A short allocation demo on a built allocator: what a user would try first. */

@@ -1,6 +1,8 @@
 import { bump } from "@alloc/bump";
 import { DEFAULT_GROWTH, growBackend, WASM32_MAX_PAGES, type PageBackend, type Strategy } from "@alloc/core";
+import { fail } from "@alloc/fail";
 import { freeList, type FreeListOptions } from "@alloc/free-list";
+import { page } from "@alloc/page";
 import { staticBackend } from "@alloc/page-backend-static";
 import { sizeClasses, type SizeClassesOptions } from "@alloc/size-classes";
 import type { OptionSpec, OptionValue } from "./options.ts";
@@ -66,6 +68,14 @@ export const STRATEGIES: Readonly<Record<string, StrategyEntry>> = {
       { name: "spareSpans", kind: "int", default: 4, doc: "empty spans kept rather than given back (0 or a power of two up to 256)", samples: [0, 16] },
     ],
     create: (options = {}) => sizeClasses(options as SizeClassesOptions),
+  },
+  page: {
+    summary: "fresh pages for every block, never reused (lol_alloc's LeakingPageAllocator): tiny; for a few large blocks",
+    create: () => page(),
+  },
+  fail: {
+    summary: "every allocation returns 0: proves a program never allocates, the smallest module; only alone",
+    create: () => fail(),
   },
 };
 

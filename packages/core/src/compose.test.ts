@@ -27,6 +27,11 @@ describe("configuration errors are clear and come before any Wasm", () => {
     ["not a strategy", () => buildAllocator({ strategy: [{} as Strategy] }), /not a strategy/],
     ["allocator-only strategy at the bottom", () => buildAllocator({ strategy: upper() }), /cannot sit directly on a page backend/],
     ["pages-only strategy on top of another", () => buildAllocator({ strategy: [pagePerBlock(), pagePerBlock()] }), /cannot sit on top of "page-per-block"/],
+    [
+      "a strategy on top of a top-only one",
+      () => buildAllocator({ strategy: [upper(), { ...pagePerBlock(), name: "only", topOnly: true }] }),
+      /strategy "upper" cannot sit on top of "only": "only" must be the top of the stack/,
+    ],
     ["minAlign not a power of two", () => buildAllocator({ strategy: pagePerBlock(), minAlign: 12 }), /minAlign must be a power of two/],
     ["minAlign too small", () => buildAllocator({ strategy: pagePerBlock(), minAlign: 2 }), /minAlign/],
     ["minAlign above a page", () => buildAllocator({ strategy: pagePerBlock(), minAlign: 2 * PAGE_SIZE }), /minAlign/],

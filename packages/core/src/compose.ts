@@ -430,6 +430,11 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
         ? `put a strategy that takes pages (e.g. free-list or bump) below it`
         : `"${s.name}" must be the bottom of the stack`;
     check(s.accepts.includes(below), `strategy "${s.name}" cannot sit ${what}: ${fix}`);
+    const parent = stack[i + 1];
+    check(
+      !parent?.topOnly,
+      `strategy "${s.name}" cannot sit on top of "${parent?.name}": "${parent?.name}" must be the top of the stack (nothing can be built on it)`,
+    );
   });
   const backend = planBackend(options);
 

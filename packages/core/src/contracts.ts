@@ -239,6 +239,12 @@ export interface Strategy {
    */
   readonly accepts: readonly Parent["kind"][];
   /**
+   * True when no strategy may sit on top of this one: it must be the top of the stack. For a
+   * strategy whose blocks a layer above could make no sense of (fail: every `alloc` returns 0,
+   * so a layer over it could only ever fail too). The composition refuses such a stack.
+   */
+  readonly topOnly?: boolean;
+  /**
    * Further functions this strategy offers for export when it is the top of the stack, by name,
    * with a sentence of documentation each: e.g. bump's `reset`.
    */

@@ -26,7 +26,7 @@ export { allocEntries } from "./alloc-entries.ts";
 export type { AllocBody } from "./alloc-entries.ts";
 export { DEFAULT_GROWTH, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 export type { GrowBackendOptions } from "./grow-backend.ts";
-export { C_FUNCTIONS, C_FUNCTION_DOCS } from "./c-api.ts";
+export { C_FUNCTIONS, C_FUNCTION_DOCS, EINVAL, ENOMEM } from "./c-api.ts";
 export type { CFunction } from "./c-api.ts";
 export { buildAllocator, installAllocator, DEFAULT_EXPORTS, DEFAULT_MIN_ALIGN, HEAP_CHECK } from "./compose.ts";
 export type {

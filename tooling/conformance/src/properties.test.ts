@@ -1,7 +1,8 @@
 import { buildAllocator } from "@alloc/core";
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { compositions, stacks } from "./compositions.ts";
+import { STRATEGIES } from "@alloc/cli";
+import { compositions, NEVER_ALLOCATES, stacks } from "./compositions.ts";
 import { op, runModel } from "./model.ts";
 
 /** Cases per composition in CI; `pnpm soak` runs as many as you like. */
@@ -73,8 +74,13 @@ describe.each(compositions())("release build of $name", (composition) => {
   });
 });
 
-test("every registered strategy takes part", () => {
-  expect(stacks().flat()).toEqual(expect.arrayContaining(["bump"]));
+test("every registered strategy takes part, and no stack builds on a top-only strategy", () => {
+  expect(new Set(stacks().flat())).toEqual(new Set(Object.keys(STRATEGIES)));
+  expect(new Set(compositions().flatMap((c) => c.stack))).toEqual(new Set(Object.keys(STRATEGIES).filter((n) => !NEVER_ALLOCATES.has(n))));
+  expect(stacks()).toContainEqual(["size-classes", "page"]);
+  for (const stack of stacks()) {
+    expect(stack.slice(1).every((n) => !STRATEGIES[n]!.create().topOnly), stack.join(" > ")).toBe(true);
+  }
 });
 
 test("the model catches a broken allocator (it is not a test that cannot fail)", async () => {
