@@ -1,3 +1,4 @@
+import { STRATEGIES } from "@alloc/cli/registry";
 import { AllocConfigError } from "@alloc/core";
 import { describe, expect, test } from "vitest";
 import { catalog, Session } from "./session.ts";
@@ -53,7 +54,7 @@ describe("a session (what the page's worker runs)", () => {
   });
 
   test.each([
-    ["strategy=size-classes,nope", 'unknown strategy "nope" (known: bump, free-list, size-classes)'],
+    ["strategy=size-classes,nope", `unknown strategy "nope" (known: ${Object.keys(STRATEGIES).join(", ")})`],
     ["strategy=free-list(fit=worst)", 'free-list: fit must be one of bins, first, got "worst"'],
     ["backend=mmap", 'unknown backend "mmap"'],
     ["backend=static(start=64KiB)", "--backend static needs"],
