@@ -1,6 +1,8 @@
 import { bump } from "@alloc/bump";
 import type { Strategy } from "@alloc/core";
+import { fail } from "@alloc/fail";
 import * as freeListPackage from "@alloc/free-list";
+import { page } from "@alloc/page";
 import * as sizeClassesPackage from "@alloc/size-classes";
 
 /** One of our allocators: a strategy stack over the default grow backend. */
@@ -10,6 +12,11 @@ export interface Composition {
   readonly description: string;
   /** The project's default composition (what the issue's targets are about). */
   readonly isDefault?: boolean;
+  /**
+   * Measured for SIZES.md but not benchmarked: the workloads cannot run on it (fail allocates
+   * nothing; page takes fresh pages for every block, gigabytes on the larger workloads).
+   */
+  readonly sizeOnly?: boolean;
   /** The strategy stack, top first. */
   stack(): Strategy[];
 }
@@ -33,6 +40,7 @@ interface Candidate {
   readonly name: string;
   readonly description: string;
   readonly isDefault?: boolean;
+  readonly sizeOnly?: boolean;
   /** The stack, or the names of the packages still missing. */
   readonly stack: (() => Strategy[]) | string[];
 }
@@ -65,6 +73,14 @@ function candidates(): Candidate[] {
       description: "size classes for small blocks over bump",
       stack: needSizeClasses.length ? needSizeClasses : () => [sizeClasses!(), bump()],
     },
+    { name: "page", description: "fresh pages for every block, never reused (lol_alloc's LeakingPageAllocator)", sizeOnly: true, stack: () => [page()] },
+    {
+      name: "size-classes+page",
+      description: "size classes for small blocks over fresh pages for the rest",
+      sizeOnly: true,
+      stack: needSizeClasses.length ? needSizeClasses : () => [sizeClasses!(), page()],
+    },
+    { name: "fail", description: "every allocation returns 0 (lol_alloc's FailAllocator)", sizeOnly: true, stack: () => [fail()] },
   ];
 }
 
@@ -76,7 +92,13 @@ export function compositions(): { available: Composition[]; missing: { name: str
     if (Array.isArray(c.stack)) {
       missing.push({ name: c.name, reason: `${c.stack.join(" and ")} ${c.stack.length > 1 ? "do" : "does"} not export a strategy yet` });
     } else {
-      available.push({ name: c.name, description: c.description, ...(c.isDefault && { isDefault: true }), stack: c.stack });
+      available.push({
+        name: c.name,
+        description: c.description,
+        ...(c.isDefault && { isDefault: true }),
+        ...(c.sizeOnly && { sizeOnly: true }),
+        stack: c.stack,
+      });
     }
   }
   return { available, missing };

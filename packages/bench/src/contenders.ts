@@ -36,7 +36,7 @@ export function contenders(names?: readonly string[]): { contenders: Contender[]
   const wanted = (name: string) => !names || names.includes(name);
   const { available, missing } = compositions();
   const list: Contender[] = [];
-  for (const c of available.filter((c) => wanted(c.name))) {
+  for (const c of available.filter((c) => wanted(c.name) && !c.sizeOnly)) {
     const built = buildAllocator({ strategy: c.stack(), exports: BENCH_EXPORTS, optimize: "speed" });
     list.push({
       name: c.name,
@@ -62,7 +62,14 @@ export function contenders(names?: readonly string[]): { contenders: Contender[]
       binary,
     });
   }
-  const skipped = [...missing.filter((m) => wanted(m.name)), ...peers.missing];
+  const skipped = [
+    ...missing.filter((m) => wanted(m.name)),
+    // Asked for by name only: a full run leaves them out without a word.
+    ...available
+      .filter((c) => c.sizeOnly && names?.includes(c.name))
+      .map((c) => ({ name: c.name, reason: "measured for SIZES.md only: the workloads cannot run on it" })),
+    ...peers.missing,
+  ];
   if (names) {
     const known = new Set([...list.map((c) => c.name), ...skipped.map((s) => s.name)]);
     for (const name of names) if (!known.has(name)) skipped.push({ name, reason: "unknown allocator" });
