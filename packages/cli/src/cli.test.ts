@@ -192,6 +192,36 @@ describe("alloc replay", () => {
     expect(r.err).toMatch(message);
   });
 
+  test("--map draws the trace's heap map; --compare puts a second stack beside it on the same scales", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-map-"));
+    const svg = join(dir, "m.svg"), html = join(dir, "m.html");
+    const r = await alloc("replay", "-w", "phase-change", "--map", svg, "--compare", "size-classes,free-list");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const peak = /phase-change\(seed 1\): .* peak live (\d+) B/.exec(r.out)![1];
+    expect(r.out).toMatch(/^size-classes > free-list > grow: \d+ bytes$/m);
+    expect(r.out).toContain(`wrote ${svg} (heap map, `);
+    const picture = readFileSync(svg, "utf8");
+    const panels = [...picture.matchAll(/<g class="heap-map"[^>]*data-label="([^"]*)"[^>]*data-address-high="(\d+)"[^>]*data-peak-live-bytes="(\d+)"/g)];
+    expect(panels.map((m) => m[1])).toEqual(["free-list &gt; grow", "size-classes &gt; free-list &gt; grow"]);
+    expect(panels.map((m) => m[3])).toEqual([peak, peak]);
+    expect(panels[0]![2]).toBe(panels[1]![2]);
+    const page = await alloc("replay", "-w", "small-churn", "--map", html);
+    expect(page.code).toBe(0);
+    expect(readFileSync(html, "utf8")).toMatch(/^<!doctype html>[\s\S]*<svg [\s\S]*id="heap-map-data"/);
+  });
+
+  test.each([
+    [["replay", "-w", "small-churn", "--map", "m.png"], /--map writes an .svg or an .html file, got "m.png"/],
+    [["replay", "-w", "small-churn,transcoder", "--map", "m.svg"], /--map draws one trace: give one trace file or workload, not 2/],
+    [["replay", "-w", "small-churn", "--compare", "bump", "--module", "x.wasm"], /--compare and --module contradict each other/],
+    [["replay", "-w", "small-churn", "--compare", "nope"], /unknown strategy "nope"/],
+  ])("%j fails clearly", async (argv, message) => {
+    const r = await alloc(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+  });
+
   test("a static region too small for the driver's data: one line naming the trace and the fix, exit 1", async () => {
     const r = await alloc("replay", "-w", "small-churn", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "64KiB");
     expect(r.code).toBe(1);

@@ -11,7 +11,8 @@ import {
   type HeapReport,
 } from "@alloc/core";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WORKLOADS, type Trace, type WorkloadName } from "@alloc/trace";
+import { recordHeap, renderHeapMap, renderHeapMapHtml, type HeapRecording } from "@alloc/heap-map";
+import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WORKLOADS, type ReplayTarget, type Trace, type WorkloadName } from "@alloc/trace";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { DEFAULT_STACK } from "./registry.ts";
@@ -313,8 +314,17 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .addOption(new Option("--seed <n>", "seed of the built-in workloads").argParser(integer).default(1))
     .addOption(new Option("--no-verify", "do not tag and check blocks (for timing only)"))
     .addOption(new Option("--module <file>", "replay against this compiled module's own malloc, free and realloc (exported, with its memory) instead of a composition"))
+    .addOption(
+      new Option(
+        "--map <file>",
+        "draw a heap map of the trace to this .svg or .html file: where every block lives over time, free and never-touched memory, memory.grow steps, live bytes against memory",
+      ),
+    )
+    .addOption(
+      new Option("--compare <stack>", "also replay against this strategy stack (written as --strategy; same backend and other options), side by side on the same scales in the --map"),
+    )
     .addHelpText("after", `\n${strategyHelp}`)
-    .action(async (files: string[], flags: BuildFlags & { workload?: string[]; seed: number; verify: boolean; module?: string }) => {
+    .action(async (files: string[], flags: BuildFlags & { workload?: string[]; seed: number; verify: boolean; module?: string; map?: string; compare?: string }) => {
       const traces: Trace[] = [];
       for (const file of files) {
         let text: string;
@@ -337,32 +347,57 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
         traces.push(generateWorkload(name as WorkloadName, { seed: flags.seed }));
       }
       if (traces.length === 0) throw new AllocConfigError("replay needs trace files or --workload");
-      const options = buildOptionsFromFlags({ ...flags, exports: ["malloc", "free", "realloc"] });
-      const parts = partsFromFlags(flags);
-      const other = flags.module === undefined ? undefined : await moduleTarget(flags.module);
-      const built = other ? undefined : buildAllocator(options);
-      io.out(other ? `${flags.module} (its own allocator): ${other.size} bytes\n` : `${describeParts(parts.stack, parts.backend)}: ${built!.size} bytes\n`);
-      for (const trace of traces) {
-        const heap = other ? await other.instantiate() : await built!.instantiate();
-        try {
-          const r = replay(heap, trace, { verify: flags.verify });
-          io.out(
-            `${trace.name}: ${r.operations} ops in ${r.elapsedMs.toFixed(2)} ms (${r.nsPerOp.toFixed(1)} ns/op), ` +
-              `${r.failedAllocations} failed, peak memory ${r.peakMemoryBytes} B, peak live ${r.peakLiveBytes} B` +
-              `${flags.verify ? ", every block verified" : ""}\n`,
-          );
-          if (built?.debug) io.out(`  ${heapLine((heap as AllocatorInstance).checkHeap())}`);
-        } catch (error) {
-          // A failed check (a debug build's fault inside the trace is a ReplayError naming the
-          // operation), or a replay that could not start (no room for the driver's data).
-          if (!(error instanceof Error)) throw error;
-          const hint =
-            error instanceof ReplayError || error instanceof HeapFaultError || parts.backend.name !== "static"
-              ? ""
-              : " (the static region may be too small for this trace: try a larger --static-size)";
-          io.err(`alloc: ${trace.name}: ${error.message}${hint}\n`);
-          exitCode = 1;
+      if (flags.map !== undefined) {
+        if (!/\.(svg|html)$/i.test(flags.map)) throw new AllocConfigError(`--map writes an .svg or an .html file, got "${flags.map}"`);
+        if (traces.length !== 1) throw new AllocConfigError(`--map draws one trace: give one trace file or workload, not ${traces.length}`);
+        checkWritable(flags.map, "--map");
+      }
+      if (flags.compare && flags.module !== undefined) throw new AllocConfigError("--compare and --module contradict each other: give one of them");
+      // What to replay against: a module, or the composition and the one to compare it with.
+      const contestants: { label: string; size: number; debug: boolean; instantiate(): Promise<ReplayTarget> }[] = [];
+      if (flags.module !== undefined) {
+        const other = await moduleTarget(flags.module);
+        contestants.push({ label: `${flags.module} (its own allocator)`, size: other.size, debug: false, instantiate: () => other.instantiate() });
+      } else {
+        for (const strategy of [flags.strategy, ...(flags.compare !== undefined ? [flags.compare] : [])]) {
+          const composition = { ...flags, strategy, exports: ["malloc", "free", "realloc"] };
+          const built = buildAllocator(buildOptionsFromFlags(composition));
+          const parts = partsFromFlags(composition);
+          contestants.push({ label: describeParts(parts.stack, parts.backend), size: built.size, debug: built.debug !== undefined, instantiate: () => built.instantiate() });
         }
+      }
+      const recordings: HeapRecording[] = [];
+      for (const contestant of contestants) {
+        io.out(`${contestant.label}: ${contestant.size} bytes\n`);
+        for (const trace of traces) {
+          const heap = await contestant.instantiate();
+          try {
+            const r = replay(heap, trace, { verify: flags.verify });
+            io.out(
+              `${trace.name}: ${r.operations} ops in ${r.elapsedMs.toFixed(2)} ms (${r.nsPerOp.toFixed(1)} ns/op), ` +
+                `${r.failedAllocations} failed, peak memory ${r.peakMemoryBytes} B, peak live ${r.peakLiveBytes} B` +
+                `${flags.verify ? ", every block verified" : ""}\n`,
+            );
+            if (contestant.debug) io.out(`  ${heapLine((heap as AllocatorInstance).checkHeap())}`);
+            // The map's own run, on a fresh instance: only the trace's blocks, none of the driver's.
+            if (flags.map !== undefined) recordings.push(recordHeap(await contestant.instantiate(), trace, { label: contestant.label }));
+          } catch (error) {
+            // A failed check (a debug build's fault inside the trace is a ReplayError naming the
+            // operation), or a replay that could not start (no room for the driver's data).
+            if (!(error instanceof Error)) throw error;
+            const hint =
+              error instanceof ReplayError || error instanceof HeapFaultError || partsFromFlags(flags).backend.name !== "static"
+                ? ""
+                : " (the static region may be too small for this trace: try a larger --static-size)";
+            io.err(`alloc: ${trace.name}: ${error.message}${hint}\n`);
+            exitCode = 1;
+          }
+        }
+      }
+      if (flags.map !== undefined && exitCode === 0) {
+        const picture = /\.html$/i.test(flags.map) ? renderHeapMapHtml(recordings) : renderHeapMap(recordings);
+        write(flags.map, picture, "--map");
+        io.out(`wrote ${flags.map} (heap map, ${picture.length} bytes)\n`);
       }
     });
   refuseRepeats(replayCommand);

@@ -1,0 +1,3 @@
+import { vitestConfig } from "../../tooling/test-utils/vitest.shared.ts";
+
+export default vitestConfig;
