@@ -18,9 +18,9 @@ export const SIZE_CLASSES: readonly { readonly max: number; readonly label: stri
 export const LIVE_LEVELS = 4;
 
 /**
- * What a cell shows, as stored in {@link HeapGrid.cells}: `OUTSIDE` (not memory yet), `UNTOUCHED`
- * (memory above every block handed out so far), `FREE` (below that, not live), or a live code
- * from {@link liveCode}.
+ * What a cell shows, as stored in {@link HeapGrid.cells}: `outside` (not memory yet), `untouched`
+ * (memory below or above every block handed out so far), `free` (between them, not live), or a
+ * live code from {@link liveCode}.
  */
 export const CELL = { outside: 0, untouched: 1, free: 2 } as const;
 
@@ -115,8 +115,8 @@ export function gridScale(recordings: readonly HeapRecording[], options: GridOpt
 
 /**
  * Aggregates a recording into cells. Each cell integrates its address range over its operations
- * (bytes × operations, the state after each operation): live bytes per size class, bytes below
- * the highest block end so far ("touched"), and bytes of memory. A cell with live bytes shows its
+ * (bytes × operations, the state after each operation): live bytes per size class, bytes between
+ * the lowest block start and the highest block end so far ("touched"), and bytes of memory. A cell with live bytes shows its
  * dominant size class, shaded by the live share; otherwise the larger of free and untouched, or
  * nothing when most of it is not memory yet.
  */
@@ -128,7 +128,7 @@ export function buildGrid(recording: HeapRecording, scale: GridScale = gridScale
   const TOUCHED = K, MEMORY = K + 1, CHANNELS = K + 2;
   const value = new Float64Array(rows * CHANNELS), since = new Float64Array(rows * CHANNELS), acc = new Float64Array(rows * CHANNELS);
 
-  /** Adds `sign` × the bytes of [from, to) to `channel` of the rows it overlaps, from time t. */
+  /** Adds `sign` × the bytes of [from, to) to `channel` of the rows it overlaps, from operation t on. */
   const add = (channel: number, from: number, to: number, sign: number, t: number) => {
     from = Math.max(from, low);
     to = Math.min(to, high);
@@ -151,7 +151,8 @@ export function buildGrid(recording: HeapRecording, scale: GridScale = gridScale
   const growOps: number[] = [], growBytes: number[] = [];
 
   let memory = recording.initialPages * PAGE_BYTES;
-  let touched = low;
+  // The span blocks have covered so far: [touchedLow, touchedHigh) (empty before the first).
+  let touchedLow = Infinity, touchedHigh = -Infinity;
   let live = 0;
   add(MEMORY, low, memory, 1, 0);
   for (let j = 0; j < columns; j++) {
@@ -169,9 +170,14 @@ export function buildGrid(recording: HeapRecording, scale: GridScale = gridScale
         const s = recording.size[i]!;
         add(sizeClassOf(s), p, p + s, 1, i);
         live += s;
-        if (p + s > touched) {
-          add(TOUCHED, touched, p + s, 1, i);
-          touched = p + s;
+        if (touchedLow === Infinity) touchedLow = touchedHigh = p;
+        if (p < touchedLow) {
+          add(TOUCHED, p, touchedLow, 1, i);
+          touchedLow = p;
+        }
+        if (p + s > touchedHigh) {
+          add(TOUCHED, touchedHigh, p + s, 1, i);
+          touchedHigh = p + s;
         }
       }
       const now = recording.pages[i]! * PAGE_BYTES;

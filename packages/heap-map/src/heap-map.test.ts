@@ -184,27 +184,27 @@ describe("recordHeap", () => {
   });
 });
 
+/** A hand-made recording: 2 pages, rows of 16 KiB. */
+const made: HeapRecording = {
+  trace: "made",
+  label: "",
+  operations: 4,
+  //                         alloc A      alloc B      free A       (nothing)
+  address: Uint32Array.from([16384, 32768 + 64, 0, 0]),
+  size: Uint32Array.from([16384, 100, 0, 0]),
+  released: Uint32Array.from([0, 0, 16384, 0]),
+  releasedSize: Uint32Array.from([0, 0, 16384, 0]),
+  pages: Uint32Array.from([1, 1, 2, 2]),
+  initialPages: 1,
+  peakLiveBytes: 16484,
+  liveBytesAtEnd: 100,
+  failedAllocations: 0,
+  growSteps: 1,
+};
+
 // ---- the grid -------------------------------------------------------------------------------
 
 describe("cells", () => {
-  /** A hand-made recording: 2 pages, rows of 16 KiB. */
-  const made: HeapRecording = {
-    trace: "made",
-    label: "",
-    operations: 4,
-    //                         alloc A      alloc B      free A       (nothing)
-    address: Uint32Array.from([16384, 32768 + 64, 0, 0]),
-    size: Uint32Array.from([16384, 100, 0, 0]),
-    released: Uint32Array.from([0, 0, 16384, 0]),
-    releasedSize: Uint32Array.from([0, 0, 16384, 0]),
-    pages: Uint32Array.from([1, 1, 2, 2]),
-    initialPages: 1,
-    peakLiveBytes: 16484,
-    liveBytesAtEnd: 100,
-    failedAllocations: 0,
-    growSteps: 1,
-  };
-
   test("each cell shows the dominant size class shaded by its live share, else free, never touched, or not memory yet", () => {
     const scale = gridScale([made], { maxRows: 8 });
     expect(scale).toMatchObject({ columns: 4, rows: 8, addressLow: 0, addressHigh: 2 * PAGE_BYTES, rowBytes: 16384 });
@@ -213,9 +213,10 @@ describe("cells", () => {
     const { free: F, untouched: U, outside: O } = CELL;
     const A = liveCode(sizeClassOf(16384), LIVE_LEVELS - 1), B = liveCode(sizeClassOf(100), 0);
     expect(sizeClassOf(16384)).toBe(SIZE_CLASSES.findIndex((c) => c.label === "4–64 KiB"));
-    expect(column(0)).toEqual([F, A, U, U, O, O, O, O]);
-    expect(column(1)).toEqual([F, A, B, U, O, O, O, O]);
-    expect(column(2)).toEqual([F, F, B, U, U, U, U, U]);
+    // Row 0 lies below every block: never touched; row 1 is free once A is gone, between blocks.
+    expect(column(0)).toEqual([U, A, U, U, O, O, O, O]);
+    expect(column(1)).toEqual([U, A, B, U, O, O, O, O]);
+    expect(column(2)).toEqual([U, F, B, U, U, U, U, U]);
     expect(column(3)).toEqual(column(2));
     expect(Array.from(grid.liveBytes)).toEqual([16384, 16484, 16484, 100]);
     expect(Array.from(grid.memoryBytes)).toEqual([65536, 65536, 131072, 131072]);
@@ -300,6 +301,33 @@ describe("renderHeapMap", () => {
     expect(json.panels[0].cells).toBe(Array.from(grid.cells, (c) => String.fromCharCode(48 + c)).join(""));
     expect(json.panels[0].opStart).toEqual(Array.from(grid.opStart));
     expect(json.names).toHaveLength(3 + SIZE_CLASSES.length * LIVE_LEVELS);
+  });
+
+  test("the page's tooltip names a cell's operations, addresses and contents", () => {
+    const html = renderHeapMapHtml(made, { maxRows: 8 });
+    const json = /<script type="application\/json" id="heap-map-data">(.*?)<\/script>/s.exec(html)![1]!;
+    const script = /<script>(.*?)<\/script>/s.exec(html)![1]!;
+    // The few DOM calls the script makes, on a heap plot at (100, 50), 640 × 300 pixels.
+    const listeners = new Map<string, (e: { clientX: number; clientY: number }) => void>();
+    const plot = {
+      style: {},
+      addEventListener: (type: string, f: (e: { clientX: number; clientY: number }) => void) => listeners.set(type, f),
+      getBoundingClientRect: () => ({ left: 100, top: 50, width: 640, height: 300 }),
+    };
+    const tip = { textContent: "", style: {} as Record<string, string>, hidden: true };
+    const document = {
+      getElementById: (id: string) => (id === "tip" ? tip : { textContent: json }),
+      querySelectorAll: () => [{ querySelector: (selector: string) => (selector === "rect.plot" ? plot : undefined) }],
+    };
+    new Function("document", script)(document);
+    // Column 1 (operation 1) of 4, row 2 of 8 from the bottom: B, 100 bytes at 32832.
+    listeners.get("mousemove")!({ clientX: 100 + 640 * (1.5 / 4), clientY: 50 + 300 * (5.5 / 8) });
+    expect(tip.hidden).toBe(false);
+    expect(tip.textContent).toBe("operations 1–1, addresses 32768–49151: live, mostly 65–256 B blocks, ≤ 1/4 live; live up to 16.1 KiB, memory 64.0 KiB");
+    listeners.get("mousemove")!({ clientX: 100 + 640 * (3.5 / 4), clientY: 50 + 300 * (0.5 / 8) });
+    expect(tip.textContent).toMatch(/^operations 3–3, addresses 114688–131071: never touched; /);
+    listeners.get("mouseleave")!({ clientX: 0, clientY: 0 });
+    expect(tip.hidden).toBe(true);
   });
 
   test("names are escaped", async () => {

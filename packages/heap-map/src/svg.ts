@@ -176,8 +176,8 @@ function legend(): string {
   SIZE_CLASSES.forEach((c, k) => item(box(styleClass(liveCode(k, LIVE_LEVELS - 1))), c.label));
   heading("shade, live share of the cell:");
   for (let l = 0; l < LIVE_LEVELS; l++) item(box(styleClass(liveCode(2, l))), `≤ ${l + 1}/${LIVE_LEVELS}`);
-  item(box(styleClass(CELL.free)), "free (below the highest block so far)");
-  item(box(styleClass(CELL.untouched)), "never touched (above every block so far)");
+  item(box(styleClass(CELL.free)), "free (between blocks so far)");
+  item(box(styleClass(CELL.untouched)), "never touched (below or above every block so far)");
   item(`<rect class="plot" width="12" height="12"/>`, "not memory yet");
   item(`<path class="memory-edge" d="M0 6h12"/>`, "memory size");
   item(`<path class="grow" d="M6 2v9"/>`, "memory.grow");
