@@ -1,4 +1,4 @@
-import { allocEntries, PAGE_SHIFT, type Expr, type FunctionScope, type Local, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
+import { allocEntries, PAGE_SHIFT, type StatVars, type Expr, type FunctionScope, type Local, type AllocatorFunctions, type EmitContext, type Parent, type Strategy } from "@alloc/core";
 
 /**
  * Bump allocation: a pointer moves up through the current region of fresh pages.
@@ -40,7 +40,7 @@ export function bump(): Strategy {
   };
 }
 
-function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: Parent): AllocatorFunctions {
+function emitBump({ cg, scope, requested, debug, limits, stats }: EmitContext, parent: Parent): AllocatorFunctions {
   if (parent.kind !== "pages") throw new Error("bump: needs a page backend below it");
   const { allocPages, run } = parent.pages;
   // Over a contiguous run, the region is the run itself: it starts at run.start and its end is
@@ -59,11 +59,12 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
   /**
    * Debug builds: `floor`, the lowest address bump ever handed out (blocks below it are not
    * ours); `high`, the highest `top` reached in the current region (memory above it is fresh);
-   * `live`, blocks handed out and not taken back since the last reset.
+   * `live`, blocks handed out and not taken back since the last reset (stats builds keep it too:
+   * it is the one statistic the walker cannot read from the region).
    */
   const floor = debug && cg.global(scope("debug/floor"), run ? origin : -1);
   const high = debug && cg.global(scope("debug/high"), origin);
-  const live = debug && cg.global(scope("debug/live"));
+  const live = (debug || stats) && cg.global(scope(debug ? "debug/live" : "stats/live"));
   /**
    * Debug: [from, top) is given back; it is poisoned so that a later block there (the only
    * reuse bump does) shows writes made after the free.
@@ -134,7 +135,8 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
       ...takeAgain(p.get, size.get),
       last.set(p.get()),
       top.set(cg.add(p.get(), size.get())),
-      ...(high && live ? [high.set(cg.maxU(high.get(), top.get(), high.get(), top.get())), live.set(cg.add(live.get(), cg.size(1)))] : []),
+      ...(high ? [high.set(cg.maxU(high.get(), top.get(), high.get(), top.get()))] : []),
+      ...(live ? [live.set(cg.add(live.get(), cg.size(1)))] : []),
       p.get(),
     ];
   };
@@ -163,8 +165,11 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
     }
     // Only the most recent block can be taken back. (A br_if out of the body is a byte
     // shorter than an if around it.)
+    // Stats builds count the block out, and forget it as the debug build does (a second free of
+    // it must not count it out twice).
     const body = f.label("free");
-    return cg.module.block(body, [cg.module.br(body, cg.ne(ptr.get(), last.get())), ...markDirty(), top.set(ptr.get())]);
+    const counted = live ? [live.set(cg.sub(live.get(), cg.size(1))), last.set(cg.size(NONE))] : [];
+    return cg.module.block(body, [cg.module.br(body, cg.ne(ptr.get(), last.get())), ...markDirty(), top.set(ptr.get()), ...counted]);
   });
 
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
@@ -226,12 +231,21 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
     last.set(cg.size(NONE)),
   ]);
 
+  const base = () => (start ? start.get() : cg.size(origin));
+  /** The statistics: the blocks since the last reset, and the rest of the region free. */
+  const report = (vars: StatVars): Expr[] => [
+    vars.usedBytes.set(cg.sub(top.get(), base())),
+    vars.usedBlocks.set(live!.get()),
+    vars.freeBytes.set(cg.sub(end(), top.get())),
+    vars.freeBlocks.set(cg.fromBool(cg.ne(end(), top.get()))),
+    vars.largestFree.set(cg.sub(end(), top.get())),
+  ];
+  // Stats builds: the walker without the checks.
+  const walk = stats && cg.function(scope("walk"), [], "none", () => report(stats.vars));
   // Debug: the walker checks the region's bounds and reports the blocks since the last reset.
   const check =
     debug &&
     cg.function(scope("check"), [], "none", () => {
-      const base = () => (start ? start.get() : cg.size(origin));
-      const { stats } = debug;
       return [
         debug.failIf(
           m.i32.or(cg.gtU(base(), top.get()), cg.gtU(top.get(), end())),
@@ -249,11 +263,7 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
         cg.when(cg.ltU(top.get(), high!.get()), [
           debug.checkPoison(top.get(), cg.sub(high!.get(), top.get()), "bump memory freed earlier was written to", true),
         ]),
-        stats.usedBytes.set(cg.sub(top.get(), base())),
-        stats.usedBlocks.set(live!.get()),
-        stats.freeBytes.set(cg.sub(end(), top.get())),
-        stats.freeBlocks.set(cg.fromBool(cg.ne(end(), top.get()))),
-        stats.largestFree.set(cg.sub(end(), top.get())),
+        ...report(debug.stats),
       ];
     });
 
@@ -267,5 +277,6 @@ function emitBump({ cg, scope, requested, debug, limits }: EmitContext, parent: 
     allocZeroed,
     extras: { reset },
     ...(check && { check }),
+    ...(walk && { walk }),
   };
 }

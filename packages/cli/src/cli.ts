@@ -29,6 +29,8 @@ import {
   type Part,
 } from "./composition.ts";
 import { parseGrowth, parseInteger } from "./options.ts";
+import { OPTION_SIZES } from "./option-sizes.data.ts";
+import { STATS_STACKS } from "./option-sizes.ts";
 import { moduleTarget } from "./module-target.ts";
 import { addSwapCommand } from "./swap-command.ts";
 
@@ -89,6 +91,7 @@ interface BuildFlags extends BackendFlags {
   wat?: string;
   demo?: boolean;
   debug?: boolean;
+  stats?: boolean;
   json?: boolean;
 }
 
@@ -113,6 +116,7 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     ...(flags.minAlign !== undefined && { minAlign: flags.minAlign }),
     ...(flags.prefix !== undefined && { prefix: flags.prefix }),
     ...(flags.debug && { debug: true }),
+    ...(flags.stats && { stats: true }),
   };
 }
 
@@ -136,16 +140,23 @@ export function buildFacts(flags: BuildFlags, built: BuiltAllocator) {
     optimize: flags.opt,
     bulkMemory: flags.bulkMemory,
     debug: built.debug !== undefined,
+    stats: flags.stats === true,
     files: { wasm: flags.out ?? null, wat: flags.wat ?? null },
   };
 }
 
-/** One line of the heap walker's statistics (debug builds). */
-function heapLine(report: HeapReport): string {
+/** One line of the heap walker's statistics (debug and stats builds). */
+function heapLine(report: HeapReport, checked: boolean): string {
   const layers = report.layers
     .map((l) => `${l.layer}: ${l.usedBlocks} used blocks (${l.usedBytes} B), ${l.freeBlocks} free (${l.freeBytes} B, largest ${l.largestFree} B)`)
     .join("; ");
-  return `heap check passed: ${layers || "no layer keeps a heap"}; fragmentation ${(report.fragmentation * 100).toFixed(1)}%\n`;
+  return `${checked ? "heap check passed" : "heap stats"}: ${layers || "no layer keeps a heap"}; fragmentation ${(report.fragmentation * 100).toFixed(1)}%\n`;
+}
+
+/** The walker's line for a debug build (checked) or a stats build; nothing for other builds. */
+function heapLines(built: BuiltAllocator, heap: AllocatorInstance): string {
+  if (built.debug) return `  ${heapLine(heap.checkHeap(), true)}`;
+  return built.stats ? `  ${heapLine(heap.heapStats(), false)}` : "";
 }
 
 /** A short allocation demo on a built allocator: what a user would try first. */
@@ -169,7 +180,7 @@ async function demo(built: BuiltAllocator, io: Io): Promise<void> {
   io.out(`  malloc(4 GiB - 1) = ${a.malloc(0xffffffff)}  (impossible: 0, and the heap stays usable)\n`);
   io.out(`  malloc(24) = ${a.malloc(24)}\n`);
   io.out(`  memory: ${a.memoryBytes()} bytes\n`);
-  if (built.debug) io.out(`  ${heapLine(a.checkHeap())}`);
+  io.out(heapLines(built, a));
 }
 
 /**
@@ -251,7 +262,19 @@ function withCompositionOptions(command: Command): Command {
         "--debug",
         "debug build: poison free memory, trap on double or invalid free with a readable cause, export heap_check (the heap walker)",
       ),
+    )
+    .addOption(
+      new Option(
+        "--stats",
+        `export heap_stats(ptr): bytes and blocks in use and free, largest free block, per layer, in a release build (no checks; ${statsCost()})`,
+      ),
     );
+}
+
+/** `--stats`' measured cost, for its help. */
+function statsCost(): string {
+  const costs = STATS_STACKS.map((stack) => `${stack.join(" > ")} +${OPTION_SIZES[`stats:${stack.join(",")}`]} B`);
+  return `size: ${costs.join(", ")}`;
 }
 
 /** The `alloc` command line. Returns the exit code. */
@@ -354,16 +377,16 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       }
       if (flags.compare && flags.module !== undefined) throw new AllocConfigError("--compare and --module contradict each other: give one of them");
       // What to replay against: a module, or the composition and the one to compare it with.
-      const contestants: { label: string; size: number; debug: boolean; instantiate(): Promise<ReplayTarget> }[] = [];
+      const contestants: { label: string; size: number; built?: BuiltAllocator; instantiate(): Promise<ReplayTarget> }[] = [];
       if (flags.module !== undefined) {
         const other = await moduleTarget(flags.module);
-        contestants.push({ label: `${flags.module} (its own allocator)`, size: other.size, debug: false, instantiate: () => other.instantiate() });
+        contestants.push({ label: `${flags.module} (its own allocator)`, size: other.size, instantiate: () => other.instantiate() });
       } else {
         for (const strategy of [flags.strategy, ...(flags.compare !== undefined ? [flags.compare] : [])]) {
           const composition = { ...flags, strategy, exports: ["malloc", "free", "realloc"] };
           const built = buildAllocator(buildOptionsFromFlags(composition));
           const parts = partsFromFlags(composition);
-          contestants.push({ label: describeParts(parts.stack, parts.backend), size: built.size, debug: built.debug !== undefined, instantiate: () => built.instantiate() });
+          contestants.push({ label: describeParts(parts.stack, parts.backend), size: built.size, built, instantiate: () => built.instantiate() });
         }
       }
       const recordings: HeapRecording[] = [];
@@ -378,7 +401,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
                 `${r.failedAllocations} failed, peak memory ${r.peakMemoryBytes} B, peak live ${r.peakLiveBytes} B` +
                 `${flags.verify ? ", every block verified" : ""}\n`,
             );
-            if (contestant.debug) io.out(`  ${heapLine((heap as AllocatorInstance).checkHeap())}`);
+            if (contestant.built) io.out(heapLines(contestant.built, heap as AllocatorInstance));
             // The map's own run, on a fresh instance: only the trace's blocks, none of the driver's.
             if (flags.map !== undefined) recordings.push(recordHeap(await contestant.instantiate(), trace, { label: contestant.label }));
           } catch (error) {

@@ -13,6 +13,9 @@ export const OPTION_SIZES: Readonly<Record<string, number>> = {
   "grow.growth=exact": -24,
   "grow.exclusive=true": -78,
   "grow.maximumPages=256": 20,
+  "stats:bump": 233,
+  "stats:free-list": 291,
+  "stats:size-classes,free-list": 655,
 };
 
 /** What the sizes are measured against. */

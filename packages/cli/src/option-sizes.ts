@@ -23,9 +23,12 @@ function reference(owner: string): { stack: Part[]; backend: Part } {
 export const REFERENCE_TEXT =
   "the module with the five C functions (strategy options: the strategy over the grow backend, on free-list when it needs a parent; backend options: free-list over it), optimised for size";
 
-function size(stack: readonly Part[], backend: Part): number {
-  return buildAllocator(instantiateParts(stack, backend)).size;
+function size(stack: readonly Part[], backend: Part, stats = false): number {
+  return buildAllocator({ ...instantiateParts(stack, backend), ...(stats && { stats }) }).size;
 }
+
+/** The stacks whose `--stats` cost is measured (over the grow backend): `stats:<stack>` keys. */
+export const STATS_STACKS: readonly (readonly string[])[] = [["bump"], ["free-list"], ["size-classes", "free-list"]];
 
 /** Every sample's effect in bytes, by `owner.option=value`. */
 export function measureOptionSizes(): Record<string, number> {
@@ -40,6 +43,11 @@ export function measureOptionSizes(): Record<string, number> {
         effects[`${owner}.${spec.name}=${sample}`] = size(stack.map(set), set(backend)) - base;
       }
     }
+  }
+  for (const names of STATS_STACKS) {
+    const stack = names.map((name): Part => ({ name, options: {} }));
+    const grow: Part = { name: "grow", options: {} };
+    effects[`stats:${names.join(",")}`] = size(stack, grow, true) - size(stack, grow);
   }
   return effects;
 }

@@ -151,6 +151,7 @@ describe("alloc build --json", () => {
       optimize: "size",
       bulkMemory: true,
       debug: false,
+      stats: false,
       files: { wasm: file, wat: null },
     });
     // The instance really has the exports it lists.
@@ -188,5 +189,26 @@ describe("--help documents every option with its default and its measured code-s
 
   test("the documented sizes are what the builds measure now (pnpm --filter @alloc/cli option-sizes regenerates them)", () => {
     expect(measureOptionSizes()).toEqual(OPTION_SIZES);
+  });
+});
+
+describe("--stats: heap statistics in a release build", () => {
+  test("build exports heap_stats, --demo ends with the statistics, --json says so, --help states the measured cost", async () => {
+    const r = await alloc("build", "--stats", "--demo", "-s", "size-classes,free-list");
+    expect(r.err).toBe("");
+    expect(r.out).toContain("exports: malloc, free, calloc, realloc, aligned_alloc, heap_stats, memory");
+    expect(r.out).toMatch(/^ {2}heap stats: size-classes: \d+ used blocks \(\d+ B\), \d+ free .*; free-list: \d+ used blocks/m);
+    const release = await alloc("build", "-s", "size-classes,free-list");
+    const bytes = (out: string) => Number(/: (\d+) bytes/.exec(out)![1]);
+    expect(bytes(r.out) - bytes(release.out)).toBe(OPTION_SIZES["stats:size-classes,free-list"]);
+    expect(JSON.parse((await alloc("build", "--json", "--stats")).out).stats).toBe(true);
+    const help = (await alloc("build", "--help")).out.replace(/\s+/g, " ");
+    expect(help).toContain(`free-list +${OPTION_SIZES["stats:free-list"]} B`);
+  });
+
+  test("replay --stats prints the statistics after each trace", async () => {
+    const r = await alloc("replay", "--stats", "-w", "small-churn", "-s", "free-list");
+    expect(r.err).toBe("");
+    expect(r.out).toMatch(/small-churn.*every block verified\n {2}heap stats: free-list: \d+ used blocks/);
   });
 });

@@ -11,7 +11,8 @@ import type {
   ReservedRange,
   Strategy,
 } from "./contracts.ts";
-import { DebugBuild, type DebugInfo } from "./debug.ts";
+import { DebugBuild, STAT_NAMES, StatGlobals, type DebugInfo, type StatName, type StatsInfo } from "./debug.ts";
+import { emitHeapStats, HEAP_STATS } from "./stats.ts";
 import { AllocConfigError, check, checkOptions, describeValue, isPowerOfTwo } from "./errors.ts";
 import { assumesExclusiveMemory, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 import { instantiateAllocator, type AllocatorInstance, type InstantiateOptions } from "./instantiate.ts";
@@ -49,6 +50,14 @@ export interface AllocatorOptions {
    * none of this code.
    */
   readonly debug?: boolean;
+  /**
+   * Heap statistics (default false): exports `heap_stats(ptr)`, which walks every layer and
+   * writes bytes and blocks in use and free, and the largest free block, per layer (see
+   * `stats.ts` for the struct), in a release build: the walkers without the debug build's checks.
+   * Costs code (measured in the README) and nothing on malloc and free but for the counters a
+   * layer keeps where it cannot walk (bump's live blocks, size-classes' blocks in use).
+   */
+  readonly stats?: boolean;
 }
 
 /**
@@ -101,6 +110,11 @@ export interface BuiltAllocator {
   readonly memory: ResolvedMemory;
   /** Debug builds: the fault sites and the exported debug globals; undefined in a release build. */
   readonly debug: DebugInfo | undefined;
+  /**
+   * Debug and stats builds: per layer (top first), the exported statistics globals, in the order
+   * of `heap_stats`' records; undefined otherwise.
+   */
+  readonly stats: StatsInfo | undefined;
   /** Compiles and instantiates the module, with typed wrappers for its exports. */
   instantiate(options?: InstantiateOptions): Promise<AllocatorInstance>;
 }
@@ -123,6 +137,8 @@ export interface InstalledAllocator {
    * (export them with `module.addGlobalExport` to read them from JS). Undefined in a release build.
    */
   readonly debug: DebugInfo | undefined;
+  /** Debug and stats builds: the internal names of each layer's statistics globals (top first). */
+  readonly stats: StatsInfo | undefined;
 }
 
 /**
@@ -197,7 +213,7 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
   }
 
   try {
-    const { functions: emitted, debug } = emit(module, { ...options, bulkMemory }, memory, plan);
+    const { functions: emitted, debug, stats } = emit(module, { ...options, bulkMemory }, memory, plan);
     const owner = exclusiveOwner.get(module);
     if (owner !== undefined) {
       const grower = namesOf(module).functions.find((name) => !before.functions.includes(name) && growsMemory(module, name));
@@ -214,7 +230,7 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
       exports[exportName] = fn;
     }
     if (exclusive) exclusiveOwner.set(module, prefix);
-    return { functions: emitted, exports, debug };
+    return { functions: emitted, exports, debug, stats };
   } catch (error) {
     rollBack(module, before);
     throw asConfigError(error, "installAllocator");
@@ -321,10 +337,12 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
   let request: ExportRequest = options.exports ?? DEFAULT_EXPORTS;
   checkExportRequest(request);
   // A debug build always exports its heap walker (under its own name unless asked otherwise).
-  if (options.debug === true) {
+  // So does a stats build its heap_stats.
+  const always = [...(options.debug === true ? [HEAP_CHECK] : []), ...(options.stats === true ? [HEAP_STATS] : [])];
+  for (const fn of always) {
     request = Array.isArray(request)
-      ? request.includes(HEAP_CHECK) ? request : [...request, HEAP_CHECK]
-      : HEAP_CHECK in request ? request : { ...request, [HEAP_CHECK]: HEAP_CHECK };
+      ? request.includes(fn) ? request : [...request, fn]
+      : fn in request ? request : { ...request, [fn]: fn };
   }
   const plan = planBuild(options, Array.isArray(request) ? request : Object.keys(request), request);
   check(plan.exports.length > 0, "exports is empty: an allocator module needs at least one function to export (e.g. malloc)");
@@ -361,19 +379,24 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       module.setMemory(memory.initialPages, -1, null, [], false, false, internal);
       module.addMemoryImport(internal, memory.importModule, memory.name);
     }
-    const { functions, debug } = emit(module, { ...options, backend, bulkMemory }, description, plan);
-    const debugGlobals = debug
-      ? [debug.faultExport, debug.faultPtrExport, ...debug.stats.flatMap((l) => Object.values(l.exports))]
-      : [];
-    for (const name of debugGlobals) claim(name, "a global of the debug build");
+    const { functions, debug, stats: internalStats } = emit(module, { ...options, backend, bulkMemory }, description, plan);
+    // [internal name, export name]: a debug build's globals under their internal names; a release
+    // stats build's statistics under the short names of their words in heap_stats' struct.
+    const stats = debug ? internalStats : internalStats && statsExportNames(internalStats);
+    const debugGlobals: [string, string][] = [
+      ...(debug ? [debug.faultExport, debug.faultPtrExport].map((n): [string, string] => [n, n]) : []),
+      ...(internalStats ?? []).flatMap((l, i) =>
+        STAT_NAMES.map((s): [string, string] => [l.exports[s], stats![i]!.exports[s]]),
+      ),
+    ];
+    for (const [, name] of debugGlobals) claim(name, debug ? "a global of the debug build" : "a statistic of heap_stats");
     const exports: string[] = [];
     for (const [fn, exportName] of plan.exports) {
       module.addFunctionExport(functions[fn]!, exportName);
       exports.push(exportName);
     }
     if (memory.mode === "export") exports.push(memory.name);
-    // The debug globals are exported under their internal names.
-    for (const name of debugGlobals) module.addGlobalExport(name, name);
+    for (const [internalName, name] of debugGlobals) module.addGlobalExport(internalName, name);
 
     if (!module.validate()) throw new Error("alloc: internal error: the generated module does not validate");
     if (optimize !== "none") {
@@ -390,7 +413,8 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       exports,
       memory,
       debug,
-      instantiate: (instantiateOptions) => instantiateAllocator(binary, memory, exportMap, debug, instantiateOptions),
+      stats,
+      instantiate: (instantiateOptions) => instantiateAllocator(binary, memory, exportMap, debug, stats, instantiateOptions),
     };
   } catch (error) {
     throw asConfigError(error, "buildAllocator");
@@ -452,6 +476,7 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
     `prefix must be a non-empty name without "/" or control characters, got ${describeValue(prefix)}`,
   );
   check(options.debug === undefined || typeof options.debug === "boolean", `debug must be true or false, got ${describeValue(options.debug)}`);
+  check(options.stats === undefined || typeof options.stats === "boolean", `stats must be true or false, got ${describeValue(options.stats)}`);
   check(
     options.bulkMemory === undefined || typeof options.bulkMemory === "boolean",
     `bulkMemory must be true or false, got ${describeValue(options.bulkMemory)}`,
@@ -459,10 +484,11 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
 
   checkExportRequest(exportRequest);
   const top = stack[0]!;
-  const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {}), ...(options.debug ? [HEAP_CHECK] : [])]);
+  const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {}), ...(options.debug ? [HEAP_CHECK] : []), ...(options.stats ? [HEAP_STATS] : [])]);
   const describe = () => `known: ${[...known].join(", ")}`;
   for (const fn of functions) {
     check(fn !== HEAP_CHECK || options.debug, `"${HEAP_CHECK}" exists only in debug builds: set the debug option`);
+    check(fn !== HEAP_STATS || options.stats, `"${HEAP_STATS}" exists only in stats builds: set the stats option`);
     check(known.has(fn), `unknown function ${describeValue(fn)} for strategy "${top.name}" (${describe()})`);
   }
   const pairs: (readonly [string, string])[] = Array.isArray(exportRequest)
@@ -477,6 +503,17 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
     seen.add(exportName);
   }
   return { stack, backend, limits, functions: new Set(functions), exports: pairs };
+}
+
+/**
+ * The export names of a release stats build's statistics: `heap_stats.<word>`, the index of the
+ * word in heap_stats' struct (layer i's usedBytes is word 2 + 5i). Short: export names cost bytes.
+ */
+function statsExportNames(stats: StatsInfo): StatsInfo {
+  return stats.map(({ layer }, i) => ({
+    layer,
+    exports: Object.fromEntries(STAT_NAMES.map((s, k) => [s, `${HEAP_STATS}.${2 + STAT_NAMES.length * i + k}`])) as Record<StatName, string>,
+  }));
 }
 
 /** The page backend: the one given (checked), or the grow backend's defaults. */
@@ -545,7 +582,7 @@ function emit(
   options: AllocatorOptions,
   memory: MemoryDescription,
   plan: Plan,
-): { functions: Record<string, string>; debug: DebugInfo | undefined } {
+): { functions: Record<string, string>; debug: DebugInfo | undefined; stats: StatsInfo | undefined } {
   const { stack, backend, limits } = plan;
   const cg = new Codegen(module, {
     ...(options.prefix !== undefined && { prefix: options.prefix }),
@@ -554,13 +591,16 @@ function emit(
   const used = new Set<string>();
   const everything = new Set<string>([...C_FUNCTIONS, "*"]);
   const debugBuild = options.debug ? new DebugBuild(cg) : undefined;
+  // A release stats build: statistics globals without the rest of the debug build.
+  const statGlobals = options.stats && !debugBuild ? new StatGlobals(cg, "stats") : undefined;
   const context = (layer: string, requested: ReadonlySet<string> = everything): EmitContext => {
     let unique = layer;
     for (let i = 2; used.has(unique); i++) unique = `${layer}${i}`;
     used.add(unique);
     const scope = (name: string) => cg.name(unique, name);
     const debug = debugBuild?.hooks(unique, scope);
-    return { cg, limits, debug, requested, scope };
+    const vars = statGlobals?.lazy(unique, scope);
+    return { cg, limits, debug, requested, scope, ...(vars && { stats: { get vars() { return vars(); } } }) };
   };
 
   let parent: Parent = { kind: "pages", pages: backend.emit(context(backend.name), memory) };
@@ -588,11 +628,17 @@ function emit(
       cg.block(layers.flatMap((l) => (l.check ? [cg.callVoid(l.check, [])] : [cg.module.nop()]))),
     );
   }
+  const stats = debugBuild ? debugBuild.info().stats : statGlobals?.info();
+  // heap_stats(ptr): the walkers (the debug build's, checks and all, or the stats build's), then the struct.
+  if (stats && plan.functions.has(HEAP_STATS)) {
+    const walkers = layers.flatMap((l) => (debugBuild ? l.check : l.walk) ?? []);
+    functions[HEAP_STATS] = emitHeapStats(cg, cg.name(HEAP_STATS), walkers, stats);
+  }
   for (const fn of plan.functions) {
     if (functions[fn]) continue;
     const extra = top!.extras?.[fn];
     if (!extra) throw new AllocConfigError(`strategy "${stack[0]!.name}" did not emit "${fn}"`);
     functions[fn] = extra;
   }
-  return { functions, debug: debugBuild?.info() };
+  return { functions, debug: debugBuild?.info(), stats };
 }

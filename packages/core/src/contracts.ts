@@ -19,6 +19,7 @@
  */
 import type { Codegen, Expr } from "./codegen.ts";
 import type { DebugHooks } from "./debug.ts";
+import type { StatsHooks } from "./stats.ts";
 
 /** Limits every layer may rely on. */
 export interface BuildLimits {
@@ -44,6 +45,12 @@ export interface EmitContext {
    * `debug.ts`.
    */
   readonly debug: DebugHooks | undefined;
+  /**
+   * A release build with heap statistics (the `stats` option): the layer's statistics globals,
+   * for the walker it then provides ({@link AllocatorFunctions.walk}). Undefined otherwise: a
+   * debug build's walker sets `debug.stats` instead. See `stats.ts`.
+   */
+  readonly stats?: StatsHooks;
   /**
    * Which functions of the finished allocator will exist ("malloc", "calloc", "reset"...). A layer
    * may leave out bookkeeping that only an absent function reads (bump tracks dirty memory only
@@ -217,6 +224,13 @@ export interface AllocatorFunctions {
    * the exported `heap_check` runs them first.
    */
   readonly check?: string;
+  /**
+   * Stats builds only (release, `stats` on): `walk()`, the layer's heap walker without its checks.
+   * It sets the layer's statistics globals (`ctx.stats.vars`) to what the debug walker reports for
+   * the same heap, and changes nothing. A layer may keep counters for what it cannot walk (a bump
+   * allocator's live blocks); the walkers of the layers below have run before it.
+   */
+  readonly walk?: string;
   /**
    * The emitted names of the functions listed in {@link Strategy.extras}, by the same keys.
    * Parameters and results are pointer width.

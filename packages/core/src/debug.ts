@@ -64,7 +64,7 @@ export interface LayerStats {
 /** The statistic globals of one layer, in the order of {@link STAT_NAMES}. */
 export const STAT_NAMES = ["usedBytes", "usedBlocks", "freeBytes", "freeBlocks", "largestFree"] as const;
 
-type StatName = (typeof STAT_NAMES)[number];
+export type StatName = (typeof STAT_NAMES)[number];
 
 /** A layer's statistics globals, set by its walker. */
 export type StatVars = { readonly [K in StatName]: Var };
@@ -96,8 +96,8 @@ export class DebugBuild {
   /** Names of the fault globals: site index + 1 (0: no fault), and the address. */
   readonly faultGlobal: string;
   readonly faultPtrGlobal: string;
-  /** Per layer, the names of its statistics globals. */
-  readonly statGlobals: { layer: string; globals: Record<StatName, string> }[] = [];
+  /** Per layer, its statistics globals. */
+  readonly statGlobals: StatGlobals;
   private readonly cg: Codegen;
   private readonly fault: Var;
   private readonly faultPtr: Var;
@@ -105,6 +105,7 @@ export class DebugBuild {
 
   constructor(cg: Codegen) {
     this.cg = cg;
+    this.statGlobals = new StatGlobals(cg, "debug");
     this.faultGlobal = cg.name("debug", "fault");
     this.faultPtrGlobal = cg.name("debug", "fault_ptr");
     this.fault = cg.global(this.faultGlobal);
@@ -115,14 +116,7 @@ export class DebugBuild {
   hooks(layer: string, scope: (name: string) => string): DebugHooks {
     const { cg } = this;
     const m = cg.module;
-    // The statistics globals are made when the layer first asks for them (layers without a
-    // walker, such as page backends, have none).
-    let stats: StatVars | undefined;
-    const makeStats = (): StatVars => {
-      const globals = Object.fromEntries(STAT_NAMES.map((s) => [s, scope(`debug/${s}`)])) as Record<StatName, string>;
-      this.statGlobals.push({ layer, globals });
-      return Object.fromEntries(STAT_NAMES.map((s) => [s, cg.global(globals[s])])) as unknown as StatVars;
-    };
+    const stats = this.statGlobals.lazy(layer, scope);
     const site = (kind: FaultKind, what: string) => {
       this.sites.push({ kind, layer, what });
       return cg.size(this.sites.length);
@@ -136,7 +130,7 @@ export class DebugBuild {
       checkPoison: (dest, len, what, orZero = false) =>
         cg.callVoid(this.helper("check_poison"), [dest, len, site("use-after-free", what), cg.size(orZero ? 1 : 0)]),
       get stats() {
-        return (stats ??= makeStats());
+        return stats();
       },
     };
   }
@@ -147,7 +141,7 @@ export class DebugBuild {
       sites: this.sites,
       faultExport: this.faultGlobal,
       faultPtrExport: this.faultPtrGlobal,
-      stats: [...this.statGlobals].reverse().map(({ layer, globals }) => ({ layer, exports: globals })),
+      stats: this.statGlobals.info(),
     };
   }
 
@@ -238,5 +232,38 @@ export interface DebugInfo {
   readonly faultExport: string;
   readonly faultPtrExport: string;
   /** Per layer (top first), the export names of its statistics globals. */
-  readonly stats: readonly { readonly layer: string; readonly exports: Readonly<Record<StatName, string>> }[];
+  readonly stats: StatsInfo;
+}
+
+/** Per layer (top first), the export names of its statistics globals: debug and stats builds. */
+export type StatsInfo = readonly { readonly layer: string; readonly exports: Readonly<Record<StatName, string>> }[];
+
+/**
+ * The statistics globals of every layer that has a walker, made when the layer first asks for
+ * them (layers without a walker, such as page backends, have none): debug builds' and stats
+ * builds' (see `stats.ts`).
+ */
+export class StatGlobals {
+  private readonly layers: { layer: string; globals: Record<StatName, string> }[] = [];
+  constructor(
+    private readonly cg: Codegen,
+    /** The part of the globals' names after the layer's scope: "debug" or "stats". */
+    private readonly kind: string,
+  ) {}
+
+  /** Layer `layer`'s globals, named by `scope`, made on first use. */
+  lazy(layer: string, scope: (name: string) => string): () => StatVars {
+    let vars: StatVars | undefined;
+    return () => {
+      if (vars) return vars;
+      const globals = Object.fromEntries(STAT_NAMES.map((s) => [s, scope(`${this.kind}/${s}`)])) as Record<StatName, string>;
+      this.layers.push({ layer, globals });
+      return (vars = Object.fromEntries(STAT_NAMES.map((s) => [s, this.cg.global(globals[s])])) as unknown as StatVars);
+    };
+  }
+
+  /** The layers' globals, top layer first (layers are emitted bottom first). */
+  info(): StatsInfo {
+    return [...this.layers].reverse().map(({ layer, globals }) => ({ layer, exports: globals }));
+  }
 }

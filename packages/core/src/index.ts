@@ -41,7 +41,9 @@ export type {
 } from "./compose.ts";
 export type { AllocatorInstance, HeapReport, InstantiateOptions } from "./instantiate.ts";
 export { HeapFaultError, POISON, POISON_WORD } from "./debug.ts";
-export type { DebugHooks, DebugInfo, FaultKind, FaultSite, LayerStats, StatVars } from "./debug.ts";
+export type { DebugHooks, DebugInfo, FaultKind, FaultSite, LayerStats, StatsInfo, StatVars } from "./debug.ts";
+export { HEAP_STATS } from "./stats.ts";
+export type { StatsHooks } from "./stats.ts";
 export { withOptimizeSettings } from "./optimize.ts";
 export type { OptimizeFlags, OptimizeMode } from "./optimize.ts";
 export { CELL_FREE, cellLayout, cellSizes, walkCells } from "./cell.ts";

@@ -1,5 +1,6 @@
 import type { ResolvedMemory } from "./compose.ts";
-import { HeapFaultError, STAT_NAMES, type DebugInfo, type LayerStats } from "./debug.ts";
+import { HeapFaultError, STAT_NAMES, type DebugInfo, type LayerStats, type StatsInfo } from "./debug.ts";
+import { HEAP_STATS } from "./stats.ts";
 
 export interface InstantiateOptions {
   /** For an allocator that imports its memory: the memory to give it. Default: a new one of the initial size. */
@@ -37,6 +38,12 @@ export interface AllocatorInstance {
    */
   checkHeap(): HeapReport;
   /**
+   * Stats builds (the `stats` option) and debug builds: runs `heap_stats` (every layer's walker;
+   * in a debug build, the checking one) and returns its statistics, per layer, top first. Writes
+   * nothing into memory and allocates nothing. Throws in a build without statistics.
+   */
+  heapStats(): HeapReport;
+  /**
    * Debug builds: the fault a check of the allocator recorded when it trapped, as an error to
    * throw, and clears it; undefined when none is recorded (always, in a release build). The
    * wrappers above do this themselves; it is for traps that reach JS another way (an allocator
@@ -45,7 +52,7 @@ export interface AllocatorInstance {
   takeFault(cause?: unknown): HeapFaultError | undefined;
 }
 
-/** What the heap walker of a debug build reports. */
+/** What the heap walker of a debug or stats build reports. */
 export interface HeapReport {
   /**
    * Each layer's own blocks, top layer first. A layer's blocks are its parent's used blocks
@@ -85,6 +92,7 @@ export async function instantiateAllocator(
   memory: ResolvedMemory,
   exportMap: ReadonlyMap<string, string>,
   debug: DebugInfo | undefined,
+  stats: StatsInfo | undefined,
   options: InstantiateOptions = {},
 ): Promise<AllocatorInstance> {
   const imports: WebAssembly.Imports = { ...options.imports };
@@ -124,16 +132,27 @@ export async function instantiateAllocator(
     }
     return typeof result === "number" ? result >>> 0 : 0;
   };
-  const checkHeap = (): HeapReport => {
-    if (!debug) throw new Error("checkHeap: this is a release build; build with the debug option for the heap walker");
-    call("heap_check");
-    const layers = debug.stats.map(({ layer, exports }) => {
+  /** The statistics the walkers left in their globals. */
+  const report = (info: StatsInfo): HeapReport => {
+    const layers = info.map(({ layer, exports }) => {
       const values = Object.fromEntries(STAT_NAMES.map((s) => [s, global(exports[s]) >>> 0]));
       return { layer, ...values } as unknown as LayerStats;
     });
     const freeBytes = layers.reduce((sum, l) => sum + l.freeBytes, 0);
     const largestFree = Math.max(0, ...layers.map((l) => l.largestFree));
     return { layers, freeBytes, largestFree, fragmentation: freeBytes ? 1 - largestFree / freeBytes : 0 };
+  };
+  const checkHeap = (): HeapReport => {
+    if (!debug) throw new Error("checkHeap: this is a release build; build with the debug option for the heap walker");
+    call("heap_check");
+    return report(debug.stats);
+  };
+  const heapStats = (): HeapReport => {
+    if (!stats || !byFunction.has(HEAP_STATS)) {
+      throw new Error(`heapStats: this build does not export ${HEAP_STATS}; build with the stats option`);
+    }
+    call(HEAP_STATS, 0);
+    return report(stats);
   };
   return {
     instance,
@@ -147,6 +166,7 @@ export async function instantiateAllocator(
     call,
     memoryBytes: () => mem.buffer.byteLength,
     checkHeap,
+    heapStats,
     takeFault,
   };
 }

@@ -19,6 +19,7 @@
  *   in every free cell; then walks the free lists (each element a free cell inside the heap, back
  *   links consistent, in its bin) and checks they hold exactly the free cells it counted.
  */
+import type { FreeListWalker, ListCheck } from "./walk.ts";
 import {
   POISON_WORD,
   PAGE_SHIFT,
@@ -33,22 +34,7 @@ import {
   type Var,
 } from "@alloc/core";
 
-/** What the walker hands a list to check. */
-export interface ListCheck {
-  readonly f: FunctionScope;
-  /**
-   * Statements that walk the null-terminated list from `head` (whose first cell's back link
-   * must be `firstPrev`), checking each element, counting it, and leaving the last element in
-   * `lastSeen` (0 for an empty list). `belongs(c)`, when given, is an i32 condition every
-   * element must meet (its bin).
-   */
-  walk(head: Expr, firstPrev: Expr, belongs?: (c: Local) => Expr): Expr[];
-  readonly lastSeen: Local;
-  /** How many cells the walks have listed so far: free cells kept off the lists are added here. */
-  readonly listed: Local;
-  /** Fails as a corrupt heap at `ptr`. */
-  corrupt(what: string, ptr: Expr): Expr;
-}
+export type { ListCheck } from "./walk.ts";
 
 export interface FreeListDebugOptions {
   readonly cg: Codegen;
@@ -56,12 +42,12 @@ export interface FreeListDebugOptions {
   readonly scope: (name: string) => string;
   readonly L: CellLayout;
   readonly run: ContiguousRun | undefined;
+  /** The heap walker and the region records, which the checks use too. */
+  readonly walker: FreeListWalker;
 }
 
 /** The free list's debug additions; see the file comment. */
 export class FreeListDebug {
-  /** Bytes a new region spends on its record. */
-  readonly regionRecordBytes: number;
   private readonly o: FreeListDebugOptions & {
     /** Bytes at the start of the first region for the list heads (see {@link bind}). */
     tableBytes: number;
@@ -73,8 +59,9 @@ export class FreeListDebug {
   private readonly hi: () => Expr;
   private readonly loVar: Var | undefined;
   private readonly hiVar: Var | undefined;
-  /** The newest region's record (no run), 0 before the first. */
+  /** The newest region's record (no run), 0 before the first: the walker's. */
   private readonly regions: Var | undefined;
+  private readonly regionRecordBytes: number;
   /** In `release`: the cell freed and the cell after it, before merging. */
   private released: { c: Local; next: Local } | undefined;
   /**
@@ -93,7 +80,8 @@ export class FreeListDebug {
   constructor(o: FreeListDebugOptions) {
     const { cg, scope, run } = o;
     this.o = { ...o, tableBytes: 0, last: cg.globalVar(scope("last")) };
-    this.regionRecordBytes = run ? 0 : o.L.header;
+    this.regionRecordBytes = o.walker.regionRecordBytes;
+    this.regions = o.walker.regions;
     this.high = cg.global(scope("debug/high"));
     // Over a run, lo is the first cell (after the list heads), a constant: a global whose value
     // `bind` sets, since the heads' size is not known yet.
@@ -104,7 +92,6 @@ export class FreeListDebug {
     } else {
       const hi = (this.hiVar = cg.global(scope("debug/hi")));
       this.hi = hi.get;
-      this.regions = cg.global(scope("debug/regions"));
     }
   }
 
@@ -565,148 +552,12 @@ export class FreeListDebug {
     ];
   }
 
-  /** A new region starts at `base` (no run): its record goes there, and `base` moves past it. */
-  newRegion(base: Local): Expr[] {
-    const { cg } = this.o;
-    const regions = this.regions!;
-    return [cg.store(base.get(), regions.get()), regions.set(base.get()), base.set(cg.add(base.get(), cg.size(this.regionRecordBytes)))];
-  }
-
   /**
-   * The walker: see the file comment. `lists` checks the free lists with the {@link ListCheck}
-   * it is given and returns how many cells they hold in `count`.
+   * The walker with every check (see the file comment and `walk.ts`). `lists` checks the free
+   * lists with the {@link ListCheck} it is given and counts the cells they hold in `listed`.
    */
   emitCheck(lists: (check: ListCheck) => Expr[]): string {
-    const { cg, debug, scope, L, run, last } = this.o;
-    const m = cg.module;
-    const H = L.header;
-    const links = H + 2 * L.word;
-    const { stats } = debug;
-    return cg.function(scope("check"), [], "none", (f) => {
-      const r = f.local(), first = f.local(), c = f.local(), prev = f.local(), w = f.local(), next = f.local();
-      const prevFree = f.local("i32"), size = f.local(), listed = f.local(), lastSeen = f.local();
-      const corrupt = (what: string, ptr: Expr) => debug.fail("corrupt-heap", what, ptr);
-      const corruptIf = (cond: Expr, what: string, ptr: Expr) => debug.failIf(cond, "corrupt-heap", what, ptr);
-      const cells = f.label("cells"), regionsLoop = f.label("regions"), done = f.label("done");
-
-      // One region, from `first` to its end sentinel.
-      const walkRegion = [
-        c.set(first.get()),
-        prev.set(first.get()),
-        prevFree.set(cg.i32(0)),
-        m.block(done, [
-          m.loop(
-            cells,
-            cg.block([
-              corruptIf(cg.and(c.get(), cg.size(H - 1)), "a cell is misaligned", c.get()),
-              corruptIf(cg.ne(L.prevOf(c.get(), c.get()), prev.get()), "a cell's link to the previous cell disagrees with that cell", c.get()),
-              // The end sentinel: word 0 is 0.
-              m.br(done, cg.eqz(w.tee(L.word0(c.get())))),
-              next.set(cg.and(w.get(), cg.size(~1))),
-              corruptIf(
-                m.i32.or(cg.ltU(next.get(), cg.add(c.get(), cg.size(2 * H))), cg.gtU(next.get(), cg.sub(this.hi(), cg.size(H)))),
-                "a cell's link to the next cell points outside the region",
-                c.get(),
-              ),
-              size.set(cg.sub(next.get(), cg.add(c.get(), cg.size(H)))),
-              cg.when(
-                L.isFree(c.get()),
-                [
-                  corruptIf(prevFree.get(), "two free cells are neighbours (free did not merge them)", c.get()),
-                  debug.checkPoison(cg.add(c.get(), cg.size(links)), cg.sub(next.get(), cg.add(c.get(), cg.size(links))), "free memory was written to"),
-                  stats.freeBlocks.set(cg.add(stats.freeBlocks.get(), cg.size(1))),
-                  stats.freeBytes.set(cg.add(stats.freeBytes.get(), size.get())),
-                  stats.largestFree.set(cg.select(cg.gtU(size.get(), stats.largestFree.get()), size.get(), stats.largestFree.get())),
-                  prevFree.set(cg.i32(1)),
-                ],
-                [
-                  stats.usedBlocks.set(cg.add(stats.usedBlocks.get(), cg.size(1))),
-                  stats.usedBytes.set(cg.add(stats.usedBytes.get(), size.get())),
-                  prevFree.set(cg.i32(0)),
-                ],
-              ),
-              prev.set(c.get()),
-              c.set(next.get()),
-              m.br(cells),
-            ]),
-          ),
-        ]),
-      ];
-
-      const regionsWalk = run
-        ? [
-            first.set(cg.size(run.start + this.o.tableBytes)),
-            ...walkRegion,
-            // The sentinel is `last`, at the end of the run once the region has cells.
-            corruptIf(
-              m.i32.or(
-                cg.ne(c.get(), last.get()),
-                m.i32.and(cg.ne(c.get(), first.get()), cg.ne(cg.add(c.get(), cg.size(H)), run.end())),
-              ),
-              "the region's end sentinel is not where the region ends",
-              c.get(),
-            ),
-          ]
-        : [
-            r.set(this.regions!.get()),
-            m.loop(
-              regionsLoop,
-              cg.when(r.get(), [
-                first.set(cg.add(r.get(), cg.size(this.regionRecordBytes))),
-                ...walkRegion,
-                // Regions end on a page boundary; the newest one's sentinel is `last`.
-                corruptIf(
-                  m.i32.or(
-                    cg.ne(cg.and(cg.add(c.get(), cg.size(H)), cg.size(PAGE_SIZE - 1)), cg.size(0)),
-                    m.i32.and(cg.eq(r.get(), this.regions!.get()), cg.ne(c.get(), last.get())),
-                  ),
-                  "a region's end sentinel is not where the region ends",
-                  c.get(),
-                ),
-                r.set(cg.load(r.get())),
-                m.br(regionsLoop),
-              ]),
-            ),
-          ];
-
-      // A list walk: every element a free cell inside the heap, linked both ways, never more
-      // elements than free cells (a cycle would be endless).
-      const walkList = (head: Expr, firstPrev: Expr, belongs?: (c: Local) => Expr): Expr[] => {
-        const loop = f.label("list");
-        return [
-          lastSeen.set(cg.size(0)),
-          c.set(head),
-          prev.set(firstPrev),
-          m.loop(
-            loop,
-            cg.when(c.get(), [
-              corruptIf(
-                m.i32.or(m.i32.or(cg.ltU(c.get(), this.lo()), cg.geU(c.get(), this.hi())), cg.and(c.get(), cg.size(H - 1))),
-                "a free list links to an address outside the heap",
-                c.get(),
-              ),
-              corruptIf(cg.eqz(L.isFree(c.get())), "a free list holds a cell that is not free", c.get()),
-              corruptIf(cg.ne(L.prevFreeOf(c.get()), prev.get()), "a free list's back link disagrees", c.get()),
-              ...(belongs ? [corruptIf(cg.eqz(belongs(c)), "a free list holds a cell of another size range", c.get())] : []),
-              listed.set(cg.add(listed.get(), cg.size(1))),
-              corruptIf(cg.gtU(listed.get(), stats.freeBlocks.get()), "the free lists hold more cells than are free (a cycle?)", c.get()),
-              lastSeen.set(c.get()),
-              prev.set(c.get()),
-              c.set(L.nextFreeOf(c.get())),
-              m.br(loop),
-            ]),
-          ),
-        ];
-      };
-
-      return [
-        ...Object.values(stats).map((s) => s.set(cg.size(0))),
-        ...regionsWalk,
-        listed.set(cg.size(0)),
-        ...lists({ f, walk: walkList, lastSeen, listed, corrupt }),
-        corruptIf(cg.ne(listed.get(), stats.freeBlocks.get()), "a free cell is on no free list", cg.size(0)),
-      ];
-    });
+    return this.o.walker.emit("check", this.o.debug.stats, { hooks: this.o.debug, lo: this.lo, hi: this.hi, lists });
   }
 }
 

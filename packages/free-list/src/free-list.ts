@@ -17,6 +17,7 @@ import {
   type Var,
 } from "@alloc/core";
 import { FreeListDebug, type ListCheck } from "./debug.ts";
+import { FreeListWalker } from "./walk.ts";
 
 export interface FreeListOptions {
   /**
@@ -128,8 +129,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const zero = () => cg.size(0);
   const i32 = cg.type("i32");
 
-  /** Debug builds only: poisoning, pointer checks, region records and the walker (`debug.ts`). */
-  const dbg = ctx.debug && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run });
+  /** Debug and stats builds: the heap walker and its region records (`walk.ts`). */
+  const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run });
+  /** Debug builds only: poisoning, pointer checks and the walker's checks (`debug.ts`). */
+  const dbg = ctx.debug && walker && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, walker });
   const lists = fit === "first" ? firstFitLists(ctx, run, dbg) : binLists(ctx, run?.start, dbg);
   /**
    * The newest region's end sentinel; 0 before the first region. Over a contiguous run, the one
@@ -138,6 +141,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
    * is 0), so nothing needs initialising.
    */
   const last = cg.global(scope("last"), run ? run.start + lists.tableBytes : 0);
+  walker?.bind(lists.tableBytes);
   dbg?.bind(lists.tableBytes);
 
   // top() -> the free cell in front of `last` (the region's free tail, "top"), or `last` itself
@@ -230,7 +234,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   // extend the top (or, when the region's last cell is allocated, the old end sentinel becomes
   // the new free cell); pages elsewhere start a region of their own (its first cell is its own
   // prev: word 1 is 0), and the old top joins the lists. Called only when no listed cell fits.
-  const overhead = H + lists.tableBytes + (dbg ? dbg.regionRecordBytes : 0);
+  const overhead = H + lists.tableBytes + (walker ? walker.regionRecordBytes : 0);
   const refill = cg.function(scope("refill"), ["n"], "i32", (f) => {
     const n = f.param("n");
     const t = f.local(), e = f.local(), from = f.local();
@@ -301,7 +305,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         // With bins, the old top joins the lists (with one list it is on it already).
         ...(lists.top ? [cg.when(cg.ne(t.get(), last.get()), [lists.push(t.get())])] : []),
         ...(lists.placeTable?.(base) ?? []),
-        ...(dbg ? dbg.newRegion(base) : []),
+        ...(walker ? walker.newRegion(base) : []),
         last.set(t.tee(base.get())),
       ]),
       ...finish.slice(0, -1),
@@ -411,9 +415,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     ...(lists.top ? [cg.when(cg.ne(topCell(), last.get()), [list.listed.set(cg.add(list.listed.get(), cg.size(1)))])] : []),
   ]);
 
+  // Stats builds: the walker without its checks.
+  const walk = ctx.stats && walker && walker.emit("walk", ctx.stats.vars);
+
   // Every block is granule aligned: alignments below minAlign are as good as minAlign.
   const allocAcceptsSmallAlign = ctx.limits.minAlign <= H;
-  return { alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign, ...(check && { check }) };
+  return { alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign, ...(check && { check }), ...(walk && { walk }) };
 }
 
 /** An i32 condition: free cell `c` spans `n` bytes or more. */

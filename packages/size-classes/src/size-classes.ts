@@ -13,6 +13,7 @@ import {
   type Strategy,
 } from "@alloc/core";
 import { HEADER_MAGIC, SizeClassesDebug } from "./debug.ts";
+import { SizeClassesStats } from "./stats.ts";
 
 export interface SizeClassesOptions {
   /**
@@ -278,6 +279,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       sizeWordAt,
     });
 
+  /** Release builds with heap statistics only: counters and the walker (`stats.ts`). */
+  const st = ctx.stats && new SizeClassesStats({ cg, scope, classes: o.classes, table, get, sizeWordAt });
+
   /**
    * A minimum-aligned block of `size` bytes from the parent: its constant-alignment copy when it
    * has one. (The parent is never asked for more alignment: see `largeBody`.)
@@ -429,6 +433,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       setHeader(ptr.tee(payload()), cg.add(block.get(), one())),
       cg.store(sizeWordAt(ptr.get()), size.get()),
       ...(dbg ? dbg.largeTaken(size) : []),
+      ...(st ? st.largeTaken(size) : []),
       ptr.get(),
     ];
   };
@@ -460,6 +465,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
                   ...(dbg ? dbg.carved(p, s) : []),
                 ],
               ),
+              ...(st ? st.smallTaken(s) : []),
               // The last block available: the span leaves its class's list.
               set(s.get(), "avail", n.tee(cg.sub(get(s.get(), "avail"), one()))),
               cg.when(cg.eqz(n.get()), [cg.callVoid(unlink, [s.get()])]),
@@ -481,7 +487,12 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     return [
       // (The debug checks read the header into s, then mark a small block free in memory.)
       ...(dbg ? dbg.free(f, ptr, s) : []),
-      cg.when(isLarge(dbg ? s.get() : s.tee(headerOf(ptr.get()))), [cg.callVoid(up.free, [cg.sub(s.get(), one())]), cg.ret()]),
+      cg.when(isLarge(dbg ? s.get() : s.tee(headerOf(ptr.get()))), [
+        ...(st ? st.largeFreed(ptr) : []),
+        cg.callVoid(up.free, [cg.sub(s.get(), one())]),
+        cg.ret(),
+      ]),
+      ...(st ? st.smallFreed(s) : []),
       // On its span's list.
       cg.store(ptr.get(), get(s.get(), "free")),
       set(s.get(), "free", ptr.get()),
@@ -505,6 +516,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
             zero(),
           ),
           ...(dbg ? dbg.largeResized(ptr, size) : []),
+          ...(st ? st.largeResized(ptr, size) : []),
           cg.store(sizeWordAt(ptr.get()), size.get()),
           cg.ret(ptr.get()),
         ]
@@ -541,5 +553,6 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     // Small blocks fit while the size is within the class; large ones when the parent shrinks in place.
     ...(up.resize && up.shrinksInPlace && { shrinksInPlace: true }),
     ...(checkFn && { check: checkFn }),
+    ...(st && ctx.stats && { walk: st.emitWalk(ctx.stats.vars) }),
   };
 }

@@ -1,0 +1,105 @@
+/**
+ * Heap statistics in release builds (`stats: true`): for every composition, `heap_stats` agrees
+ * with a model of the live blocks after every step of random sequences, with the debug build's
+ * walker where the layouts are the same, and with the struct it writes into memory; and a stats
+ * build carries none of the debug build's checks.
+ */
+import { buildAllocator, HEAP_STATS, type AllocatorInstance, type HeapReport } from "@alloc/core";
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { compositions } from "./compositions.ts";
+import { op, runModel, type Op } from "./model.ts";
+
+const RUNS = Math.max(4, Math.ceil(Number(process.env.ALLOC_PROPERTY_RUNS ?? 40) / 5));
+
+/** The reports after every step of `ops`. */
+function reports(heap: AllocatorInstance, ops: readonly Op[], report: () => HeapReport): HeapReport[] {
+  const all: HeapReport[] = [];
+  runModel(heap, ops, () => void all.push(report()));
+  return all;
+}
+
+describe.each(compositions())("stats build of $name", (composition) => {
+  const options = { ...composition.options, exports: [...(composition.options.exports as string[]), ...(composition.reuses ? ["malloc_usable_size"] : [])] };
+  const built = buildAllocator({ ...options, stats: true });
+  const debugBuilt = buildAllocator({ ...options, debug: true });
+  const single = composition.stack.length === 1;
+
+  test("after every step: the top layer's blocks and bytes in use are the live blocks and their usable sizes", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 150 }), async (ops) => {
+        const heap = await built.instantiate();
+        runModel(heap, ops, (step, live) => {
+          const report = heap.heapStats();
+          expect(report.layers.map((l) => l.layer)).toEqual(composition.stack);
+          const top = report.layers[0]!;
+          if (composition.reuses) {
+            expect(top.usedBlocks, `step ${step}: used blocks`).toBe(live.length);
+            const usable = live.reduce((sum, b) => sum + heap.malloc_usable_size(b.ptr), 0);
+            expect(top.usedBytes, `step ${step}: used bytes`).toBe(usable);
+          } else {
+            expect(top.usedBlocks, `step ${step}: used blocks`).toBeGreaterThanOrEqual(live.length);
+          }
+          for (const l of report.layers) {
+            expect(l.largestFree).toBeLessThanOrEqual(l.freeBytes);
+            expect(l.freeBlocks === 0).toBe(l.freeBytes === 0);
+          }
+        });
+      }),
+      { numRuns: RUNS, seed: 7 },
+    );
+  });
+
+  test(`the same numbers as the debug build's walker (${single ? "every layer" : "the top layer's blocks in use: the layouts below differ"})`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 100 }), async (ops) => {
+        const heap = await built.instantiate();
+        const debugHeap = await debugBuilt.instantiate();
+        const release = reports(heap, ops, () => heap.heapStats());
+        const debug = reports(debugHeap, ops, () => debugHeap.checkHeap());
+        if (single) expect(release).toEqual(debug);
+        else {
+          const used = (r: HeapReport[]) => r.map((x) => [x.layers[0]!.usedBlocks, x.layers[0]!.usedBytes]);
+          expect(used(release)).toEqual(used(debug));
+        }
+      }),
+      { numRuns: RUNS, seed: 11 },
+    );
+  });
+
+  test("heap_stats(ptr) writes the documented struct and returns its size; heap_stats(0) writes nothing", async () => {
+    const heap = await built.instantiate();
+    const blocks = [24, 100, 3000, 70_000, 8].map((n) => heap.malloc(n));
+    heap.free(blocks[1]!);
+    const report = heap.heapStats();
+    const n = report.layers.length;
+    const at = heap.malloc(64);
+    const before = heap.heapStats();
+    const size = heap.call(HEAP_STATS, at);
+    expect(size).toBe((2 + 5 * n) * 4);
+    const words = Array.from(new Uint32Array(heap.memory.buffer, at, size / 4));
+    expect(words.slice(0, 2)).toEqual([n, heap.memory.buffer.byteLength]);
+    expect(words.slice(2)).toEqual(before.layers.flatMap((l) => [l.usedBytes, l.usedBlocks, l.freeBytes, l.freeBlocks, l.largestFree]));
+    const snapshot = Buffer.from(new Uint8Array(heap.memory.buffer)); // (a copy)
+    expect(heap.call(HEAP_STATS, 0)).toBe(size);
+    expect(snapshot.equals(new Uint8Array(heap.memory.buffer))).toBe(true);
+  });
+
+  test("contains none of the debug build's checks: only the walkers, heap_stats and its statistics", () => {
+    const stats = buildAllocator({ ...options, optimize: "none", stats: true });
+    expect(stats.debug).toBeUndefined();
+    expect(stats.text).not.toMatch(/debug|check|unreachable/);
+    const release = buildAllocator({ ...options, optimize: "none" });
+    expect(stats.exports.filter((e) => e !== HEAP_STATS)).toEqual(release.exports);
+    expect(stats.exports).toContain(HEAP_STATS);
+    const globals = WebAssembly.Module.exports(new WebAssembly.Module(built.binary as BufferSource)).filter((e) => e.kind === "global");
+    expect(globals.map((g) => g.name)).toEqual(Array.from({ length: 5 * composition.stack.length }, (_, i) => `${HEAP_STATS}.${i + 2}`));
+  });
+});
+
+test("a debug build with stats exports heap_stats over its checking walker: the same numbers as heap_check", async () => {
+  const { options } = compositions().find((c) => c.stack.join() === "size-classes,free-list")!;
+  const heap = await buildAllocator({ ...options, debug: true, stats: true }).instantiate();
+  for (const n of [10, 200, 5000]) heap.malloc(n);
+  expect(heap.heapStats()).toEqual(heap.checkHeap());
+});
