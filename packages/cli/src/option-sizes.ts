@@ -35,6 +35,7 @@ export function measureOptionSizes(): Record<string, number> {
   const effects: Record<string, number> = {};
   const owners = [...Object.entries(STRATEGIES), ...Object.entries(BACKENDS)];
   for (const [owner, entry] of owners) {
+    if (!entry.options?.some((o) => o.samples.length > 0)) continue;
     const { stack, backend } = reference(owner);
     const base = size(stack, backend);
     for (const spec of entry.options ?? []) {

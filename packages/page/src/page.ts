@@ -1,4 +1,15 @@
-import { AllocConfigError, PAGE_SHIFT, PAGE_SIZE, type AllocatorFunctions, type EmitContext, type Expr, type Parent, type Strategy } from "@alloc/core";
+import {
+  AllocConfigError,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  type AllocatorFunctions,
+  type EmitContext,
+  type Expr,
+  type Parent,
+  type StatVars,
+  type Strategy,
+  type Var,
+} from "@alloc/core";
 
 /**
  * The page strategy (lol_alloc's LeakingPageAllocator): every block gets fresh pages of its own
@@ -31,7 +42,7 @@ export function page(): Strategy {
   return { name: "page", accepts: ["pages"], emit: emitPage };
 }
 
-function emitPage({ cg, scope, debug }: EmitContext, parent: Parent): AllocatorFunctions {
+function emitPage({ cg, scope, debug, stats }: EmitContext, parent: Parent): AllocatorFunctions {
   if (parent.kind !== "pages") throw new AllocConfigError("page: needs a page backend below it");
   const { allocPages } = parent.pages;
   const zero = () => cg.size(0);
@@ -50,17 +61,32 @@ function emitPage({ cg, scope, debug }: EmitContext, parent: Parent): AllocatorF
     live: cg.global(scope("debug/live")),
     pages: cg.global(scope("debug/pages")),
   };
+  /** Release builds with heap statistics: the same two counters (`stats` in @alloc/core). */
+  const st = !dbg && stats && { live: cg.global(scope("stats/live")), pages: cg.global(scope("stats/pages")) };
+  const counts = dbg || st;
+  /** The statistics: every page handed out is used (freed blocks' pages are never reused), nothing free. */
+  const report = (vars: StatVars, c: { live: Var; pages: Var }): Expr[] => [
+    vars.usedBytes.set(cg.shl(c.pages.get(), cg.size(PAGE_SHIFT))),
+    vars.usedBlocks.set(c.live.get()),
+    vars.freeBytes.set(zero()),
+    vars.freeBlocks.set(zero()),
+    vars.largestFree.set(zero()),
+  ];
 
   const alloc = cg.function(scope("alloc"), ["size", "align"], "usize", (f) => {
     const size = f.param("size");
-    if (!dbg) return cg.call(allocPages, [pagesFor(size.get())]);
+    if (!counts) return cg.call(allocPages, [pagesFor(size.get())]);
     const p = f.local(), pages = f.local();
     return [
       cg.when(p.tee(cg.call(allocPages, [pages.tee(pagesFor(size.get()))])), [
-        dbg.live.set(cg.add(dbg.live.get(), cg.size(1))),
-        dbg.pages.set(cg.add(dbg.pages.get(), pages.get())),
-        dbg.floor.set(cg.select(cg.ltU(p.get(), dbg.floor.get()), p.get(), dbg.floor.get())),
-        dbg.end.set(cg.add(p.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT)))),
+        counts.live.set(cg.add(counts.live.get(), cg.size(1))),
+        counts.pages.set(cg.add(counts.pages.get(), pages.get())),
+        ...(dbg
+          ? [
+              dbg.floor.set(cg.select(cg.ltU(p.get(), dbg.floor.get()), p.get(), dbg.floor.get())),
+              dbg.end.set(cg.add(p.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT)))),
+            ]
+          : []),
       ]),
       p.get(),
     ];
@@ -68,6 +94,8 @@ function emitPage({ cg, scope, debug }: EmitContext, parent: Parent): AllocatorF
 
   const free = cg.function(scope("free"), ["ptr"], "none", (f) => {
     const ptr = f.param("ptr");
+    // Stats builds: one block fewer (free(0) reaches here: nothing to count).
+    if (st) return cg.when(cg.ne(ptr.get(), zero()), [st.live.set(cg.sub(st.live.get(), cg.size(1)))]);
     if (!debug || !dbg) return cg.module.nop();
     return [
       debug.failIf(cg.and(ptr.get(), cg.size(PAGE_SIZE - 1)), "invalid-pointer", "not an address page returns (not 64 KiB aligned)", ptr.get()),
@@ -101,12 +129,10 @@ function emitPage({ cg, scope, debug }: EmitContext, parent: Parent): AllocatorF
         "more pages handed out than lie between the first block and the end of the last",
         dbg.floor.get(),
       ),
-      debug.stats.usedBytes.set(cg.shl(dbg.pages.get(), cg.size(PAGE_SHIFT))),
-      debug.stats.usedBlocks.set(dbg.live.get()),
-      debug.stats.freeBytes.set(zero()),
-      debug.stats.freeBlocks.set(zero()),
-      debug.stats.largestFree.set(zero()),
+      ...report(debug.stats, dbg),
     ]);
+  // Stats builds: the walker without the check.
+  const walk = st && stats && cg.function(scope("walk"), [], "none", () => report(stats.vars, st));
 
   return {
     alloc,
@@ -118,5 +144,6 @@ function emitPage({ cg, scope, debug }: EmitContext, parent: Parent): AllocatorF
     // Fresh pages, never handed out twice: already zero.
     allocZeroed: alloc,
     ...(check && { check }),
+    ...(walk && { walk }),
   };
 }
