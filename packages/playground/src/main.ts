@@ -187,6 +187,7 @@ function showError(message: string): void {
 function clearRun(): void {
   for (const id of ["trace-name", "operations", "failed", "peak-memory", "end-memory", "peak-live", "live-end", "time"]) show(id, "–");
   $("#work tbody").replaceChildren();
+  $("#heap-map").hidden = true;
   $("#heap-stats").hidden = true;
   $("#replay-command-line").hidden = true;
 }
@@ -242,6 +243,10 @@ function showRun(r: RunReport): void {
       return tr;
     }),
   );
+  // An image, not inline markup: the picture is shown, never run.
+  const map = $<HTMLImageElement>("#heap-map");
+  map.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(r.heapMap)}`;
+  map.hidden = false;
   $("#heap-stats").hidden = !r.heap;
   $("#work-debug").hidden = !r.heap;
   if (r.heap) {

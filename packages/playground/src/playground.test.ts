@@ -106,6 +106,7 @@ describe("the playground in headless chromium", () => {
       liveEnd: Number(await value(page, "live-end")),
       worstMalloc: Number(await page.locator('#work tr[data-call="malloc"]').getAttribute("data-worst")),
       totalWork: Number(await page.locator('#work tr[data-call="all"]').getAttribute("data-total")),
+      heapMap: decodeURIComponent((await page.locator("#heap-map").getAttribute("src"))!.replace(/^data:image\/svg\+xml;charset=utf-8,/, "")),
     };
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "playground.png"), fullPage: true });
@@ -118,14 +119,18 @@ describe("the playground in headless chromium", () => {
       exports: { name: string }[];
     };
     const binary = new Uint8Array(readFileSync(file));
-    rmSync(dir, { recursive: true, force: true });
     expect(shown.size).toBe(facts.bytes);
     expect(shown.size).toBe(binary.byteLength);
     expect(shown.sha256).toBe(createHash("sha256").update(binary).digest("hex"));
     expect(shown.exports!.split(",").sort()).toEqual(facts.exports.map((e) => e.name).sort());
 
-    // The same run from the CLI: `alloc replay` prints operations, failures, peak memory and live bytes.
-    const replayed = await alloc("replay", "--strategy", STACK, "--backend", BACKEND, "--workload", WORKLOAD, "--seed", String(SEED));
+    // The same run from the CLI: `alloc replay` prints operations, failures, peak memory and live
+    // bytes, and draws the same heap map.
+    const map = join(dir, "map.svg");
+    const replayed = await alloc("replay", "--strategy", STACK, "--backend", BACKEND, "--workload", WORKLOAD, "--seed", String(SEED), "--map", map);
+    expect(shown.heapMap).toMatch(/^<svg /);
+    expect(shown.heapMap).toBe(readFileSync(map, "utf8"));
+    rmSync(dir, { recursive: true, force: true });
     expect(shown.operations).toBe(number(replayed, /\): (\d+) ops in/));
     expect(shown.failed).toBe(number(replayed, /(\d+) failed/));
     expect(shown.peakMemory).toBe(number(replayed, /peak memory (\d+) B/));

@@ -1,6 +1,7 @@
 import { backendSchema, describeParts, instantiateParts, parseBackend, parseStack, resolveParts, strategySchema, type Part } from "@alloc/cli/composition";
 import { BACKENDS, DEFAULT_STACK, STRATEGIES, type StrategyEntry } from "@alloc/cli/registry";
 import { buildAllocator, C_FUNCTIONS, DEFAULT_EXPORTS, type BuildOptions, type BuiltAllocator, type HeapReport } from "@alloc/core";
+import { recordHeap, renderHeapMap } from "@alloc/heap-map";
 import { generateWorkload, measureWork, parseTrace, replay, WORKLOADS, type OpWork, type Trace, type WorkloadName } from "@alloc/trace";
 import { StateCodec, type Catalog, type CatalogEntry, type PlaygroundState } from "./state.ts";
 
@@ -95,6 +96,11 @@ export interface RunReport {
   readonly nsPerOp: number;
   /** Deterministic work per call (`measureWork`), on a fresh instance of the same module. */
   readonly work: { readonly malloc: OpWork; readonly free: OpWork; readonly realloc: OpWork; readonly all: OpWork };
+  /**
+   * The heap map (`@alloc/heap-map`, SVG): where every block of the trace lives over time, from a
+   * third run on a fresh instance with only the trace's blocks, as `alloc replay --map` draws it.
+   */
+  readonly heapMap: string;
   /** Debug builds: the heap walker's report after the run (the trace's live blocks still allocated). */
   readonly heap: HeapReport | undefined;
   /** The command that replays the same workload (undefined for a pasted trace). */
@@ -155,6 +161,7 @@ export class Session {
     const report = this.built.debug ? heap.checkHeap() : undefined;
     const { memory } = this.built;
     const imported = memory.mode === "import" ? new WebAssembly.Memory({ initial: memory.initialPages }) : undefined;
+    const heapMap = renderHeapMap(recordHeap(await this.built.instantiate(), trace, { label: this.report.composition }));
     const work = measureWork(this.built.binary, trace, imported ? { memory: imported, imports: { [memory.importModule]: { [memory.name]: imported } } } : {});
     return {
       trace: r.trace,
@@ -168,6 +175,7 @@ export class Session {
       elapsedMs: r.elapsedMs,
       nsPerOp: r.nsPerOp,
       work: { malloc: work.malloc, free: work.free, realloc: work.realloc, all: work.all },
+      heapMap,
       heap: report,
       command: source.kind === "workload" ? command(Session.codec.cliArguments({ ...this.state, workload: source.name, seed: source.seed }, "replay")) : undefined,
     };
