@@ -133,6 +133,7 @@ function writeForm(state: PlaygroundState): void {
   field<HTMLSelectElement>("opt").value = state.opt;
   field("bulk-memory").checked = state.bulkMemory;
   field("debug").checked = state.debug;
+  field("stats").checked = state.stats;
   field<HTMLSelectElement>("workload").value = state.workload;
   field("seed").value = String(state.seed);
   showWorkload();
@@ -150,6 +151,7 @@ function readForm(): PlaygroundState {
       opt: field<HTMLSelectElement>("opt").value,
       "bulk-memory": field("bulk-memory").checked ? "1" : "0",
       debug: field("debug").checked ? "1" : "0",
+      stats: field("stats").checked ? "1" : "0",
       workload: field<HTMLSelectElement>("workload").value,
       seed: field("seed").value,
     }),
@@ -248,7 +250,8 @@ function showRun(r: RunReport): void {
   map.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(r.heapMap)}`;
   map.hidden = false;
   $("#heap-stats").hidden = !r.heap;
-  $("#work-debug").hidden = !r.heap;
+  $("#work-debug").hidden = !r.checked;
+  $("#heap-kind").textContent = r.checked ? "(debug build: every invariant checked)" : "(heap_stats)";
   if (r.heap) {
     $("#heap-stats tbody").replaceChildren(
       ...r.heap.layers.map((l) => row([l.layer, l.usedBlocks, l.usedBytes, l.freeBlocks, l.freeBytes, l.largestFree])),

@@ -179,7 +179,7 @@ describe("the playground in headless chromium", () => {
     expect(pageErrors).toEqual([]);
   });
 
-  test("a pasted trace on a debug build shows the heap walker's report", { timeout: 120_000 }, async () => {
+  test("a pasted trace on a debug build, and a workload on a stats build, show the heap walker's report", { timeout: 120_000 }, async () => {
     const page = context!.pages()[0]!;
     await page.check('input[name="debug"]');
     await settled(page, /^Built .* in/);
@@ -194,6 +194,22 @@ describe("the playground in headless chromium", () => {
     const layers = await page.locator("#heap-stats tbody tr td:first-child").allTextContents();
     expect(layers).toEqual(["size-classes", "free-list"]);
     await page.screenshot({ path: join(ARTIFACTS, "playground-debug.png"), fullPage: true });
+
+    // A release build with heap_stats, on the workload: the table says what `alloc replay --stats` prints.
+    await page.uncheck('input[name="debug"]');
+    await settled(page, /^Built .* in/);
+    await page.check('input[name="stats"]');
+    await settled(page, /^Built .* in/);
+    await page.check('input[name="source"][value="workload"]');
+    await page.click("#run");
+    await settled(page, /^Ran compiler/);
+    const cells = await page.locator("#heap-stats tbody tr").evaluateAll((rows) =>
+      rows.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent!.replaceAll(",", ""))),
+    );
+    const line = cells.map(([layer, ub, u, fb, f, lf]) => `${layer}: ${ub} used blocks (${u} B), ${fb} free (${f} B, largest ${lf} B)`).join("; ");
+    const replayed = await alloc("replay", "--strategy", STACK, "--backend", BACKEND, "--opt", "speed", "--stats", "--workload", WORKLOAD, "--seed", String(SEED));
+    expect(replayed).toContain(`  heap stats: ${line}; fragmentation`);
+    expect(cells.map((row) => row[0])).toEqual(["size-classes", "free-list"]);
     expect(pageErrors).toEqual([]);
   });
 });

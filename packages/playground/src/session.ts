@@ -50,6 +50,7 @@ export function buildOptions(state: PlaygroundState): BuildOptions {
     optimize: state.opt,
     bulkMemory: state.bulkMemory,
     debug: state.debug,
+    stats: state.stats,
   };
 }
 
@@ -101,8 +102,12 @@ export interface RunReport {
    * third run on a fresh instance with only the trace's blocks, as `alloc replay --map` draws it.
    */
   readonly heapMap: string;
-  /** Debug builds: the heap walker's report after the run (the trace's live blocks still allocated). */
+  /**
+   * Debug and stats builds: the heap walker's report after the run (the trace's live blocks still
+   * allocated); `checked` when a debug build's walker checked every invariant on the way.
+   */
   readonly heap: HeapReport | undefined;
+  readonly checked: boolean;
   /** The command that replays the same workload (undefined for a pasted trace). */
   readonly command: string | undefined;
 }
@@ -158,7 +163,7 @@ export class Session {
     const heap = await this.built.instantiate();
     const r = replay(heap, trace);
     const endMemoryBytes = heap.memoryBytes();
-    const report = this.built.debug ? heap.checkHeap() : undefined;
+    const report = this.built.debug ? heap.checkHeap() : this.built.stats ? heap.heapStats() : undefined;
     const { memory } = this.built;
     const imported = memory.mode === "import" ? new WebAssembly.Memory({ initial: memory.initialPages }) : undefined;
     const heapMap = renderHeapMap(recordHeap(await this.built.instantiate(), trace, { label: this.report.composition }));
@@ -177,6 +182,7 @@ export class Session {
       work: { malloc: work.malloc, free: work.free, realloc: work.realloc, all: work.all },
       heapMap,
       heap: report,
+      checked: this.built.debug !== undefined,
       command: source.kind === "workload" ? command(Session.codec.cliArguments({ ...this.state, workload: source.name, seed: source.seed }, "replay")) : undefined,
     };
   }

@@ -14,7 +14,7 @@ describe("a link's query", () => {
 
   test("every option survives a round trip, under the CLI's flag names", () => {
     const query =
-      "strategy=size-classes%28maxSmall%3D512%29%2Cbump&backend=grow%28growth%3Dexact%2Cexclusive%29&memory=import&exports=malloc%2Cfree&min-align=16&opt=speed&bulk-memory=0&debug=1&workload=staircase&seed=7";
+      "strategy=size-classes%28maxSmall%3D512%29%2Cbump&backend=grow%28growth%3Dexact%2Cexclusive%29&memory=import&exports=malloc%2Cfree&min-align=16&opt=speed&bulk-memory=0&debug=1&stats=1&workload=staircase&seed=7";
     const state = codec.parse(query);
     expect(state).toMatchObject({
       strategy: "size-classes(maxSmall=512),bump",
@@ -25,6 +25,7 @@ describe("a link's query", () => {
       opt: "speed",
       bulkMemory: false,
       debug: true,
+      stats: true,
       workload: "staircase",
       seed: 7,
     });
@@ -32,12 +33,12 @@ describe("a link's query", () => {
   });
 
   test("the CLI's arguments for the same module and the same run", () => {
-    const state = codec.parse("strategy=size-classes(maxSmall=512),free-list&backend=static(start=64KiB,size=1MiB)&bulk-memory=0&exports=malloc,free&workload=compiler&seed=3");
+    const state = codec.parse("strategy=size-classes(maxSmall=512),free-list&backend=static(start=64KiB,size=1MiB)&bulk-memory=0&stats=1&exports=malloc,free&workload=compiler&seed=3");
     expect(codec.cliArguments(state, "build")).toEqual([
-      "build", "--strategy", "size-classes(maxSmall=512),free-list", "--backend", "static(start=64KiB,size=1MiB)", "--exports", "malloc,free", "--no-bulk-memory",
+      "build", "--strategy", "size-classes(maxSmall=512),free-list", "--backend", "static(start=64KiB,size=1MiB)", "--exports", "malloc,free", "--no-bulk-memory", "--stats",
     ]);
     expect(codec.cliArguments(state, "replay")).toEqual([
-      "replay", "--workload", "compiler", "--seed", "3", "--strategy", "size-classes(maxSmall=512),free-list", "--backend", "static(start=64KiB,size=1MiB)", "--no-bulk-memory",
+      "replay", "--workload", "compiler", "--seed", "3", "--strategy", "size-classes(maxSmall=512),free-list", "--backend", "static(start=64KiB,size=1MiB)", "--no-bulk-memory", "--stats",
     ]);
   });
 

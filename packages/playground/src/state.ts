@@ -48,6 +48,8 @@ export interface PlaygroundState {
   readonly opt: "size" | "speed" | "none";
   readonly bulkMemory: boolean;
   readonly debug: boolean;
+  /** Heap statistics in a release build (`heap_stats`, `alloc build --stats`). */
+  readonly stats: boolean;
   /** The built-in workload to run, and its seed (as `alloc replay --workload --seed` takes them). */
   readonly workload: string;
   readonly seed: number;
@@ -101,6 +103,7 @@ export function defaultState(catalog: Catalog): PlaygroundState {
     opt: "size",
     bulkMemory: true,
     debug: false,
+    stats: false,
     workload: catalog.workloads[0]?.name ?? "",
     seed: 1,
   };
@@ -135,6 +138,7 @@ export class StateCodec {
         case "opt": state.opt = choice(key, value, ["size", "speed", "none"]); break;
         case "bulk-memory": state.bulkMemory = flag(key, value); break;
         case "debug": state.debug = flag(key, value); break;
+        case "stats": state.stats = flag(key, value); break;
         case "workload": state.workload = choice(key, value, this.catalog.workloads.map((w) => w.name)); break;
         case "seed": state.seed = integer(key, value, 0, 2 ** 32 - 1); break;
         default: throw new StateError(`unknown option "${key}" in the link`);
@@ -159,6 +163,7 @@ export class StateCodec {
     put("opt", state.opt, d.opt);
     put("bulk-memory", bool(state.bulkMemory), bool(d.bulkMemory));
     put("debug", bool(state.debug), bool(d.debug));
+    put("stats", bool(state.stats), bool(d.stats));
     put("workload", state.workload, d.workload);
     put("seed", String(state.seed), String(d.seed));
     return params;
@@ -173,7 +178,7 @@ export class StateCodec {
     if (command === "replay") args.push("--workload", state.workload, "--seed", String(state.seed));
     for (const [key, value] of this.format(state)) {
       if (key === "workload" || key === "seed" || (key === "exports" && command === "replay")) continue;
-      if (key === "bulk-memory" || key === "debug") {
+      if (key === "bulk-memory" || key === "debug" || key === "stats") {
         args.push(value === "1" ? `--${key}` : `--no-${key}`);
       } else {
         args.push(`--${key}`, value);
