@@ -141,6 +141,8 @@ export function buildFacts(flags: BuildFlags, built: BuiltAllocator) {
     bulkMemory: flags.bulkMemory,
     debug: built.debug !== undefined,
     stats: flags.stats === true,
+    /** The layers of heap_stats' records, top first (empty without stats). */
+    statsLayers: flags.stats ? (built.stats ?? []).map((l) => l.layer) : [],
     files: { wasm: flags.out ?? null, wat: flags.wat ?? null },
   };
 }

@@ -14,6 +14,7 @@ export const OPTION_SIZES: Readonly<Record<string, number>> = {
   "grow.exclusive=true": -78,
   "grow.maximumPages=256": 20,
   "stats:bump": 233,
+  "stats:page": 257,
   "stats:free-list": 291,
   "stats:size-classes,free-list": 655,
 };

@@ -28,7 +28,7 @@ function size(stack: readonly Part[], backend: Part, stats = false): number {
 }
 
 /** The stacks whose `--stats` cost is measured (over the grow backend): `stats:<stack>` keys. */
-export const STATS_STACKS: readonly (readonly string[])[] = [["bump"], ["free-list"], ["size-classes", "free-list"]];
+export const STATS_STACKS: readonly (readonly string[])[] = [["bump"], ["page"], ["free-list"], ["size-classes", "free-list"]];
 
 /** Every sample's effect in bytes, by `owner.option=value`. */
 export function measureOptionSizes(): Record<string, number> {

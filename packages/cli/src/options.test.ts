@@ -152,6 +152,7 @@ describe("alloc build --json", () => {
       bulkMemory: true,
       debug: false,
       stats: false,
+      statsLayers: [],
       files: { wasm: file, wat: null },
     });
     // The instance really has the exports it lists.
@@ -201,7 +202,8 @@ describe("--stats: heap statistics in a release build", () => {
     const release = await alloc("build", "-s", "size-classes,free-list");
     const bytes = (out: string) => Number(/: (\d+) bytes/.exec(out)![1]);
     expect(bytes(r.out) - bytes(release.out)).toBe(OPTION_SIZES["stats:size-classes,free-list"]);
-    expect(JSON.parse((await alloc("build", "--json", "--stats")).out).stats).toBe(true);
+    const facts = JSON.parse((await alloc("build", "--json", "--stats", "-s", "size-classes,free-list")).out);
+    expect([facts.stats, facts.statsLayers]).toEqual([true, ["size-classes", "free-list"]]);
     const help = (await alloc("build", "--help")).out.replace(/\s+/g, " ");
     expect(help).toContain(`free-list +${OPTION_SIZES["stats:free-list"]} B`);
   });
