@@ -4,7 +4,8 @@
  * walker where the layouts are the same, and with the struct it writes into memory; and a stats
  * build carries none of the debug build's checks.
  */
-import { buildAllocator, HEAP_STATS, type AllocatorInstance, type HeapReport } from "@alloc/core";
+import { binaryen, buildAllocator, HEAP_STATS, installAllocator, type AllocatorInstance, type HeapReport } from "@alloc/core";
+import { STRATEGIES } from "@alloc/cli";
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { compositions } from "./compositions.ts";
@@ -113,4 +114,30 @@ test("a debug build with stats exports heap_stats over its checking walker: the 
   const heap = await buildAllocator({ ...options, debug: true, stats: true }).instantiate();
   for (const n of [10, 200, 5000]) heap.malloc(n);
   expect(heap.heapStats()).toEqual(heap.checkHeap());
+});
+
+const freeList = () => STRATEGIES["free-list"]!.create();
+
+test("installed into a module: heap_stats among the functions, its statistics under internal names", async () => {
+  const module = new binaryen.Module();
+  module.setMemory(1, 65535, "memory");
+  const installed = installAllocator(module, { strategy: freeList(), stats: true, functions: ["malloc", "free", HEAP_STATS], exports: ["malloc", "free", HEAP_STATS] });
+  expect(installed.stats?.map((l) => l.layer)).toEqual(["free-list"]);
+  const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
+  module.dispose();
+  type Fn = (...args: number[]) => number;
+  const { malloc, free, heap_stats, memory } = instance.exports as { malloc: Fn; free: Fn; heap_stats: Fn; memory: WebAssembly.Memory };
+  const [a, b] = [malloc(100), malloc(300)];
+  free(a);
+  const at = malloc(64);
+  expect(heap_stats(at)).toBe(28);
+  const [n, , usedBytes, usedBlocks, , freeBlocks] = Array.from(new Uint32Array(memory.buffer, at, 7));
+  expect([n, usedBlocks, freeBlocks]).toEqual([1, 2, 2]);
+  expect(usedBytes).toBeGreaterThanOrEqual(364);
+  expect(b).not.toBe(0);
+});
+
+test("the stats option is checked like the others", () => {
+  expect(() => buildAllocator({ strategy: freeList(), stats: "yes" as unknown as boolean })).toThrow(/stats must be true or false, got "yes"/);
+  expect(() => buildAllocator({ strategy: freeList(), exports: ["malloc", HEAP_STATS] })).toThrow(/"heap_stats" exists only in stats builds: set the stats option/);
 });
