@@ -366,4 +366,9 @@ $<HTMLInputElement>("#trace-file").addEventListener("change", async (event) => {
   field<HTMLTextAreaElement>("trace").value = await file.text();
   form.querySelector<HTMLInputElement>('input[name="source"][value="text"]')!.checked = true;
 });
+// An edited trace is no longer the file's: it runs as "pasted trace".
+field<HTMLTextAreaElement>("trace").addEventListener("input", () => {
+  $<HTMLInputElement>("#trace-file").value = "";
+  form.querySelector<HTMLInputElement>('input[name="source"][value="text"]')!.checked = true;
+});
 void build();

@@ -53,7 +53,7 @@ describe("the playground in headless chromium", () => {
       args: [...CHROMIUM_ARGS],
       viewport: { width: 1280, height: 900 },
     });
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await context?.close();
@@ -62,10 +62,10 @@ describe("the playground in headless chromium", () => {
   });
 
   /** Waits until the page's status line matches. */
-  const settled = (page: Page, pattern: RegExp) => expect.poll(() => page.locator("#status").textContent(), { timeout: 30_000 }).toMatch(pattern);
+  const settled = (page: Page, pattern: RegExp) => expect.poll(() => page.locator("#status").textContent(), { timeout: 120_000 }).toMatch(pattern);
   const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-  test("builds a composition and runs a workload, with the numbers of the Node build", { timeout: 120_000 }, async () => {
+  test("builds a composition and runs a workload, with the numbers of the Node build", { timeout: 300_000 }, async () => {
     const page = context!.pages()[0] ?? (await context!.newPage());
     page.on("pageerror", (error) => pageErrors.push(error.message));
     page.on("console", (message) => {
@@ -152,7 +152,7 @@ describe("the playground in headless chromium", () => {
     expect(pageErrors).toEqual([]);
   });
 
-  test("a copied link opens the page with the same options and module", { timeout: 120_000 }, async () => {
+  test("a copied link opens the page with the same options and module", { timeout: 300_000 }, async () => {
     const page = context!.pages()[0]!;
     await page.selectOption('select[name="opt"]', "speed");
     await settled(page, /^Built .* in/);
@@ -179,14 +179,17 @@ describe("the playground in headless chromium", () => {
     expect(pageErrors).toEqual([]);
   });
 
-  test("a pasted trace on a debug build, and a workload on a stats build, show the heap walker's report", { timeout: 120_000 }, async () => {
+  test("an uploaded trace on a debug build, and a workload on a stats build, show the heap walker's report", { timeout: 300_000 }, async () => {
     const page = context!.pages()[0]!;
     await page.check('input[name="debug"]');
     await settled(page, /^Built .* in/);
-    await page.check('input[name="source"][value="text"]');
-    await page.fill('textarea[name="trace"]', "Alloc(16),\nAlloc(100),\nRealloc(0,4000),\nFree(1),\nAlloc(24),\n");
+    // An uploaded trace file goes into the text box and is run under its name.
+    const trace = "Alloc(16),\nAlloc(100),\nRealloc(0,4000),\nFree(1),\nAlloc(24),\n";
+    await page.setInputFiles("#trace-file", { name: "five.trace", mimeType: "text/plain", buffer: Buffer.from(trace) });
+    await expect.poll(() => page.inputValue('textarea[name="trace"]')).toBe(trace);
+    expect(await page.isChecked('input[name="source"][value="text"]')).toBe(true);
     await page.click("#run");
-    await settled(page, /^Ran pasted trace/);
+    await settled(page, /^Ran five\.trace/);
     expect(Number(await value(page, "operations"))).toBe(5);
     expect(Number(await value(page, "peak-live"))).toBe(4100);
     expect(Number(await value(page, "live-end"))).toBe(4024);
