@@ -209,20 +209,6 @@ function emitBump({ cg, scope, requested, debug, limits, stats }: EmitContext, p
     ];
   });
 
-  const allocZeroed = cg.function(scope("alloc_zeroed"), ["size", "align"], "usize", (f) => {
-    const size = f.param("size"), align = f.param("align");
-    const p = f.local(), len = f.local();
-    return [
-      p.set(cg.call(alloc, [size.get(), align.get()])),
-      // Zero the part of the block below `dirty`; above it memory is still fresh.
-      cg.when(cg.module.i32.and(cg.ne(p.get(), zero()), cg.ltU(p.get(), dirty.get())), [
-        len.set(cg.sub(dirty.get(), p.get())),
-        cg.fill(f, p.get(), cg.i32(0), cg.select(cg.ltU(size.get(), len.get()), size.get(), len.get())),
-      ]),
-      p.get(),
-    ];
-  });
-
   const reset = cg.function(scope("reset"), [], "none", () => [
     ...markDirty(),
     ...giveBack(start ? start.get() : cg.size(origin)),
@@ -274,7 +260,10 @@ function emitBump({ cg, scope, requested, debug, limits, stats }: EmitContext, p
     // (The debug free reports addresses below the heap, 0 included: the C API filters free(0).)
     freeAcceptsNull: !debug,
     resize,
-    allocZeroed,
+    // (Debug builds poison only memory below the mark: it holds there too.)
+    ...(requested.has("calloc") && {
+      fresh: cg.function(scope("fresh"), [], "usize", () => cg.maxU(top.get(), dirty.get(), top.get(), dirty.get())),
+    }),
     extras: { reset },
     ...(check && { check }),
     ...(walk && { walk }),

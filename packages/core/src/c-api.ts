@@ -49,12 +49,12 @@ export function emitCApi(
   const nonZero = (x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
 
   // One entry for every minimum-aligned request: malloc, and calloc and realloc call it too.
-  // When nothing else calls `alloc` (aligned_alloc does, and the strategy's allocZeroed for
-  // calloc), the strategy's constant-alignment copy (when it has one); else a wrapper around the
+  // When nothing else calls `alloc` (aligned_alloc does), the strategy's constant-alignment copy
+  // (when it has one); else a wrapper around the
   // one `alloc` they all use: aligned_alloc(minAlign, size) when aligned_alloc is emitted, so that
   // `alloc` keeps one caller and Binaryen inlines it there (a few bytes less; the alignment check
   // costs malloc a few instructions).
-  const allocUsed = wanted.has("aligned_alloc") || (wanted.has("calloc") && top.allocZeroed !== undefined);
+  const allocUsed = wanted.has("aligned_alloc");
   let mallocEntry: string | undefined;
   const malloc = (): string =>
     (mallocEntry ??=
@@ -88,11 +88,29 @@ export function emitCApi(
       // On overflow, ask for all of the address space: every strategy refuses that size (alloc's
       // contract), so the 0 comes from there.
       const stmts = [total.set(cg.select(overflow, cg.size(-1), cg.mul(n.get(), size.get())))];
-      if (top.allocZeroed) return [...stmts, cg.call(top.allocZeroed, [total.get(), minAlign])];
+      // Only the part of the block below the fresh mark (read before the call) can be non-zero.
+      const fresh = top.fresh;
+      const before = f.local();
       return [
         ...stmts,
+        ...(fresh ? [before.set(cg.call(fresh, []))] : []),
         ptr.set(cg.call(malloc(), [total.get()])),
-        cg.when(ptr.get(), [cg.fill(f, ptr.get(), cg.i32(0), total.get())]),
+        cg.when(nonZero(ptr.get()), [
+          cg.fill(
+            f,
+            ptr.get(),
+            cg.i32(0),
+            // min(max(before, ptr) - ptr, total): 0 when the block lies wholly above the mark.
+            // (select evaluates its arms before the condition: the tee comes first.)
+            fresh
+              ? cg.select(
+                  cg.ltU(before.get(), total.get()),
+                  before.tee(cg.sub(cg.maxU(before.get(), ptr.get(), before.get(), ptr.get()), ptr.get())),
+                  total.get(),
+                )
+              : total.get(),
+          ),
+        ]),
         ptr.get(),
       ];
     });

@@ -589,7 +589,9 @@ function emit(
     ...(options.bulkMemory !== undefined && { bulkMemory: options.bulkMemory }),
   });
   const used = new Set<string>();
-  const everything = new Set<string>([...C_FUNCTIONS, "*"]);
+  // Lower layers may be asked anything by the layers above, but calloc is the C API's alone (it
+  // reads the bottom layer's fresh mark, passed up): without it none of them keeps a mark.
+  const everything = new Set<string>([...C_FUNCTIONS, "*"].filter((f) => f !== "calloc" || plan.functions.has("calloc")));
   const debugBuild = options.debug ? new DebugBuild(cg) : undefined;
   // A release stats build: statistics globals without the rest of the debug build.
   const statGlobals = options.stats && !debugBuild ? new StatGlobals(cg, "stats") : undefined;

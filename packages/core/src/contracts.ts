@@ -3,7 +3,7 @@
  *
  * ```text
  *   C API (malloc, free, calloc, realloc, aligned_alloc)   emitted by @alloc/core
- *        |  alloc(size, align) / free(ptr) / resize / usableSize / allocZeroed
+ *        |  alloc(size, align) / free(ptr) / resize / usableSize / fresh
  *        v
  *   Strategy (top)                e.g. @alloc/size-classes
  *        |  the same AllocatorFunctions contract, one level down
@@ -54,7 +54,8 @@ export interface EmitContext {
   /**
    * Which functions of the finished allocator will exist ("malloc", "calloc", "reset"...). A layer
    * may leave out bookkeeping that only an absent function reads (bump tracks dirty memory only
-   * for calloc). Lower layers of a stack see every name: anything may be asked of them.
+   * for calloc). Lower layers of a stack see every name, as anything may be asked of them, but
+   * "calloc" only when the build has it.
    */
   readonly requested: ReadonlySet<string>;
 }
@@ -212,11 +213,17 @@ export interface AllocatorFunctions {
    */
   readonly usableSize?: string;
   /**
-   * Optional `allocZeroed(size: usize, align: usize) -> usize`: `alloc`, with the block's first
-   * `size` bytes zero. A strategy that knows which memory is still fresh (bump) provides it to
-   * avoid zeroing fresh pages; otherwise the C API zeroes the block after `alloc`.
+   * Optional `fresh() -> usize`: reads the layer's *fresh mark*, for calloc. Its promise: when
+   * `alloc` returns a block [p, p + n), every byte of it at or above the mark read before the
+   * call is zero (memory the backend gave that nothing has written since); every byte the layer
+   * ever handed out lies below the mark.
+   * The C API's calloc then zeroes only the part of the block below that value: a large calloc
+   * from fresh pages writes (and so maps) none of them (mini-alloc's insight). A layer stacked
+   * on another passes its parent's mark on when it writes nothing inside the payloads it returns
+   * (headers in front of them are fine); without a mark calloc zeroes every block. A debug build
+   * that poisons memory above its mark must not give one.
    */
-  readonly allocZeroed?: string;
+  readonly fresh?: string;
   /**
    * Debug builds only: `check()`, the layer's heap walker. It checks every invariant of the
    * layer's own structures (trapping through `ctx.debug.fail` at the first broken one) and sets

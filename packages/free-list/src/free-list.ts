@@ -143,6 +143,16 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const last = cg.global(scope("last"), run ? run.start + lists.tableBytes : 0);
   walker?.bind(lists.tableBytes);
   dbg?.bind(lists.tableBytes);
+  /**
+   * The fresh mark, for calloc (see `AllocatorFunctions.fresh`): every byte of the top's payload
+   * at or above it is zero. Every block handed out raises it past the block and the header cut
+   * behind it (a no-op unless the block came from the top: every other cell lies below it), so
+   * that blocks freed into the top, and the top's old header they absorb, lie below it; the
+   * top's growth clears the one word of the old end sentinel it takes in. Only with bins (with
+   * one list the top holds links in its payload), only in release builds (debug builds poison
+   * freed and grown memory), and only when calloc reads it.
+   */
+  const fresh = lists.top && !dbg && ctx.requested.has("calloc") ? cg.global(scope("fresh")) : undefined;
 
   // top() -> the free cell in front of `last` (the region's free tail, "top"), or `last` itself
   // when that cell is allocated (or there is no region yet: 0, or a run whose memory is not there).
@@ -215,7 +225,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   // trim(c, cut) -> payload of c: allocated cell c ends at `cut` (a granule multiple inside it)
   // when what lies behind can be a cell of its own, which is freed (merging with a free next
   // neighbour; release also sets the prev of the cell behind it). Returning the payload saves the
-  // callers that hand the block out a read of it.
+  // callers that hand the block out a read of it. Every block handed out (by alloc and resize)
+  // passes here last: the fresh mark rises past its end and the header there (that of the cell
+  // cut behind it, or the end sentinel's when the block ends at `last`).
   const trim = cg.function(scope("trim"), ["c", "cut"], "usize", (f) => {
     const c = f.param("c"), cut = f.param("cut");
     const end = f.local();
@@ -224,7 +236,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         L.setPrev(cut.get(), cut.get(), c.get()),
         L.setUsed(c.get(), cut.get()),
         cg.drop(cg.call(release, [cut.get(), end.get()])),
+        ...(fresh ? [end.set(cut.get())] : []),
       ]),
+      ...(fresh ? [end.set(cg.add(end.get(), cg.size(H))), fresh.set(cg.maxU(fresh.get(), end.get(), fresh.get(), end.get()))] : []),
       L.payloadOf(c.get()),
     ];
   });
@@ -245,6 +259,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
       L.setPrev(e.get(), e.get(), t.get()),
       // With one list, a new cell joins it; a grown one is on it already.
       ...(lists.top ? [] : [cg.when(cg.eq(t.get(), last.get()), [lists.push(t.get())])]),
+      // A free top that grew now holds the old end sentinel, whose prev word is not zero: it is
+      // cleared, so that fresh memory stays zero above the mark. (When the top was allocated,
+      // the old end sentinel becomes the new top's header instead.)
+      ...(fresh ? [cg.when(m.i32.and(cg.ne(t.get(), last.get()), cg.ne(e.get(), last.get())), [cg.store(last.get(), zero(), L.word)])] : []),
       last.set(e.get()),
       cg.i32(1),
     ];
@@ -420,7 +438,13 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
 
   // Every block is granule aligned: alignments below minAlign are as good as minAlign.
   const allocAcceptsSmallAlign = ctx.limits.minAlign <= H;
-  return { alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign, ...(check && { check }), ...(walk && { walk }) };
+  const freshMark = fresh && cg.function(scope("fresh_mark"), [], "usize", () => fresh.get());
+  return {
+    ...{ alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign },
+    ...(freshMark && { fresh: freshMark }),
+    ...(check && { check }),
+    ...(walk && { walk }),
+  };
 }
 
 /** An i32 condition: free cell `c` spans `n` bytes or more. */

@@ -552,6 +552,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     usableSize,
     // Small blocks fit while the size is within the class; large ones when the parent shrinks in place.
     ...(up.resize && up.shrinksInPlace && { shrinksInPlace: true }),
+    // The parent's fresh mark holds for blocks from here too: spans and large blocks come from
+    // the parent, and nothing is written inside a payload handed out (headers lie in front).
+    ...(up.fresh && !dbg && { fresh: up.fresh }),
     ...(checkFn && { check: checkFn }),
     ...(st && ctx.stats && { walk: st.emitWalk(ctx.stats.vars) }),
   };
