@@ -125,6 +125,30 @@ function targets(contenders: readonly Contender[], workloads: readonly Trace[], 
       out.push({ target, met: ours <= theirs, detail: `${fmt(ours)} vs ${fmt(theirs)} ns/op (${((ours / theirs - 1) * 100).toFixed(0)}%) over ${both.length} workloads` });
     }
   }
+  // Issue 10's "done when", against both builds of dlmalloc: wasi-libc's (C) and Rust std's.
+  for (const peer of ["dlmalloc", "rust-std"]) {
+    const label = peer === "dlmalloc" ? "wasi-libc's dlmalloc" : "Rust std's dlmalloc";
+    const name = (what: string) => `issue 10, against ${label}: default ${what}`;
+    if (missing(def, peer).length) {
+      out.push({ target: name("vs"), met: null, detail: `not measured: the default composition or ${peer} is not in this run` });
+      continue;
+    }
+    const both = workloads.filter((w) => usable(cell(def!, w.name)) && usable(cell(peer, w.name)));
+    const ratio = (w: Trace, k: "fresh" | "reused") => cell(def!, w.name)![k]!.median / cell(peer, w.name)![k]!.median;
+    const g = (c: string, k: "fresh" | "reused") => geomean(both.map((w) => cell(c, w.name)![k]!.median));
+    const list = (ws: readonly Trace[], f: (w: Trace) => number) => ws.map((w) => `${w.name} ${f(w).toFixed(2)}`).join(", ");
+    const warm = [g(def!, "reused"), g(peer, "reused")] as const;
+    out.push({ target: name("warm ns/op at or below (geometric mean)"), met: warm[0] <= warm[1], detail: `${fmt(warm[0])} vs ${fmt(warm[1])} (${(warm[0] / warm[1]).toFixed(2)}×)` });
+    const long = both.filter((w) => w.ops.length >= 1000);
+    const slow = long.filter((w) => ratio(w, "reused") > 1.2);
+    out.push({ target: name("warm ns/op at most 1.2× on every workload of 1,000 operations or more"), met: slow.length === 0, detail: slow.length ? `over on: ${list(slow, (w) => ratio(w, "reused"))}` : `within on all ${long.length}` });
+    const cold = [g(def!, "fresh"), g(peer, "fresh")] as const;
+    out.push({ target: name("cold ns/op at most 1.1× (geometric mean)"), met: cold[0] <= 1.1 * cold[1], detail: `${fmt(cold[0])} vs ${fmt(cold[1])} (${(cold[0] / cold[1]).toFixed(2)}×)` });
+    const big = both.filter((w) => cell(def!, w.name)!.peakLiveBytes >= 100_000);
+    const mem = (w: Trace) => cell(def!, w.name)!.peakMemoryBytes / cell(peer, w.name)!.peakMemoryBytes;
+    const over = big.filter((w) => mem(w) > 1.1);
+    out.push({ target: name("peak memory at most 1.1× on every workload with 100 KB live or more"), met: over.length === 0, detail: over.length ? `over on: ${list(over, mem)}` : `within on all ${big.length}` });
+  }
   {
     const target = "default composition faster than AssemblyScript's TLSF on every workload (reused heap)";
     if (missing(def, "as-tlsf").length) out.push({ target, met: null, detail: "not measured: the default composition or as-tlsf is not in this run" });

@@ -49,12 +49,12 @@ export function emitCApi(
   const nonZero = (x: Expr) => (cg.memory64 ? cg.ne(x, cg.size(0)) : x);
 
   // One entry for every minimum-aligned request: malloc, and calloc and realloc call it too.
-  // When nothing else calls `alloc` (aligned_alloc does), the strategy's constant-alignment copy
-  // (when it has one); else a wrapper around the
-  // one `alloc` they all use: aligned_alloc(minAlign, size) when aligned_alloc is emitted, so that
+  // When nothing else calls `alloc` (aligned_alloc does, and calloc when every block is zero), the
+  // strategy's constant-alignment copy (when it has one); else a wrapper around the one `alloc`
+  // they all use: aligned_alloc(minAlign, size) when aligned_alloc is emitted, so that
   // `alloc` keeps one caller and Binaryen inlines it there (a few bytes less; the alignment check
   // costs malloc a few instructions).
-  const allocUsed = wanted.has("aligned_alloc");
+  const allocUsed = wanted.has("aligned_alloc") || (wanted.has("calloc") && top.allocZeroes === true);
   let mallocEntry: string | undefined;
   const malloc = (): string =>
     (mallocEntry ??=
@@ -88,6 +88,7 @@ export function emitCApi(
       // On overflow, ask for all of the address space: every strategy refuses that size (alloc's
       // contract), so the 0 comes from there.
       const stmts = [total.set(cg.select(overflow, cg.size(-1), cg.mul(n.get(), size.get())))];
+      if (top.allocZeroes) return [...stmts, cg.call(top.alloc, [total.get(), minAlign])];
       // Only the part of the block below the fresh mark (read before the call) can be non-zero.
       const fresh = top.fresh;
       const before = f.local();

@@ -225,6 +225,11 @@ export interface AllocatorFunctions {
    */
   readonly fresh?: string;
   /**
+   * True when every block `alloc` returns is zero (fresh pages, never handed out twice): calloc
+   * is then malloc with its overflow check, and zeroes nothing.
+   */
+  readonly allocZeroes?: boolean;
+  /**
    * Debug builds only: `check()`, the layer's heap walker. It checks every invariant of the
    * layer's own structures (trapping through `ctx.debug.fail` at the first broken one) and sets
    * the layer's statistics globals (`ctx.debug.stats`). It may assume the layers below are sound:

@@ -9,7 +9,7 @@ import type { Strategy } from "./contracts.ts";
  * The smallest strategy there is (lol_alloc's LeakingPageAllocator): every block gets fresh pages
  * of its own, so every block is 64 KiB aligned, and `free` does nothing. `alloc(0)` returns 0.
  * The public version is `@alloc/page`, which core cannot depend on (it depends on core); this one
- * also leaves out `resize` and `allocZeroed` on purpose, so that core's tests reach the C API's
+ * also leaves out `resize` and `allocZeroes` on purpose, so that core's tests reach the C API's
  * general paths (calloc clearing its block, realloc moving every block).
  */
 export function pagePerBlock(): Strategy {

@@ -35,8 +35,8 @@ function emitFail({ cg, scope, debug }: EmitContext, _parent: Parent): Allocator
     // (The debug free traps for every pointer it is given: the C API filters free(0).)
     freeAcceptsNull: !debug,
     allocAcceptsSmallAlign: true,
-    // Every block it returns (none) is zeroed.
-    allocZeroed: alloc,
+    // Every block it returns (none) is zero.
+    allocZeroes: true,
     resize,
     usableSize,
   };

@@ -142,7 +142,7 @@ function emitPage({ cg, scope, debug, stats }: EmitContext, parent: Parent): All
     allocAcceptsSmallAlign: true,
     resize,
     // Fresh pages, never handed out twice: already zero.
-    allocZeroed: alloc,
+    allocZeroes: true,
     ...(check && { check }),
     ...(walk && { walk }),
   };
