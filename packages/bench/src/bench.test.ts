@@ -85,7 +85,7 @@ describe("issue 10's targets", () => {
   });
   const contender = (name: string, isDefault = false) => ({ name, kind: "ours", description: "", bytes: 1, builtWith: "", ...(isDefault && { isDefault }) }) as unknown as Contender;
   const targets = (ours: Cell) =>
-    buildReport({ command: "t", mode: "quick", config: { rounds: 1, sampleOps: 1, maxFresh: 1 }, contenders: [contender("d", true), contender("dlmalloc")], skipped: [], workloads: [{ name: "w", ops: [], allocations: 0 }], cells: [ours, cell("dlmalloc", 4 << 20, 10)] }).targets.filter((t) => t.target.includes("issue 10"));
+    buildReport({ command: "t", mode: "quick", config: { rounds: 1, sampleOps: 1, maxFresh: 1 }, contenders: [contender("d", true), contender("dlmalloc")], skipped: [], workloads: [{ name: "w", ops: [], allocations: 0 }], cells: [ours, cell("dlmalloc", 4 << 20, 10)] }).targets.filter((t) => t.target.endsWith("(issue 10)"));
 
   test("the worst call and the memory bound are checked on every workload", () => {
     expect(targets({ ...cell("d", 1 << 20, 20) }).map((t) => t.met)).toEqual([true, true]);
@@ -93,6 +93,24 @@ describe("issue 10's targets", () => {
     expect(work).toMatchObject({ met: false, detail: "over on: w 129" });
     // 1.5 × 1 MiB + 256 KiB is less than dlmalloc's 4 MiB: the limit is 1.2 × 4 MiB.
     expect(memory).toMatchObject({ met: false, detail: "over on: w 5120 KiB > 4915" });
+  });
+
+  test("issue 10's done-when is checked against each dlmalloc build that ran", () => {
+    const slow = (c: Cell, ns: number): Cell => ({ ...c, reused: { ...c.reused!, median: ns }, fresh: { ...c.fresh!, median: ns } });
+    const report = buildReport({
+      command: "t", mode: "quick", config: { rounds: 1, sampleOps: 1, maxFresh: 1 },
+      contenders: [contender("d", true), contender("dlmalloc")], skipped: [],
+      workloads: [{ name: "w", ops: Array.from({ length: 1000 }, (_, index) => ({ op: "alloc" as const, index, size: 8 })), allocations: 1000 }],
+      cells: [slow(cell("d", 5 << 20, 10), 1.3), cell("dlmalloc", 4 << 20, 10)],
+    });
+    const against = (who: string) => report.targets.filter((t) => t.target.startsWith(`issue 10, against ${who}`)).map((t) => [t.met, t.detail]);
+    expect(against("wasi-libc's dlmalloc")).toEqual([
+      [false, "1.3 vs 1.0 (1.30×)"],
+      [false, "over on: w 1.30"],
+      [false, "1.3 vs 1.0 (1.30×)"],
+      [false, "over on: w 1.25"],
+    ]);
+    expect(against("Rust std's dlmalloc")).toEqual([[null, "not measured: the default composition or rust-std is not in this run"]]);
   });
 });
 
