@@ -70,6 +70,35 @@ describe("alloc build", () => {
     expect(stacked.out).toMatch(/^size-classes > page > grow: \d+ bytes/m);
   });
 
+  test("--threads builds a thread-safe allocator over an imported shared memory, --wait one that sleeps", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-cli-"));
+    const wat = join(dir, "t.wat");
+    const r = await alloc("build", "--threads", "--wait", "-s", "size-classes,free-list", "--demo", "--wat", wat);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('imports: memory "env"."memory" (shared, maximum 65536 pages)');
+    expect(r.out).toMatch(/malloc\(16\) = [1-9]\d*/);
+    const text = readFileSync(wat, "utf8");
+    expect(text).toContain("i32.atomic.rmw.cmpxchg");
+    expect(text).toContain("memory.atomic.wait32");
+    const at = await alloc("build", "--threads", "--state-address", "2048", "--wat", wat);
+    expect(at.code).toBe(0);
+    expect(readFileSync(wat, "utf8")).toMatch(/cmpxchg offset=2048/);
+  });
+
+  test.each([
+    [["--threads", "--memory", "export"], /--threads imports its memory .* leave out --memory/],
+    [["--wait"], /--wait applies to a thread-safe build: add --threads/],
+    [["--state-address", "2048"], /--state-address applies to a thread-safe build/],
+    [["--threads", "--exclusive"], /exclusive needs a memory whose size at start is known; an imported memory's is not/],
+    [["--threads", "--state-address", "1027"], /threads\.stateAddress must be a positive multiple of 8/],
+  ])("alloc build %j fails in one line", async (args, message) => {
+    const r = await alloc("build", ...args);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+  });
+
   test("every flag reaches the build: static backend, imported memory, renamed prefix, speed", async () => {
     const r = await alloc(
       "build", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "0x20000",

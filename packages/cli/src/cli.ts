@@ -79,7 +79,8 @@ interface BuildFlags extends BackendFlags {
   strategy: string;
   /** The backend as written, with its options. */
   backend: string;
-  memory: "export" | "import";
+  /** Undefined when not given: "export", or "import" for a thread-safe build. */
+  memory?: "export" | "import";
   initialPages?: number;
   maximumPages?: number;
   exports: string[];
@@ -93,6 +94,9 @@ interface BuildFlags extends BackendFlags {
   debug?: boolean;
   stats?: boolean;
   json?: boolean;
+  threads?: boolean;
+  wait?: boolean;
+  stateAddress?: number;
 }
 
 /** The composition the flags name: strategies and backend with the options given for each. */
@@ -103,10 +107,21 @@ function partsFromFlags(flags: BuildFlags): { stack: Part[]; backend: Part } {
 /** Turns `alloc build` flags into build options, rejecting unknown and contradictory ones. */
 export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
   const { stack, backend } = partsFromFlags(flags);
+  if (!flags.threads && (flags.wait || flags.stateAddress !== undefined)) {
+    throw new AllocConfigError(`${flags.wait ? "--wait" : "--state-address"} applies to a thread-safe build: add --threads`);
+  }
+  if (flags.threads && flags.memory === "export") {
+    throw new AllocConfigError(
+      "--threads imports its memory (every thread instantiates the module with the same shared memory); --memory export would give each thread its own: leave out --memory",
+    );
+  }
   return {
     ...instantiateParts(stack, backend),
+    ...(flags.threads && {
+      threads: { ...(flags.wait && { wait: true }), ...(flags.stateAddress !== undefined && { stateAddress: flags.stateAddress }) },
+    }),
     memory: {
-      mode: flags.memory,
+      mode: flags.memory ?? (flags.threads ? "import" : "export"),
       ...(flags.initialPages !== undefined && { initialPages: flags.initialPages }),
       ...(flags.maximumPages !== undefined && { maximumPages: flags.maximumPages }),
     },
@@ -247,7 +262,7 @@ function withCompositionOptions(command: Command): Command {
       ),
     )
     .addOption(new Option("--no-exclusive", "grow backend: others may grow the memory too (the default)"))
-    .addOption(new Option("-m, --memory <mode>", "export the module's own memory, or import one").choices(["export", "import"]).default("export"))
+    .addOption(new Option("-m, --memory <mode>", "export the module's own memory, or import one (default: export; import with --threads)").choices(["export", "import"]))
     .addOption(new Option("--initial-pages <n>", "initial memory pages").argParser(integer))
     .addOption(new Option("--maximum-pages <n>", "maximum pages of the module's own memory").argParser(integer))
     .addOption(
@@ -299,6 +314,14 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     .addOption(new Option("--wat <file>", "write the module as WebAssembly text"))
     .addOption(new Option("--demo", "run a short allocation demo on the built module (needs malloc among the exports)"))
     .addOption(new Option("--json", "print the build's facts as one JSON object (bytes, exports, imports, every option resolved) instead of text"))
+    .addOption(
+      new Option(
+        "--threads",
+        "thread-safe build: imports a shared memory (every thread instantiates the module with it); every function runs under one lock, the heap's state lives in 256 bytes of the memory",
+      ),
+    )
+    .addOption(new Option("--wait", "--threads: a thread that finds the lock taken sleeps (memory.atomic.wait32) instead of spinning; workers only (a browser's main thread may not block)"))
+    .addOption(new Option("--state-address <bytes>", "--threads: where the lock and the heap's state live (default 1024; a multiple of 8 in the initial memory)").argParser(integer))
     .addHelpText("after", `\n${strategyHelp}\nExports:\n${exportHelp}\n    (and extras of the top strategy, e.g. bump's reset)\n`)
     .action(async (flags: BuildFlags) => {
       const options = buildOptionsFromFlags(flags);
@@ -320,7 +343,10 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       const stack = describeParts(parts, backend);
       io.out(`${stack}: ${built.size} bytes (optimised for ${flags.opt})\n`);
       io.out(`exports: ${built.exports.join(", ")}\n`);
-      if (flags.memory === "import") io.out(`imports: memory "${built.memory.importModule}"."${built.memory.name}"\n`);
+      if (built.memory.mode === "import") {
+        const shared = built.memory.shared ? ` (shared, maximum ${built.memory.maximumPages} pages)` : "";
+        io.out(`imports: memory "${built.memory.importModule}"."${built.memory.name}"${shared}\n`);
+      }
       if (flags.out) io.out(`wrote ${flags.out}\n`);
       if (flags.wat) io.out(`wrote ${flags.wat}\n`);
       if (flags.demo) await demo(built, io);

@@ -42,7 +42,8 @@ export function emitCApi(
   wanted: ReadonlySet<CFunction>,
 ): Partial<Record<CFunction, string>> {
   const { cg, limits } = ctx;
-  const name = (fn: CFunction) => cg.name(fn);
+  // (ctx.scope: `~alloc/malloc`; in a thread-safe build, the unlocked copy the exported one calls.)
+  const name = (fn: CFunction) => ctx.scope(fn);
   const minAlign = cg.size(limits.minAlign);
   const out: Partial<Record<CFunction, string>> = {};
   /** A pointer-width value as an i32 condition. */

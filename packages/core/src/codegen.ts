@@ -38,7 +38,30 @@ export interface CodegenOptions {
    * When false, byte loops are emitted instead, for hosts that only run Wasm MVP. Default true.
    */
   readonly bulkMemory?: boolean;
+  /**
+   * A thread-safe build: the allocator's state lives in shared memory, in the area described
+   * here, instead of in Wasm globals (a global belongs to one instance, and each thread is an
+   * instance of its own). See {@link Codegen.global} and `threads.ts`.
+   */
+  readonly sharedState?: SharedStateArea;
 }
+
+/**
+ * Where a thread-safe build keeps its state in linear memory (the contract is written in
+ * `contracts.ts`, {@link ThreadSafety}): the lock word first, then one word per state cell.
+ * The area must be zero when the first thread starts.
+ */
+export interface SharedStateArea {
+  /** Address of the area (a multiple of 8). */
+  readonly address: number;
+  /** Its size in bytes. */
+  readonly bytes: number;
+  /** Whether a thread that finds the lock taken waits (`memory.atomic.wait32`) instead of spinning. */
+  readonly wait: boolean;
+}
+
+/** Where the state cells start in a {@link SharedStateArea}: after the lock word (i32) and its padding. */
+export const STATE_CELLS_OFFSET = 8;
 
 /**
  * A thin, typed layer over binaryen.js for allocator code: pointer-width pseudo-ops (`add`,
@@ -54,18 +77,25 @@ export class Codegen {
   readonly prefix: string;
   readonly memory64: boolean;
   readonly bulkMemory: boolean;
+  /** Thread-safe builds: the state area in shared memory; undefined in a single-threaded build. */
+  readonly sharedState: SharedStateArea | undefined;
   /** The Binaryen type of a pointer or size. */
   readonly usize: binaryen.Type;
   /** Bytes in a pointer (4 or 8). */
   readonly ptrBytes: 4 | 8;
 
   private readonly ops: typeof binaryen.Module.prototype.i32 | typeof binaryen.Module.prototype.i64;
+  /** Threaded builds: the state cells by name. */
+  private readonly cells = new Map<string, Var>();
+  /** Threaded builds: cells `globalVar` made before `global` defined them. */
+  private readonly pendingCells = new Set<string>();
 
   constructor(module: binaryen.Module, options: CodegenOptions = {}) {
     this.module = module;
     this.prefix = options.prefix ?? "~alloc";
     this.memory64 = options.memory64 ?? false;
     this.bulkMemory = options.bulkMemory ?? true;
+    this.sharedState = options.sharedState;
     this.usize = this.memory64 ? binaryen.i64 : binaryen.i32;
     this.ptrBytes = this.memory64 ? 8 : 4;
     this.ops = this.memory64 ? module.i64 : module.i32;
@@ -314,20 +344,72 @@ export class Codegen {
 
   // ---- definitions ---------------------------------------------------------------------------
 
-  /** Adds a mutable pointer-width global `name` (already prefixed) initialised to `init`. */
+  /**
+   * A state cell: a mutable pointer-width variable `name` (already prefixed) that starts as
+   * `init`. In a single-threaded build it is a Wasm global. In a thread-safe build (see
+   * {@link CodegenOptions.sharedState}) it is a word of the state area in shared memory, so that
+   * every thread's instance sees the same value: the word holds `value - init`, so the area's
+   * zero memory reads as `init` without any initialisation (and reading it costs an add when
+   * `init` is not 0). Either way, read and write it only under the build's lock, as everything
+   * the C functions run is.
+   */
   global(name: string, init = 0): Var {
+    if (!this.sharedState) return this.instanceGlobal(name, init);
+    // A cell that `globalVar` made before it was defined: its initial value is an immutable global
+    // of its name (the same in every instance; the optimiser folds it into a constant).
+    if (this.pendingCells.delete(name)) {
+      this.module.addGlobal(name, this.usize, false, this.size(init));
+      return this.cells.get(name)!;
+    }
     this.assertFree(name);
-    this.module.addGlobal(name, this.usize, true, this.size(init));
-    return this.globalVar(name);
+    return this.cell(name, init === 0 ? undefined : () => this.size(init));
   }
 
-  /** A handle on an existing pointer-width global. */
-  globalVar(name: string): Var {
-    const { module, usize } = this;
-    return {
-      get: () => module.global.get(name, usize),
-      set: (value) => module.global.set(name, value),
+  /** A state cell in the next word of the state area, whose value is the word plus `init()`. */
+  private cell(name: string, init: (() => Expr) | undefined): Var {
+    const area = this.sharedState!;
+    const offset = STATE_CELLS_OFFSET + this.cells.size * this.ptrBytes;
+    if (offset + this.ptrBytes > area.bytes) {
+      throw new AllocConfigError(`alloc: the thread-safe build's state area (${area.bytes} bytes) has no room for "${name}"`);
+    }
+    const address = area.address + offset;
+    const cell: Var = {
+      get: () => (init ? this.add(this.load(this.size(0), address), init()) : this.load(this.size(0), address)),
+      set: (value) => this.store(this.size(0), init ? this.sub(value, init()) : value, address),
     };
+    this.cells.set(name, cell);
+    return cell;
+  }
+
+  /**
+   * A Wasm global, in every build: per instance, so per thread in a thread-safe build. For what
+   * belongs to the calling thread (a debug build's fault record and walker statistics, a
+   * thread's cache), never for heap state: see {@link global}.
+   */
+  instanceGlobal(name: string, init = 0): Var {
+    this.assertFree(name);
+    this.module.addGlobal(name, this.usize, true, this.size(init));
+    return this.wasmGlobal(name);
+  }
+
+  /** A handle on the Wasm global `name`. */
+  private wasmGlobal(name: string): Var {
+    const { module, usize } = this;
+    return { get: () => module.global.get(name, usize), set: (value) => module.global.set(name, value) };
+  }
+
+  /**
+   * A handle on a state cell made by {@link global}, which may come later (its initial value is
+   * only known then).
+   */
+  globalVar(name: string): Var {
+    // Single-threaded, or a per-instance global made before (`instanceGlobal`): a Wasm global.
+    if (!this.sharedState || (!this.cells.has(name) && this.module.getGlobal(name))) return this.wasmGlobal(name);
+    if (!this.cells.has(name)) {
+      this.pendingCells.add(name);
+      this.cell(name, () => this.module.global.get(name, this.usize));
+    }
+    return this.cells.get(name)!;
   }
 
   /**
@@ -359,7 +441,7 @@ export class Codegen {
 
   /** Throws an AllocConfigError when a function or global called `name` already exists in the module. */
   assertFree(name: string): void {
-    if (this.module.getFunction(name) || this.module.getGlobal(name)) {
+    if (this.module.getFunction(name) || this.module.getGlobal(name) || this.cells.has(name)) {
       throw new AllocConfigError(
         `alloc: the module already has a function or global named "${name}". ` +
           `Give this allocator another prefix (the "prefix" option).`,

@@ -17,6 +17,14 @@ import { AllocConfigError, check, checkOptions, describeValue, isPowerOfTwo } fr
 import { assumesExclusiveMemory, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
 import { instantiateAllocator, type AllocatorInstance, type InstantiateOptions } from "./instantiate.ts";
 import { withOptimizeSettings, type OptimizeMode } from "./optimize.ts";
+import {
+  DEFAULT_STATE_ADDRESS,
+  emitLocked,
+  resolveThreads,
+  THREAD_STATE_BYTES,
+  type ResolvedThreads,
+  type ThreadOptions,
+} from "./threads.ts";
 
 /** The heap walker a debug build exports. */
 export const HEAP_CHECK = "heap_check";
@@ -58,6 +66,15 @@ export interface AllocatorOptions {
    * layer keeps where it cannot walk (bump's live blocks, size-classes' blocks in use).
    */
   readonly stats?: boolean;
+  /**
+   * A thread-safe build (default false): every function may be called from any number of threads
+   * at once, each thread an instance of the module over one shared memory. The heap's state lives
+   * in a small area of that memory instead of in globals, and every function runs under one lock
+   * (`i32.atomic.rmw.cmpxchg`, spinning; or sleeping in `memory.atomic.wait32` with `wait`). A
+   * standalone module then imports a shared memory with a maximum; {@link installAllocator} needs
+   * the module's memory to be shared. `true`, or {@link ThreadOptions} (`wait`, `stateAddress`).
+   */
+  readonly threads?: boolean | ThreadOptions;
 }
 
 /**
@@ -76,7 +93,11 @@ export interface MemoryOptions {
   readonly importModule?: string;
   /** Initial pages (the minimum an imported memory must have). Default: what the backend needs, at least 1. */
   readonly initialPages?: number;
-  /** Declared maximum pages of the module's own memory. Default 65535. Not used for imports. */
+  /**
+   * Declared maximum pages of the module's own memory (default 65535), or of a thread-safe build's
+   * shared memory import (default 65536: any shared memory a host passes fits under it). Not used
+   * for other imports.
+   */
   readonly maximumPages?: number;
 }
 
@@ -95,6 +116,8 @@ export interface ResolvedMemory {
   readonly importModule: string;
   readonly initialPages: number;
   readonly maximumPages: number | undefined;
+  /** A thread-safe build's memory: imported, shared, with the maximum above. */
+  readonly shared: boolean;
 }
 
 /** A standalone allocator module. */
@@ -143,8 +166,10 @@ export interface InstalledAllocator {
 
 /**
  * Installs an allocator's functions into an existing Binaryen module, which must have a memory
- * (the allocator uses its first one; a shared or memory64 memory is refused until the thread-safe
- * and 64-bit builds exist). Nothing is optimised: that is the module owner's call.
+ * (the allocator uses its first one; a memory64 memory is refused until the 64-bit build exists).
+ * A shared memory needs the `threads` option (and the module the atomics feature): the allocator
+ * then locks, and keeps its state in 256 bytes of the memory above everything the module is known
+ * to use there (or at `threads.stateAddress`). Nothing is optimised: that is the module owner's call.
  * Several allocators can share one module if each has its own `prefix`, unless one of them
  * assumes its grow backend is `exclusive` (then nothing else in the module may grow the memory).
  *
@@ -163,17 +188,27 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
   check(module.hasMemory(), "installAllocator: the module has no memory; add one (module.setMemory) first");
   const info = module.getMemoryInfo();
   check(!info.is64, "installAllocator: the module's memory is a memory64 memory; only wasm32 memories are supported yet");
+  const threads = resolveThreads(options.threads);
   check(
-    !info.shared,
-    "installAllocator: the module's memory is shared (threads); the allocator has no atomics yet, so it would race: " +
-      "install it into a module with an unshared memory",
+    !info.shared || threads,
+    "installAllocator: the module's memory is shared (threads): set the threads option (threads: true) for an allocator " +
+      "that takes a lock and keeps its state in that memory; without it, threads would race",
   );
-  const memory: MemoryDescription = {
+  check(
+    info.shared || !threads,
+    "installAllocator: threads is set but the module's memory is not shared: threads share a memory only when it is " +
+      "declared shared (module.setMemory(..., shared: true)); drop threads for a single-threaded module",
+  );
+  check(
+    !threads || (module.getFeatures() & binaryen.Features.Atomics) !== 0,
+    "installAllocator: threads needs the atomics feature: enable it (module.setFeatures(... | binaryen.Features.Atomics))",
+  );
+  const memory = withStateArea(threads, {
     mode: info.module ? "import" : "existing",
     initialPages: info.initial,
     maximumPages: info.max,
     reserved: reservedRanges(module),
-  };
+  });
   const hasBulk = (module.getFeatures() & binaryen.Features.BulkMemoryOpt) !== 0;
   const bulkMemory = options.bulkMemory ?? hasBulk;
   check(
@@ -333,7 +368,8 @@ function reservedRanges(module: binaryen.Module): ReservedRange[] {
 export function buildAllocator(options: BuildOptions): BuiltAllocator {
   checkOptions("buildAllocator", options);
   const backend = planBackend(options);
-  const memory = resolveMemory(options.memory ?? {}, backend);
+  const threads = resolveThreads(options.threads);
+  const memory = resolveMemory(options.memory ?? {}, backend, threads !== undefined);
   let request: ExportRequest = options.exports ?? DEFAULT_EXPORTS;
   checkExportRequest(request);
   // A debug build always exports its heap walker (under its own name unless asked otherwise).
@@ -357,11 +393,12 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
   };
   for (const [fn, exportName] of plan.exports) claim(exportName, `function "${fn}"`);
   if (memory.mode === "export") claim(memory.name, "the memory (memory.name)");
-  const description: MemoryDescription = {
+  const description = withStateArea(threads, {
     mode: memory.mode === "export" ? "own" : "import",
     initialPages: memory.initialPages,
-    maximumPages: memory.maximumPages,
-  };
+    // A shared import's maximum is the host's memory's (at most the declared one): unknown here.
+    maximumPages: memory.shared ? undefined : memory.maximumPages,
+  });
   backend.validate?.(description);
 
   const module = new binaryen.Module();
@@ -370,14 +407,15 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
     module.setFeatures(
       binaryen.Features.MutableGlobals |
         binaryen.Features.SignExt |
-        (bulkMemory ? binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt : 0),
+        (bulkMemory ? binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt : 0) |
+        (threads ? binaryen.Features.Atomics : 0),
     );
     const internal = "0";
     if (memory.mode === "export") {
       module.setMemory(memory.initialPages, memory.maximumPages ?? -1, memory.name, [], false, false, internal);
     } else {
-      module.setMemory(memory.initialPages, -1, null, [], false, false, internal);
-      module.addMemoryImport(internal, memory.importModule, memory.name);
+      module.setMemory(memory.initialPages, memory.shared ? memory.maximumPages! : -1, null, [], memory.shared, false, internal);
+      module.addMemoryImport(internal, memory.importModule, memory.name, memory.shared);
     }
     const { functions, debug, stats: internalStats } = emit(module, { ...options, backend, bulkMemory }, description, plan);
     // [internal name, export name]: a debug build's globals under their internal names; a release
@@ -433,6 +471,8 @@ interface Plan {
   readonly functions: ReadonlySet<string>;
   /** [function, export name] pairs. */
   readonly exports: readonly (readonly [string, string])[];
+  /** A thread-safe build's options; undefined for a single-threaded one. */
+  readonly threads: ResolvedThreads | undefined;
 }
 
 /** Validates everything that can be checked before emitting: throws AllocConfigError. */
@@ -502,7 +542,7 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
     check(!seen.has(exportName), `export name "${exportName}" is used twice`);
     seen.add(exportName);
   }
-  return { stack, backend, limits, functions: new Set(functions), exports: pairs };
+  return { stack, backend, limits, functions: new Set(functions), exports: pairs, threads: resolveThreads(options.threads) };
 }
 
 /**
@@ -541,10 +581,15 @@ function checkExportRequest(request: unknown): asserts request is ExportRequest 
   );
 }
 
-function resolveMemory(options: MemoryOptions, backend: PageBackend): ResolvedMemory {
+function resolveMemory(options: MemoryOptions, backend: PageBackend, shared: boolean): ResolvedMemory {
   checkOptions("memory", options, ["mode", "name", "importModule", "initialPages", "maximumPages"]);
-  const mode = options.mode ?? "export";
+  const mode = options.mode ?? (shared ? "import" : "export");
   check(mode === "export" || mode === "import", `memory mode must be "export" or "import", got ${describeValue(mode)}`);
+  check(
+    !shared || mode === "import",
+    `threads: a thread-safe allocator imports its memory (every thread instantiates the module with the same shared ` +
+      `WebAssembly.Memory), got memory.mode "export", which would give each thread a memory of its own: use "import"`,
+  );
   const name = options.name ?? "memory";
   check(isName(name), `memory.name must be a non-empty string without NUL characters, got ${describeValue(name)}`);
   const importModule = options.importModule ?? "env";
@@ -554,10 +599,10 @@ function resolveMemory(options: MemoryOptions, backend: PageBackend): ResolvedMe
     "memory.importModule applies to an imported memory (memory.mode \"import\")",
   );
   const initialPages = options.initialPages ?? Math.max(1, backend.minimumMemoryPages ?? 1);
-  const maximumPages = mode === "export" ? (options.maximumPages ?? WASM32_MAX_PAGES) : undefined;
+  const maximumPages = mode === "export" ? (options.maximumPages ?? WASM32_MAX_PAGES) : shared ? (options.maximumPages ?? SHARED_MAX_PAGES) : undefined;
   check(
-    mode === "export" || options.maximumPages === undefined,
-    "memory.maximumPages applies to the module's own memory; an imported memory's maximum is the host's",
+    mode === "export" || shared || options.maximumPages === undefined,
+    "memory.maximumPages applies to the module's own memory (or a thread-safe build's shared import); an imported memory's maximum is the host's",
   );
   check(
     Number.isInteger(initialPages) && initialPages >= 0 && initialPages <= WASM32_MAX_PAGES,
@@ -565,15 +610,55 @@ function resolveMemory(options: MemoryOptions, backend: PageBackend): ResolvedMe
   );
   check(
     maximumPages === undefined ||
-      (Number.isInteger(maximumPages) && maximumPages >= initialPages && maximumPages <= WASM32_MAX_PAGES),
-    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${WASM32_MAX_PAGES}, got ${describeValue(maximumPages)}`,
+      (Number.isInteger(maximumPages) && maximumPages >= initialPages && maximumPages <= (shared ? SHARED_MAX_PAGES : WASM32_MAX_PAGES)),
+    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${shared ? SHARED_MAX_PAGES : WASM32_MAX_PAGES}, got ${describeValue(maximumPages)}`,
   );
   const min = backend.minimumMemoryPages ?? 0;
   check(
     initialPages >= min,
     `memory.initialPages (${initialPages}) is smaller than the ${backend.name} backend needs (${min})`,
   );
-  return { mode, name, importModule, initialPages, maximumPages };
+  return { mode, name, importModule, initialPages, maximumPages, shared };
+}
+
+/** The declared maximum of a thread-safe build's shared memory import by default: all of wasm32. */
+const SHARED_MAX_PAGES = 65536;
+
+/**
+ * A thread-safe build's memory: `memory` with the state area placed (see {@link
+ * ThreadOptions.stateAddress}) and added to its reserved ranges, so that no backend hands it out.
+ * `memory` itself for a single-threaded build.
+ */
+function withStateArea(threads: ResolvedThreads | undefined, memory: MemoryDescription): MemoryDescription & { stateAddress?: number } {
+  if (!threads) return memory;
+  const reserved = memory.reserved ?? [];
+  let address = threads.stateAddress;
+  if (address === undefined) {
+    const unknown = reserved.find((r) => !Number.isFinite(r.end) || r.end >= 2 ** 32);
+    check(
+      unknown === undefined,
+      `threads: the state area cannot be placed: ${unknown?.what} may lie anywhere in the memory; give threads.stateAddress`,
+    );
+    const above = Math.max(DEFAULT_STATE_ADDRESS, ...reserved.map((r) => r.end));
+    address = Math.ceil(above / 64) * 64;
+  }
+  const end = address + THREAD_STATE_BYTES;
+  for (const used of reserved) {
+    check(
+      used.end <= address || used.start >= end,
+      `threads: the state area [${address}, ${end}) overlaps ${used.what}; give threads.stateAddress a place above it`,
+    );
+  }
+  check(
+    end <= memory.initialPages * PAGE_SIZE,
+    `threads: the state area [${address}, ${end}) must lie inside the initial memory (${memory.initialPages} pages): ` +
+      `give threads.stateAddress a lower place, or the memory more initial pages`,
+  );
+  return {
+    ...memory,
+    reserved: [...reserved, { start: address, end, what: `the thread-safe build's state area (threads.stateAddress ${address})` }],
+    stateAddress: address,
+  };
 }
 
 /** Emits backend, strategies (bottom up) and the requested functions into `module`. */
@@ -583,11 +668,15 @@ function emit(
   memory: MemoryDescription,
   plan: Plan,
 ): { functions: Record<string, string>; debug: DebugInfo | undefined; stats: StatsInfo | undefined } {
-  const { stack, backend, limits } = plan;
+  const { stack, backend, limits, threads } = plan;
+  const stateAddress = (memory as { stateAddress?: number }).stateAddress;
   const cg = new Codegen(module, {
     ...(options.prefix !== undefined && { prefix: options.prefix }),
     ...(options.bulkMemory !== undefined && { bulkMemory: options.bulkMemory }),
+    ...(threads && { sharedState: { address: stateAddress!, bytes: THREAD_STATE_BYTES, wait: threads.wait } }),
   });
+  /** The name of an entry point's body: itself, or in a thread-safe build the unlocked copy its locked export calls. */
+  const entryName = (name: string) => (threads ? cg.name("unlocked", name) : cg.name(name));
   const used = new Set<string>();
   // Lower layers may be asked anything by the layers above, but calloc is the C API's alone (it
   // reads the bottom layer's fresh mark, passed up): without it none of them keeps a mark.
@@ -621,12 +710,12 @@ function emit(
     limits,
     debug: debugBuild?.hooks("c-api", (name) => cg.name(name)),
     requested: plan.functions,
-    scope: (name) => cg.name(name),
+    scope: entryName,
   };
   Object.assign(functions, emitCApi(cApiContext, top!, new Set(cNames)));
   // heap_check(): every layer's walker, the bottom layer first (each may assume the ones below it sound).
   if (debugBuild && plan.functions.has(HEAP_CHECK)) {
-    functions[HEAP_CHECK] = cg.function(cg.name(HEAP_CHECK), [], "none", () =>
+    functions[HEAP_CHECK] = cg.function(entryName(HEAP_CHECK), [], "none", () =>
       cg.block(layers.flatMap((l) => (l.check ? [cg.callVoid(l.check, [])] : [cg.module.nop()]))),
     );
   }
@@ -634,7 +723,7 @@ function emit(
   // heap_stats(ptr): the walkers (the debug build's, checks and all, or the stats build's), then the struct.
   if (stats && plan.functions.has(HEAP_STATS)) {
     const walkers = layers.flatMap((l) => (debugBuild ? l.check : l.walk) ?? []);
-    functions[HEAP_STATS] = emitHeapStats(cg, cg.name(HEAP_STATS), walkers, stats);
+    functions[HEAP_STATS] = emitHeapStats(cg, entryName(HEAP_STATS), walkers, stats);
   }
   for (const fn of plan.functions) {
     if (functions[fn]) continue;
@@ -642,5 +731,7 @@ function emit(
     if (!extra) throw new AllocConfigError(`strategy "${stack[0]!.name}" did not emit "${fn}"`);
     functions[fn] = extra;
   }
+  // A thread-safe build: every entry point runs under the lock (see threads.ts).
+  if (threads) for (const fn of plan.functions) functions[fn] = emitLocked(cg, cg.name(fn), functions[fn]!);
   return { functions, debug: debugBuild?.info(), stats };
 }

@@ -19,6 +19,7 @@
  */
 import type { Codegen, Expr } from "./codegen.ts";
 import type { DebugHooks } from "./debug.ts";
+import type { ThreadOptions } from "./threads.ts";
 import type { StatsHooks } from "./stats.ts";
 
 /** Limits every layer may rely on. */
@@ -31,6 +32,26 @@ export interface BuildLimits {
   /** The largest alignment `alloc` is ever asked for: 64 KiB, one page. */
   readonly maxAlign: number;
 }
+
+/**
+ * Thread safety: what every layer must do so that a build with `threads` is safe to call from
+ * any number of threads at once (each thread instantiates the module with one shared memory).
+ *
+ * - Every variable a layer keeps between calls is a state cell made with `cg.global` (or read
+ *   through `cg.globalVar`), never a Wasm global added another way: in a thread-safe build a
+ *   state cell is a word of the state area in shared memory (a Wasm global would be one copy per
+ *   thread). What belongs to the calling thread alone (a debug build's fault record) is a
+ *   `cg.instanceGlobal`.
+ * - The composition runs every exported function (the C functions, extras such as bump's
+ *   `reset`, `heap_check`, `heap_stats`) under one lock, so a layer's own code needs no atomics:
+ *   plain loads and stores of the heap, `memory.grow` included, happen one thread at a time.
+ * - The memory's size is `cg.memorySize()` (in a thread-safe build `memory.grow(0)`: V8 may
+ *   answer `memory.size` with a size from before another thread's grow).
+ * - The state area ({@link ThreadOptions.stateAddress}): 256 bytes of the memory, zero when the
+ *   first thread starts: the lock word at its start, then the state cells. A cell holds its value
+ *   minus its initial value, so zero memory needs no initialisation (and there is none to race
+ *   on). The area is part of {@link MemoryDescription.reserved}: no backend hands it out.
+ */
 
 /** What a layer's `emit` receives. */
 export interface EmitContext {

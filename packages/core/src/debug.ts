@@ -22,6 +22,7 @@
  * A release build (`debug` off) emits none of this: layers receive `ctx.debug === undefined`.
  */
 import type { Codegen, Expr, Var } from "./codegen.ts";
+import { ensureLock } from "./threads.ts";
 
 /** The byte written over free memory in debug builds (MSVC's "dead land" fill). */
 export const POISON = 0xdd;
@@ -108,8 +109,9 @@ export class DebugBuild {
     this.statGlobals = new StatGlobals(cg, "debug");
     this.faultGlobal = cg.name("debug", "fault");
     this.faultPtrGlobal = cg.name("debug", "fault_ptr");
-    this.fault = cg.global(this.faultGlobal);
-    this.faultPtr = cg.global(this.faultPtrGlobal);
+    // Per instance: in a thread-safe build, the calling thread's fault.
+    this.fault = cg.instanceGlobal(this.faultGlobal);
+    this.faultPtr = cg.instanceGlobal(this.faultPtrGlobal);
   }
 
   /** The hooks for layer `layer`, whose emitted names are made by `scope`. */
@@ -153,11 +155,13 @@ export class DebugBuild {
     if (this.helpers.has(name)) return full;
     this.helpers.add(name);
     switch (name) {
-      // fail(site, ptr): records the fault and traps.
+      // fail(site, ptr): records the fault and traps. A thread-safe build releases its lock
+      // first (every check runs under it), so that the other threads are not left spinning.
       case "fail":
         return cg.function(full, ["site", "ptr"], "none", (f) => [
           this.fault.set(f.param("site").get()),
           this.faultPtr.set(f.param("ptr").get()),
+          ...(cg.sharedState ? [cg.callVoid(ensureLock(cg).unlock, [])] : []),
           m.unreachable(),
         ]);
       // poison(p, len): fills [p, p + len) with POISON.
@@ -258,7 +262,8 @@ export class StatGlobals {
       if (vars) return vars;
       const globals = Object.fromEntries(STAT_NAMES.map((s) => [s, scope(`${this.kind}/${s}`)])) as Record<StatName, string>;
       this.layers.push({ layer, globals });
-      return (vars = Object.fromEntries(STAT_NAMES.map((s) => [s, this.cg.global(globals[s])])) as unknown as StatVars);
+      // Per instance: the walker sets them, and the same thread reads them after it.
+      return (vars = Object.fromEntries(STAT_NAMES.map((s) => [s, this.cg.instanceGlobal(globals[s])])) as unknown as StatVars);
     };
   }
 

@@ -44,6 +44,8 @@ export { HeapFaultError, POISON, POISON_WORD } from "./debug.ts";
 export type { DebugHooks, DebugInfo, FaultKind, FaultSite, LayerStats, StatsInfo, StatVars } from "./debug.ts";
 export { HEAP_STATS } from "./stats.ts";
 export type { StatsHooks } from "./stats.ts";
+export { THREAD_STATE_BYTES } from "./threads.ts";
+export type { ThreadOptions } from "./threads.ts";
 export { withOptimizeSettings } from "./optimize.ts";
 export type { OptimizeFlags, OptimizeMode } from "./optimize.ts";
 export { CELL_FREE, cellLayout, cellSizes, walkCells } from "./cell.ts";

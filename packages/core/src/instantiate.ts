@@ -98,7 +98,12 @@ export async function instantiateAllocator(
   const imports: WebAssembly.Imports = { ...options.imports };
   let importedMemory: WebAssembly.Memory | undefined;
   if (memory.mode === "import") {
-    importedMemory = options.memory ?? new WebAssembly.Memory({ initial: memory.initialPages });
+    importedMemory =
+      options.memory ??
+      new WebAssembly.Memory({
+        initial: memory.initialPages,
+        ...(memory.shared && { maximum: memory.maximumPages!, shared: true }),
+      });
     imports[memory.importModule] = { ...imports[memory.importModule], [memory.name]: importedMemory };
   } else if (options.memory) {
     throw new Error("instantiate: this allocator owns its memory; build it with memory.mode 'import' to pass one");

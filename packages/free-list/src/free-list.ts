@@ -679,7 +679,10 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
       const k = f.local(), s = f.local();
       const loop = f.label("verify_bins"), levelLoop = f.label("verify_levels");
       const bitOf = (word: Expr, i: Expr) => cg.toI32(cg.and(cg.shrU(word, i), cg.size(1)));
-      return [
+      // Before the first region there is no table to check (its address is 0: memory that is
+      // not the allocator's).
+      const whenPlaced = (stmts: Expr[]) => (tableVar ? [cg.when(nonZero(cg, tableVar.get()), stmts)] : stmts);
+      return whenPlaced([
         k.set(cg.size(0)),
         m.loop(
           loop,
@@ -706,7 +709,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
             m.br(levelLoop),
           ]),
         ),
-      ];
+      ]);
     },
     ...(tableVar && {
       placeTable: (base: Local) => [

@@ -54,3 +54,18 @@ export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_
     })),
   );
 }
+
+/**
+ * Every stack as a thread-safe build (`threads`), over the backends a shared memory allows: the
+ * grow backend and a static region, both over an imported shared memory (a module's own memory
+ * would be a memory per thread).
+ */
+export function threadedCompositions(threads: BuildOptions["threads"] = true): Composition[] {
+  return compositions()
+    .filter((c) => c.options.memory?.mode === "import" || c.name.endsWith("over static"))
+    .map((c) => ({
+      ...c,
+      name: c.name.replace("grow, imported memory", "grow"),
+      options: { ...c.options, threads, memory: { mode: "import" } },
+    }));
+}

@@ -2,11 +2,15 @@
  * `pnpm soak`: millions of random operations against every composition, with progress.
  * Options: --ops <n> (exactly n operations per composition, default 1,000,000), --seed <n>, --only <text>,
  * --debug (the debug build, with the heap walker after every operation: much slower).
+ * --threads [n]: the thread-safe builds instead, n worker threads (default 4) over one shared memory
+ * hammering each (blocks tagged per thread and checked, some freed by another thread); with
+ * --debug, the heap walker runs from the main thread while they do, and at the end.
  */
 import { buildAllocator } from "@alloc/core";
 import { Command, Option } from "commander";
 import fc from "fast-check";
-import { compositions } from "./compositions.ts";
+import { compositions, threadedCompositions } from "./compositions.ts";
+import { hammer } from "./threads/hammer.ts";
 import { op, runModel, type Op } from "./model.ts";
 
 const program = new Command("soak")
@@ -15,12 +19,50 @@ const program = new Command("soak")
   .addOption(new Option("--seed <n>", "fast-check seed (default: random)").argParser(Number))
   .addOption(new Option("--only <text>", "only compositions whose name contains this"))
   .addOption(new Option("--debug", "debug builds, with the heap walker after every operation"))
+  .addOption(new Option("--threads [n]", "thread-safe builds, hammered by n worker threads (default 4)").argParser(Number))
   .parse();
-const { ops: total, seed, only, debug } = program.opts<{ ops: number; seed?: number; only?: string; debug?: boolean }>();
+const { ops: total, seed, only, debug, threads } = program.opts<{ ops: number; seed?: number; only?: string; debug?: boolean; threads?: number | true }>();
 const perCase = 500;
 if (!Number.isSafeInteger(total) || total < 1) {
   process.stderr.write(`soak: --ops must be a positive whole number, got ${String(program.opts().ops)}\n`);
   process.exit(2);
+}
+
+if (threads !== undefined) {
+  const n = threads === true ? 4 : threads;
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    process.stderr.write(`soak: --threads must be a whole number from 1 to 64, got ${String(threads)}\n`);
+    process.exit(2);
+  }
+  process.exit(await soakThreads(n));
+}
+
+/** `--threads`: rounds of the hammer (a fresh memory each) until `total` operations ran on each composition. */
+async function soakThreads(n: number): Promise<number> {
+  const perRound = 20_000 * n;
+  let failures = 0;
+  for (const composition of threadedCompositions().filter((c) => !only || c.name.includes(only))) {
+    const built = buildAllocator({ ...composition.options, ...(debug && { debug: true }) });
+    const started = Date.now();
+    let done = 0;
+    try {
+      for (let round = 0; done < total; round++) {
+        const ops = Math.ceil(Math.min(perRound, total - done) / n);
+        const roundSeed = (seed ?? Math.floor(Math.random() * 2 ** 31)) + round;
+        await hammer({ built, threads: n, ops, seed: roundSeed, walkWhileRunning: debug === true }).catch((error: unknown) => {
+          throw new Error(`round ${round} (seed ${roundSeed}): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        });
+        done += ops * n;
+        process.stdout.write(`\r${composition.name}, ${n} threads: ${done.toLocaleString()} / ${total.toLocaleString()} ops`);
+      }
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(`\r${composition.name}, ${n} threads: ${done.toLocaleString()} ops in ${secs} s, all checks passed\n`);
+    } catch (error) {
+      failures++;
+      process.stdout.write(`\n${composition.name}, ${n} threads: FAILED: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  }
+  return failures ? 1 : 0;
 }
 
 let failed = false;
