@@ -243,8 +243,14 @@ export class Codegen {
     return this.module.i32.store8(offset, 1, ptr, value);
   }
 
-  /** `memory.size` in pages, pointer width. */
+  /**
+   * `memory.size` in pages, pointer width. In a thread-safe build, `memory.grow(0)` instead:
+   * V8 (Node 20) may answer `memory.size` with the size from before another thread's grow even
+   * after the two threads synchronised (the lock), where `memory.grow(0)` reads the memory's
+   * current length (measured: hundreds of stale answers in 2,000 grows).
+   */
   memorySize(): Expr {
+    if (this.sharedState) return this.module.memory.grow(this.size(0), undefined, this.memory64);
     return this.module.memory.size(undefined, this.memory64);
   }
   /** `memory.grow(pages)`: the old size in pages, or -1 (all ones) when the engine refuses. */

@@ -13,6 +13,8 @@ export interface HammerOptions {
   readonly maxSize?: number;
   /** Debug builds: run the heap walker from the main thread again and again while the workers run. */
   readonly walkWhileRunning?: boolean;
+  /** Debug builds: each thread runs the heap walker itself before every `walkEvery`-th operation. */
+  readonly walkEvery?: number;
   /** An exported function each thread calls when it is done (a thread's hand-back), if any. */
   readonly finish?: string;
   /** Reject when the threads are not done by then (a broken allocator may loop). Default 120 s. */
@@ -73,6 +75,7 @@ export async function hammer(options: HammerOptions): Promise<HammerResult> {
           barrier,
           maxSize: options.maxSize ?? 20_000,
           finish: options.finish,
+          walkEvery: options.walkEvery,
           faultExport: built.debug?.faultExport,
           faultPtrExport: built.debug?.faultPtrExport,
         },

@@ -15,6 +15,7 @@ const fn = (name) => {
 };
 const malloc = fn("malloc"), free = fn("free"), calloc = fn("calloc"), realloc = fn("realloc"), alignedAlloc = fn("aligned_alloc");
 const finishFn = finish ? fn(finish) : undefined;
+const walk = workerData.walkEvery ? fn("heap_check") : undefined;
 
 let state = (seed ^ (id * 0x9e3779b9)) >>> 0 || 1;
 /** xorshift32: a number in [0, n). */
@@ -84,6 +85,7 @@ const live = [];
 const counts = { malloc: 0, calloc: 0, realloc: 0, aligned_alloc: 0, free: 0, given: 0, received: 0, refused: 0 };
 try {
   for (let step = 0; step < ops; step++) {
+    if (walk && step % workerData.walkEvery === 0) walk();
     const r = rand(100);
     if (r < 30 || live.length === 0) {
       const n = size();
