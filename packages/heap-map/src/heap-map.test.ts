@@ -338,6 +338,18 @@ describe("renderHeapMap", () => {
   });
 });
 
+test("the package uses no Node APIs and imports nothing at run time but its own files (browsers load it as it is)", () => {
+  const dir = import.meta.dirname;
+  const sources = readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
+  expect(sources).toContain("index.ts");
+  for (const file of sources) {
+    const text = readFileSync(join(dir, file), "utf8");
+    expect(text).not.toMatch(/["']node:|\bprocess\.|\bBuffer\b/);
+    const imports = [...text.matchAll(/^import (type )?[\s\S]*? from "([^"]+)";$/gm)];
+    for (const [, isType, from] of imports) expect(isType !== undefined || from!.startsWith("./"), `${file} imports ${from}`).toBe(true);
+  }
+});
+
 describe("recorded traces", () => {
   const dir = sharedTracesDir();
   const files = dir ? readdirSync(dir).filter((f) => f.endsWith(".trace")) : [];
