@@ -138,7 +138,8 @@ describe("recordHeap", () => {
   });
 
   test.each(WORKLOADS.map((w) => [w.name]))("%s: live blocks never overlap, and the peak is the verified replay's", async (name) => {
-    const trace = generateWorkload(name, { ops: 3_000 });
+    // The workloads of large blocks are shorter: the verified replay tags every byte of them.
+    const trace = generateWorkload(name, { ops: ["large-blocks", "staircase", "realloc-doubling", "large-holes"].includes(name) ? 300 : 3_000 });
     const { recording } = await record(trace, stackedAllocator);
     const replayed = replay(await stackedAllocator.instantiate(), trace);
     expect(recording.peakLiveBytes).toBe(replayed.peakLiveBytes);
