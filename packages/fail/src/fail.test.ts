@@ -108,6 +108,12 @@ describe("fail in a stack", () => {
   });
 });
 
+test("a stats build reports no layer (fail keeps no heap) and still allocates nothing", async () => {
+  const a = await buildAllocator({ strategy: fail(), stats: true }).instantiate();
+  expect(a.malloc(8)).toBe(0);
+  expect(a.heapStats().layers).toEqual([]);
+});
+
 describe("fail code size", () => {
   const size = (options: Omit<BuildOptions, "strategy">) => buildAllocator({ strategy: fail(), ...options }).size;
 
