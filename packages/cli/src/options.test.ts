@@ -4,6 +4,7 @@ import { sizeClasses } from "@alloc/size-classes";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import { run } from "./index.ts";
 import { OPTION_SIZES } from "./option-sizes.data.ts";
@@ -116,6 +117,10 @@ describe("bad options are one line naming the strategy, the option and what is a
     expect(replayed.err).toBe("");
     expect(replayed.out).toMatch(/^size-classes\(maxSmall=256\) > free-list\(fit=first\) > grow\(growth=exact\): \d+ bytes$/m);
     expect(replayed.out).toMatch(/small-churn.*every block verified/);
+    const fixture = fileURLToPath(new URL("../../swap/fixtures/realloc_growth.wasm", import.meta.url));
+    const swappedWith = await alloc("swap", fixture, "-s", "size-classes(maxSmall=256),free-list(fit=first)");
+    expect(swappedWith.err).toBe("");
+    expect(swappedWith.out).toMatch(/^size-classes\(maxSmall=256\) > free-list\(fit=first\) > heap-base: [\d,]+ -> [\d,]+ bytes/m);
     const swapped = await alloc("swap", "/nonexistent.wasm", "-s", "free-list(fit=worst)");
     expect(swapped.code).toBe(2);
     expect(swapped.err).toBe('alloc: free-list: fit must be one of bins, first, got "worst"\n');
