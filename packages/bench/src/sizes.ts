@@ -82,6 +82,31 @@ export function measureSizes(): { rows: SizeRow[]; missing: { name: string; reas
   return { rows, missing };
 }
 
+/** A 64-bit build's size next to its wasm32 build's. */
+export interface Size64Row {
+  readonly composition: string;
+  readonly exports: string;
+  /** Standalone module optimised for size: wasm32, and memory64. */
+  readonly wasm32: number;
+  readonly memory64: number;
+  /** memory64, optimised for speed. */
+  readonly memory64Speed: number;
+}
+
+/** The export sets the 64-bit table shows: the smallest, and the default. */
+const EXPORT_SETS_64 = [EXPORT_SETS[0]!, EXPORT_SETS[3]!];
+
+/** Every available composition built 64-bit (`memory64: true`), beside its wasm32 build. */
+export function measureSizes64(): Size64Row[] {
+  return compositions().available.flatMap((c) =>
+    EXPORT_SETS_64.map((set) => {
+      const build = (memory64: boolean, optimize: "size" | "speed" = "size") =>
+        buildAllocator({ strategy: c.stack(), exports: set.functions, optimize, memory64 }).size;
+      return { composition: c.name, exports: set.label, wasm32: build(false), memory64: build(true), memory64Speed: build(true, "speed") };
+    }),
+  );
+}
+
 /** The report as Markdown: what `pnpm --filter @alloc/bench sizes` writes to SIZES.md. */
 export function sizesMarkdown(): string {
   const { rows, missing } = measureSizes();
@@ -105,6 +130,21 @@ export function sizesMarkdown(): string {
   ];
   const notes = [...new Set(rows.filter((r) => r.note).map((r) => `- ${r.composition}, ${r.exports}: ${r.note}`))];
   if (notes.length) lines.push("", "Not available:", "", ...notes);
+  const wide = measureSizes64();
+  lines.push(
+    "",
+    "## 64-bit builds (memory64)",
+    "",
+    "The same compositions built with `memory64: true` (`alloc build --memory64`): i64 pointers and sizes over a",
+    "memory64 memory, standalone modules as above. **wasm32** repeats the -Oz column for comparison.",
+    "",
+    "| composition | exports | wasm32 -Oz | memory64 -Oz | difference | memory64 -O3 |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+    ...wide.map((r) => {
+      const diff = r.memory64 - r.wasm32;
+      return `| ${r.composition} | ${r.exports} | ${r.wasm32} | ${r.memory64} | ${diff >= 0 ? "+" : ""}${diff} | ${r.memory64Speed} |`;
+    }),
+  );
   if (missing.length) lines.push("", "Not measured yet:", "", ...missing.map((m) => `- ${m.name}: ${m.reason}`));
   return lines.join("\n") + "\n";
 }

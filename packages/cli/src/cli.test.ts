@@ -257,3 +257,53 @@ describe("alloc replay", () => {
     expect(r.err).toMatch(/^alloc: small-churn\(seed 1\): .*driver's data.*try a larger --static-size\)\n$/);
   });
 });
+
+describe("--memory64", () => {
+  test("alloc build --memory64 writes a memory64 module whose malloc takes and returns i64", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "alloc-cli-"));
+    const wasm = join(dir, "a.wasm");
+    const r = await alloc("build", "--memory64", "-s", "size-classes,free-list", "-o", wasm);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const size = readFileSync(wasm).byteLength;
+    expect(r.out).toContain(`size-classes > free-list > grow: ${size} bytes (optimised for size, memory64)`);
+    const { instance } = await WebAssembly.instantiate(readFileSync(wasm));
+    const malloc = instance.exports.malloc as (n: bigint) => bigint;
+    const [a, b] = [malloc(24n), malloc(24n)];
+    expect(a).not.toBe(0n);
+    expect(b - a).toBeGreaterThanOrEqual(24n);
+  });
+
+  test("--demo on a 64-bit build", async () => {
+    const r = await alloc("build", "--memory64", "--demo", "--debug");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/malloc\(16\) = [1-9]\d*/);
+    expect(r.out).toMatch(/malloc\(2\^53 - 1\) = 0 /);
+    expect(r.out).toMatch(/heap check passed: free-list: /);
+  });
+
+  test("alloc replay --memory64 replays and verifies every block on the 64-bit build", async () => {
+    const r = await alloc("replay", "--memory64", "-s", "size-classes,free-list", "-w", "compiler,realloc-growth");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^size-classes > free-list > grow: \d+ bytes \(memory64\)$/m);
+    expect(r.out).toMatch(/^compiler\(seed 1\): \d+ ops .* 0 failed, .*every block verified$/m);
+    expect(r.out).toMatch(/^realloc-growth\(seed 1\): \d+ ops .* 0 failed, .*every block verified$/m);
+  });
+
+  test("refused in one line where it does not apply", async () => {
+    const r = await alloc("replay", "--memory64", "--module", "x.wasm", "-w", "compiler");
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("alloc: --memory64 builds a composition; --module replays a compiled module as it is: give one of them\n");
+    const big = await alloc("build", "--grow-max-pages", "70000");
+    expect(big.code).toBe(2);
+    expect(big.err).toMatch(/^alloc: grow backend: maximumPages \(70000\) is above 65535, the most a wasm32 memory can hold: build with memory64 for more\n$/);
+    expect((await alloc("build", "--grow-max-pages", "70000", "--memory64")).code).toBe(0);
+  });
+
+  test("--help documents it", async () => {
+    const r = await alloc("build", "--help");
+    expect(r.out).toMatch(/--memory64\s+64-bit build: i64 pointers and sizes/);
+  });
+});

@@ -1,6 +1,7 @@
 import {
   AllocConfigError,
   buildAllocator,
+  engineRunsMemory64,
   C_FUNCTION_DOCS,
   DEFAULT_EXPORTS,
   DEFAULT_MIN_ALIGN,
@@ -14,6 +15,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { recordHeap, renderHeapMap, renderHeapMapHtml, type HeapRecording } from "@alloc/heap-map";
 import { generateWorkload, parseTrace, replay, ReplayError, TraceParseError, WORKLOADS, type ReplayTarget, type Trace, type WorkloadName } from "@alloc/trace";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
 import { dirname } from "node:path";
 import { DEFAULT_STACK } from "./registry.ts";
 import {
@@ -93,6 +95,7 @@ interface BuildFlags extends BackendFlags {
   demo?: boolean;
   debug?: boolean;
   stats?: boolean;
+  memory64?: boolean;
   json?: boolean;
   threads?: boolean;
   wait?: boolean;
@@ -132,7 +135,21 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     ...(flags.prefix !== undefined && { prefix: flags.prefix }),
     ...(flags.debug && { debug: true }),
     ...(flags.stats && { stats: true }),
+    ...(flags.memory64 && { memory64: true }),
   };
+}
+
+/**
+ * Lets this process run a memory64 module (`--memory64` with `--demo` or `replay`): Node 20 and
+ * 22 run them only behind `--experimental-wasm-memory64`, which V8 also takes once started.
+ * Throws a one-line error when the engine cannot run them even so.
+ */
+export function enableMemory64(): void {
+  if (engineRunsMemory64()) return;
+  setFlagsFromString("--experimental-wasm-memory64");
+  if (!engineRunsMemory64()) {
+    throw new CliError(`this Node (${process.version}) cannot run memory64 modules, even with --experimental-wasm-memory64: build without --demo, or run on Node 20 or newer`);
+  }
 }
 
 /**
@@ -194,7 +211,8 @@ async function demo(built: BuiltAllocator, io: Io): Promise<void> {
     const p = blocks[0]!.ptr;
     io.out(`  realloc(${p}, 200) = ${a.realloc(p, 200)}\n`);
   }
-  io.out(`  malloc(4 GiB - 1) = ${a.malloc(0xffffffff)}  (impossible: 0, and the heap stays usable)\n`);
+  if (a.memory64) io.out(`  malloc(2^53 - 1) = ${a.malloc(2 ** 53 - 1)}  (impossible: 0, and the heap stays usable)\n`);
+  else io.out(`  malloc(4 GiB - 1) = ${a.malloc(0xffffffff)}  (impossible: 0, and the heap stays usable)\n`);
   io.out(`  malloc(24) = ${a.malloc(24)}\n`);
   io.out(`  memory: ${a.memoryBytes()} bytes\n`);
   io.out(heapLines(built, a));
@@ -285,6 +303,12 @@ function withCompositionOptions(command: Command): Command {
         "--stats",
         `export heap_stats(ptr): bytes and blocks in use and free, largest free block, per layer, in a release build (no checks; ${statsCost()})`,
       ),
+    )
+    .addOption(
+      new Option(
+        "--memory64",
+        "64-bit build: i64 pointers and sizes over a memory64 memory (size_t is 64-bit); engines run it behind a flag (Node 20: --experimental-wasm-memory64, which this command sets itself, up to 4 GiB)",
+      ),
     );
 }
 
@@ -341,7 +365,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       }
       const { stack: parts, backend } = partsFromFlags(flags);
       const stack = describeParts(parts, backend);
-      io.out(`${stack}: ${built.size} bytes (optimised for ${flags.opt})\n`);
+      io.out(`${stack}: ${built.size} bytes (optimised for ${flags.opt}${flags.memory64 ? ", memory64" : ""})\n`);
       io.out(`exports: ${built.exports.join(", ")}\n`);
       if (built.memory.mode === "import") {
         const shared = built.memory.shared ? ` (shared, maximum ${built.memory.maximumPages} pages)` : "";
@@ -349,6 +373,7 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
       }
       if (flags.out) io.out(`wrote ${flags.out}\n`);
       if (flags.wat) io.out(`wrote ${flags.wat}\n`);
+      if (flags.demo && flags.memory64) enableMemory64();
       if (flags.demo) await demo(built, io);
     });
   refuseRepeats(build);
@@ -404,6 +429,10 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
         checkWritable(flags.map, "--map");
       }
       if (flags.compare && flags.module !== undefined) throw new AllocConfigError("--compare and --module contradict each other: give one of them");
+      if (flags.memory64 && flags.module !== undefined) {
+        throw new AllocConfigError("--memory64 builds a composition; --module replays a compiled module as it is: give one of them");
+      }
+      if (flags.memory64) enableMemory64();
       // What to replay against: a module, or the composition and the one to compare it with.
       const contestants: { label: string; size: number; built?: BuiltAllocator; instantiate(): Promise<ReplayTarget> }[] = [];
       if (flags.module !== undefined) {
@@ -414,7 +443,8 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
           const composition = { ...flags, strategy, exports: ["malloc", "free", "realloc"] };
           const built = buildAllocator(buildOptionsFromFlags(composition));
           const parts = partsFromFlags(composition);
-          contestants.push({ label: describeParts(parts.stack, parts.backend), size: built.size, built, instantiate: () => built.instantiate() });
+          const label = `${describeParts(parts.stack, parts.backend)}${flags.memory64 ? " (memory64)" : ""}`;
+          contestants.push({ label, size: built.size, built, instantiate: () => built.instantiate() });
         }
       }
       const recordings: HeapRecording[] = [];

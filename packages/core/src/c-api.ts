@@ -211,7 +211,7 @@ export function emitCApi(
     const usableSize = top.usableSize;
     out.malloc_usable_size = cg.function(name("malloc_usable_size"), ["ptr"], "usize", (f) => {
       const ptr = f.param("ptr");
-      return cg.module.if(ptr.get(), cg.call(usableSize, [ptr.get()]), cg.size(0));
+      return cg.if(ptr.get(), cg.call(usableSize, [ptr.get()]), cg.size(0));
     });
   }
   return out;

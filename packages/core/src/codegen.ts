@@ -182,8 +182,17 @@ export class Codegen {
   geU(a: Expr, b: Expr): Expr {
     return this.ops.ge_u(a, b);
   }
+  /** `a == 0` for an i32 or a pointer-width value. */
   eqz(a: Expr): Expr {
-    return this.ops.eqz(a);
+    return binaryen.getExpressionType(a) === binaryen.i64 ? this.module.i64.eqz(a) : this.module.i32.eqz(a);
+  }
+  /**
+   * A condition (an i32) from an i32 or a pointer-width value, true when non-zero, as in C's
+   * `if (ptr)`: the value itself on wasm32, `ptr != 0` on memory64. `when`, `returnIf` and
+   * `select` apply it to their conditions.
+   */
+  cond(a: Expr): Expr {
+    return binaryen.getExpressionType(a) === binaryen.i64 ? this.module.i64.ne(a, this.i64(0n)) : a;
   }
   /** An i32 condition turned into a pointer-width 0 or 1. */
   fromBool(cond: Expr): Expr {
@@ -198,7 +207,7 @@ export class Codegen {
     return this.memory64 ? this.module.i64.extend_u(a) : a;
   }
   select(cond: Expr, ifTrue: Expr, ifFalse: Expr): Expr {
-    return this.module.select(cond, ifTrue, ifFalse);
+    return this.module.select(this.cond(cond), ifTrue, ifFalse);
   }
   /** The unsigned maximum of two side-effect-free pointer-width expressions. */
   maxU(a: Expr, b: Expr, copyA: Expr, copyB: Expr): Expr {
@@ -321,7 +330,11 @@ export class Codegen {
   }
   /** `if (cond) { stmts }`. */
   when(cond: Expr, stmts: readonly Expr[], otherwise?: readonly Expr[]): Expr {
-    return this.module.if(cond, this.block(stmts), otherwise ? this.block(otherwise) : undefined);
+    return this.module.if(this.cond(cond), this.block(stmts), otherwise ? this.block(otherwise) : undefined);
+  }
+  /** `if (cond) ifTrue else ifFalse`, as a statement or (with both arms) a value; `cond` as in {@link cond}. */
+  if(cond: Expr, ifTrue: Expr, ifFalse?: Expr): Expr {
+    return this.module.if(this.cond(cond), ifTrue, ifFalse);
   }
   /** `return value` (or `return` in a void function). */
   ret(value?: Expr): Expr {
@@ -329,7 +342,7 @@ export class Codegen {
   }
   /** `if (cond) return value`. */
   returnIf(cond: Expr, value?: Expr): Expr {
-    return this.module.if(cond, this.module.return(value));
+    return this.module.if(this.cond(cond), this.module.return(value));
   }
   /** Traps. */
   trap(): Expr {

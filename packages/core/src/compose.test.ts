@@ -44,7 +44,18 @@ describe("configuration errors are clear and come before any Wasm", () => {
     ["maximum below initial", () => buildAllocator({ strategy: pagePerBlock(), memory: { initialPages: 4, maximumPages: 2 } }), /maximumPages/],
     ["maximum of an imported memory", () => buildAllocator({ strategy: pagePerBlock(), memory: { mode: "import", maximumPages: 2 } }), /imported memory's maximum/],
     ["no initial page", () => buildAllocator({ strategy: pagePerBlock(), memory: { initialPages: 0 } }), /at least 1 initial page/],
-    ["grow maximum out of range", () => growBackend({ maximumPages: 70_000 }), /maximumPages/],
+    ["grow maximum out of range", () => growBackend({ maximumPages: 2 ** 31 }), /maximumPages/],
+    [
+      "grow maximum past wasm32",
+      () => buildAllocator({ strategy: pagePerBlock(), backend: growBackend({ maximumPages: 70_000 }) }),
+      /maximumPages \(70000\) is above 65535, the most a wasm32 memory can hold: build with memory64 for more/,
+    ],
+    ["memory64 as a string", () => buildAllocator({ strategy: pagePerBlock(), memory64: "yes" as never }), /memory64 must be true or false, got "yes"/],
+    [
+      "threads with memory64",
+      () => buildAllocator({ strategy: pagePerBlock(), threads: true, memory64: true }),
+      /buildAllocator: threads and memory64 together are not supported yet \(the thread-safe build is wasm32 only\)/,
+    ],
     ["grow maximum zero", () => growBackend({ maximumPages: 0 }), /maximumPages/],
     ["exclusive with an imported memory", () => buildAllocator({ strategy: pagePerBlock(), backend: growBackend({ exclusive: true }), memory: { mode: "import" } }), /exclusive/],
     // Type confusion: reported as such, with values quoted so that "16" and 16 differ.
@@ -204,7 +215,23 @@ describe("installAllocator checks everything first and leaves the module untouch
     ],
     ["a shared memory without threads", (m) => installAllocator(m, { strategy: pagePerBlock() }), /memory is shared \(threads\): set the threads option/, (m) => m.setMemory(1, 10, null, [], true)],
     ["threads over an unshared memory", (m) => installAllocator(m, { strategy: pagePerBlock(), threads: true }), /threads is set but the module's memory is not shared/],
-    ["a memory64 memory", (m) => installAllocator(m, { strategy: pagePerBlock() }), /memory64/, (m) => m.setMemory(1, 10, null, [], false, true)],
+    [
+      "a memory64 memory with memory64: false",
+      (m) => installAllocator(m, { strategy: pagePerBlock(), memory64: false }),
+      /memory64 is false but the module's memory is a memory64 memory/,
+      (m) => m.setMemory(1, 10, null, [], false, true),
+    ],
+    [
+      "a wasm32 memory with memory64: true",
+      (m) => installAllocator(m, { strategy: pagePerBlock(), memory64: true }),
+      /memory64 is true but the module's memory is a wasm32 memory/,
+    ],
+    [
+      "a memory64 memory without the memory64 feature",
+      (m) => installAllocator(m, { strategy: pagePerBlock() }),
+      /does not enable the memory64 feature/,
+      (m) => (m.setFeatures(binaryen.Features.MVP), m.setMemory(1, 10, null, [], false, true)),
+    ],
     ["options that are not an object", (m) => installAllocator(m, undefined as never), /installAllocator: options must be an object, got undefined/],
     ["functions given as a string", (m) => installAllocator(m, { strategy: pagePerBlock(), functions: "malloc" as never }), /functions must be a list/],
   ];

@@ -14,7 +14,7 @@ import type {
 import { DebugBuild, STAT_NAMES, StatGlobals, type DebugInfo, type StatName, type StatsInfo } from "./debug.ts";
 import { emitHeapStats, HEAP_STATS } from "./stats.ts";
 import { AllocConfigError, check, checkOptions, describeValue, isPowerOfTwo } from "./errors.ts";
-import { assumesExclusiveMemory, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
+import { assumesExclusiveMemory, growBackend, MEMORY64_MAX_PAGES, WASM32_MAX_PAGES } from "./grow-backend.ts";
 import { instantiateAllocator, type AllocatorInstance, type InstantiateOptions } from "./instantiate.ts";
 import { withOptimizeSettings, type OptimizeMode } from "./optimize.ts";
 import {
@@ -75,6 +75,14 @@ export interface AllocatorOptions {
    * the module's memory to be shared. `true`, or {@link ThreadOptions} (`wait`, `stateAddress`).
    */
   readonly threads?: boolean | ThreadOptions;
+  /**
+   * A 64-bit allocator (default false): pointers and sizes are i64 and the memory is a memory64
+   * memory (the C functions take and return i64: `size_t` is 64-bit on wasm64). Engines run it
+   * behind a flag or not at all yet (Node 20: `--experimental-wasm-memory64`, up to 4 GiB). For
+   * {@link installAllocator}, the default is the width of the module's memory, and a mismatch is
+   * refused.
+   */
+  readonly memory64?: boolean;
 }
 
 /**
@@ -94,9 +102,9 @@ export interface MemoryOptions {
   /** Initial pages (the minimum an imported memory must have). Default: what the backend needs, at least 1. */
   readonly initialPages?: number;
   /**
-   * Declared maximum pages of the module's own memory (default 65535), or of a thread-safe build's
-   * shared memory import (default 65536: any shared memory a host passes fits under it). Not used
-   * for other imports.
+   * Declared maximum pages of the module's own memory (default 65535 on wasm32; none on memory64:
+   * the engine's limit applies, at most 2^31 - 1), or of a thread-safe build's shared memory import
+   * (default 65536: any shared memory a host passes fits under it). Not used for other imports.
    */
   readonly maximumPages?: number;
 }
@@ -118,6 +126,8 @@ export interface ResolvedMemory {
   readonly maximumPages: number | undefined;
   /** A thread-safe build's memory: imported, shared, with the maximum above. */
   readonly shared: boolean;
+  /** A memory64 memory (and i64 pointers): {@link AllocatorOptions.memory64}. */
+  readonly memory64: boolean;
 }
 
 /** A standalone allocator module. */
@@ -166,7 +176,8 @@ export interface InstalledAllocator {
 
 /**
  * Installs an allocator's functions into an existing Binaryen module, which must have a memory
- * (the allocator uses its first one; a memory64 memory is refused until the 64-bit build exists).
+ * (the allocator uses its first one). A memory64 memory gets a 64-bit allocator (`memory64`,
+ * default: the memory's width; the module must enable the memory64 feature).
  * A shared memory needs the `threads` option (and the module the atomics feature): the allocator
  * then locks, and keeps its state in 256 bytes of the memory above everything the module is known
  * to use there (or at `threads.stateAddress`). Nothing is optimised: that is the module owner's call.
@@ -187,8 +198,19 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
   checkOptions("installAllocator", options);
   check(module.hasMemory(), "installAllocator: the module has no memory; add one (module.setMemory) first");
   const info = module.getMemoryInfo();
-  check(!info.is64, "installAllocator: the module's memory is a memory64 memory; only wasm32 memories are supported yet");
+  const memory64 = options.memory64 ?? info.is64;
+  check(
+    memory64 === info.is64,
+    `installAllocator: memory64 is ${describeValue(options.memory64)} but the module's memory is a ${info.is64 ? "memory64" : "wasm32"} ` +
+      `memory: the allocator's pointer width must be the memory's (${info.is64 ? "memory64: true" : "memory64: false"}, or leave it out)`,
+  );
+  check(
+    !memory64 || (module.getFeatures() & binaryen.Features.Memory64) !== 0,
+    "installAllocator: the module's memory is a memory64 memory but the module does not enable the memory64 feature; " +
+      "enable it (module.setFeatures)",
+  );
   const threads = resolveThreads(options.threads);
+  checkThreadsWidth("installAllocator", threads !== undefined, memory64);
   check(
     !info.shared || threads,
     "installAllocator: the module's memory is shared (threads): set the threads option (threads: true) for an allocator " +
@@ -208,6 +230,7 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
     initialPages: info.initial,
     maximumPages: info.max,
     reserved: reservedRanges(module),
+    memory64,
   });
   const hasBulk = (module.getFeatures() & binaryen.Features.BulkMemoryOpt) !== 0;
   const bulkMemory = options.bulkMemory ?? hasBulk;
@@ -248,7 +271,7 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
   }
 
   try {
-    const { functions: emitted, debug, stats } = emit(module, { ...options, bulkMemory }, memory, plan);
+    const { functions: emitted, debug, stats } = emit(module, { ...options, bulkMemory, memory64 }, memory, plan);
     const owner = exclusiveOwner.get(module);
     if (owner !== undefined) {
       const grower = namesOf(module).functions.find((name) => !before.functions.includes(name) && growsMemory(module, name));
@@ -367,9 +390,12 @@ function reservedRanges(module: binaryen.Module): ReservedRange[] {
  */
 export function buildAllocator(options: BuildOptions): BuiltAllocator {
   checkOptions("buildAllocator", options);
+  checkMemory64(options.memory64);
+  const memory64 = options.memory64 ?? false;
   const backend = planBackend(options);
   const threads = resolveThreads(options.threads);
-  const memory = resolveMemory(options.memory ?? {}, backend, threads !== undefined);
+  checkThreadsWidth("buildAllocator", threads !== undefined, memory64);
+  const memory = resolveMemory(options.memory ?? {}, backend, threads !== undefined, memory64);
   let request: ExportRequest = options.exports ?? DEFAULT_EXPORTS;
   checkExportRequest(request);
   // A debug build always exports its heap walker (under its own name unless asked otherwise).
@@ -398,6 +424,7 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
     initialPages: memory.initialPages,
     // A shared import's maximum is the host's memory's (at most the declared one): unknown here.
     maximumPages: memory.shared ? undefined : memory.maximumPages,
+    memory64,
   });
   backend.validate?.(description);
 
@@ -408,16 +435,17 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       binaryen.Features.MutableGlobals |
         binaryen.Features.SignExt |
         (bulkMemory ? binaryen.Features.BulkMemory | binaryen.Features.BulkMemoryOpt : 0) |
-        (threads ? binaryen.Features.Atomics : 0),
+        (threads ? binaryen.Features.Atomics : 0) |
+        (memory64 ? binaryen.Features.Memory64 : 0),
     );
     const internal = "0";
     if (memory.mode === "export") {
-      module.setMemory(memory.initialPages, memory.maximumPages ?? -1, memory.name, [], false, false, internal);
+      module.setMemory(memory.initialPages, memory.maximumPages ?? -1, memory.name, [], false, memory64, internal);
     } else {
-      module.setMemory(memory.initialPages, memory.shared ? memory.maximumPages! : -1, null, [], memory.shared, false, internal);
+      module.setMemory(memory.initialPages, memory.shared ? memory.maximumPages! : -1, null, [], memory.shared, memory64, internal);
       module.addMemoryImport(internal, memory.importModule, memory.name, memory.shared);
     }
-    const { functions, debug, stats: internalStats } = emit(module, { ...options, backend, bulkMemory }, description, plan);
+    const { functions, debug, stats: internalStats } = emit(module, { ...options, backend, bulkMemory, memory64 }, description, plan);
     // [internal name, export name]: a debug build's globals under their internal names; a release
     // stats build's statistics under the short names of their words in heap_stats' struct.
     const stats = debug ? internalStats : internalStats && statsExportNames(internalStats);
@@ -441,7 +469,11 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       withOptimizeSettings(optimize, { zeroFilledMemory: memory.mode === "export" }, () => module.optimize());
     }
     const binary = module.emitBinary();
-    if (!WebAssembly.validate(binary as BufferSource)) throw new Error("alloc: internal error: the engine rejects the generated module");
+    // Engines without memory64 (Node 20 without --experimental-wasm-memory64) cannot check a
+    // 64-bit module; Binaryen's validation above stands for theirs then.
+    if ((!memory64 || engineRunsMemory64()) && !WebAssembly.validate(binary as BufferSource)) {
+      throw new Error("alloc: internal error: the engine rejects the generated module");
+    }
     const text = module.emitText();
     const exportMap = new Map(plan.exports.map(([fn, exportName]) => [exportName, fn]));
     return {
@@ -521,6 +553,7 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
     options.bulkMemory === undefined || typeof options.bulkMemory === "boolean",
     `bulkMemory must be true or false, got ${describeValue(options.bulkMemory)}`,
   );
+  checkMemory64(options.memory64);
 
   checkExportRequest(exportRequest);
   const top = stack[0]!;
@@ -581,7 +614,25 @@ function checkExportRequest(request: unknown): asserts request is ExportRequest 
   );
 }
 
-function resolveMemory(options: MemoryOptions, backend: PageBackend, shared: boolean): ResolvedMemory {
+function checkMemory64(memory64: unknown): void {
+  check(memory64 === undefined || typeof memory64 === "boolean", `memory64 must be true or false, got ${describeValue(memory64)}`);
+}
+
+/** Whether this engine runs memory64 modules (Node 20 only with --experimental-wasm-memory64). */
+export function engineRunsMemory64(): boolean {
+  // The smallest module with a memory64 memory: a memory section whose limits flag is 4.
+  return WebAssembly.validate(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 4, 0]));
+}
+
+/** The thread-safe build is wasm32 only: its lock and state are i32 atomics at fixed addresses. */
+function checkThreadsWidth(where: string, threads: boolean, memory64: boolean): void {
+  check(
+    !(threads && memory64),
+    `${where}: threads and memory64 together are not supported yet (the thread-safe build is wasm32 only): drop one of them`,
+  );
+}
+
+function resolveMemory(options: MemoryOptions, backend: PageBackend, shared: boolean, memory64: boolean): ResolvedMemory {
   checkOptions("memory", options, ["mode", "name", "importModule", "initialPages", "maximumPages"]);
   const mode = options.mode ?? (shared ? "import" : "export");
   check(mode === "export" || mode === "import", `memory mode must be "export" or "import", got ${describeValue(mode)}`);
@@ -599,26 +650,37 @@ function resolveMemory(options: MemoryOptions, backend: PageBackend, shared: boo
     "memory.importModule applies to an imported memory (memory.mode \"import\")",
   );
   const initialPages = options.initialPages ?? Math.max(1, backend.minimumMemoryPages ?? 1);
-  const maximumPages = mode === "export" ? (options.maximumPages ?? WASM32_MAX_PAGES) : shared ? (options.maximumPages ?? SHARED_MAX_PAGES) : undefined;
+  const maxPages = memory64 ? MEMORY64_MAX_PAGES : WASM32_MAX_PAGES;
+  check(
+    (backend.minimumMemoryPages ?? 0) <= maxPages,
+    `the ${backend.name} backend needs ${backend.minimumMemoryPages} pages of memory, more than a ${memory64 ? "memory64" : "wasm32"} memory holds (${maxPages})` +
+      (memory64 ? "" : ": build with memory64 for more"),
+  );
+  const maximumPages =
+    mode === "export"
+      ? (options.maximumPages ?? (memory64 ? undefined : WASM32_MAX_PAGES))
+      : shared
+        ? (options.maximumPages ?? SHARED_MAX_PAGES)
+        : undefined;
   check(
     mode === "export" || shared || options.maximumPages === undefined,
     "memory.maximumPages applies to the module's own memory (or a thread-safe build's shared import); an imported memory's maximum is the host's",
   );
   check(
-    Number.isInteger(initialPages) && initialPages >= 0 && initialPages <= WASM32_MAX_PAGES,
-    `memory.initialPages must be an integer from 0 to ${WASM32_MAX_PAGES}, got ${describeValue(initialPages)}`,
+    Number.isInteger(initialPages) && initialPages >= 0 && initialPages <= maxPages,
+    `memory.initialPages must be an integer from 0 to ${maxPages}, got ${describeValue(initialPages)}`,
   );
   check(
     maximumPages === undefined ||
-      (Number.isInteger(maximumPages) && maximumPages >= initialPages && maximumPages <= (shared ? SHARED_MAX_PAGES : WASM32_MAX_PAGES)),
-    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${shared ? SHARED_MAX_PAGES : WASM32_MAX_PAGES}, got ${describeValue(maximumPages)}`,
+      (Number.isInteger(maximumPages) && maximumPages >= initialPages && maximumPages <= (shared ? SHARED_MAX_PAGES : maxPages)),
+    `memory.maximumPages must be an integer from initialPages (${initialPages}) to ${shared ? SHARED_MAX_PAGES : maxPages}, got ${describeValue(maximumPages)}`,
   );
   const min = backend.minimumMemoryPages ?? 0;
   check(
     initialPages >= min,
     `memory.initialPages (${initialPages}) is smaller than the ${backend.name} backend needs (${min})`,
   );
-  return { mode, name, importModule, initialPages, maximumPages, shared };
+  return { mode, name, importModule, initialPages, maximumPages, shared, memory64 };
 }
 
 /** The declared maximum of a thread-safe build's shared memory import by default: all of wasm32. */
@@ -674,6 +736,7 @@ function emit(
     ...(options.prefix !== undefined && { prefix: options.prefix }),
     ...(options.bulkMemory !== undefined && { bulkMemory: options.bulkMemory }),
     ...(threads && { sharedState: { address: stateAddress!, bytes: THREAD_STATE_BYTES, wait: threads.wait } }),
+    memory64: options.memory64 ?? false,
   });
   /** The name of an entry point's body: itself, or in a thread-safe build the unlocked copy its locked export calls. */
   const entryName = (name: string) => (threads ? cg.name("unlocked", name) : cg.name(name));

@@ -15,7 +15,7 @@
  * ```
  *
  * Every arrow is a call between emitted Wasm functions; this file says what each side may
- * assume. All sizes and pointers are pointer width (`usize`: i32 on wasm32).
+ * assume. All sizes and pointers are pointer width (`usize`: i32 on wasm32, i64 on memory64).
  */
 import type { Codegen, Expr } from "./codegen.ts";
 import type { DebugHooks } from "./debug.ts";
@@ -92,7 +92,8 @@ export interface EmitContext {
  * - `pages >= 1`. Returns the address of `pages` contiguous 64 KiB pages of fresh memory, or 0
  *   when it cannot (the engine refused to grow, the region is exhausted). Never traps.
  * - The address is 64 KiB aligned, never 0, and the pages end at or below `2^32 - 64 KiB`
- *   (wasm32), so a strategy may add up to 64 KiB to any address in them without overflow.
+ *   (wasm32; `MEMORY64_MAX_PAGES` pages on memory64), so a strategy may add up to 64 KiB to
+ *   any address in them without overflow.
  * - The memory is zero-filled (fresh from `memory.grow`, or a static region that nothing else
  *   has written), and is never handed out again: the caller owns it forever.
  * - Successive calls may return adjacent regions (the caller can check `new == oldEnd` and
@@ -164,6 +165,11 @@ export interface MemoryDescription {
    * allocator's memory.
    */
   readonly reserved?: readonly ReservedRange[];
+  /**
+   * A memory64 memory: pointers are i64 and the memory may pass 4 GiB (up to
+   * `MEMORY64_MAX_PAGES`). Absent or false: a wasm32 memory.
+   */
+  readonly memory64?: boolean;
 }
 
 /** See {@link MemoryDescription.reserved}. */

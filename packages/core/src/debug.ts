@@ -127,7 +127,7 @@ export class DebugBuild {
       cg.callVoid(this.helper("fail"), [site(kind, what), ptr]);
     return {
       fail,
-      failIf: (cond, kind, what, ptr) => m.if(cond, fail(kind, what, ptr)),
+      failIf: (cond, kind, what, ptr) => cg.if(cond, fail(kind, what, ptr)),
       poison: (dest, len) => cg.callVoid(this.helper("poison"), [dest, len]),
       checkPoison: (dest, len, what, orZero = false) =>
         cg.callVoid(this.helper("check_poison"), [dest, len, site("use-after-free", what), cg.size(orZero ? 1 : 0)]),

@@ -7,10 +7,25 @@ import { check, checkOptions, describeValue } from "./errors.ts";
 export const WASM32_MAX_PAGES = 65535;
 
 /**
- * Where the heap starts in a module that owns its memory and grows it exclusively: page 0 is
- * the allocator's too, but for its first 8 bytes (0 is the null pointer, never handed out).
+ * The most pages a memory64 allocator hands out: 2^31 - 1 (128 TiB). Engines stop far lower today
+ * (Node 20: 4 GiB); the bound keeps every address below 2^47, a safe JS number, and is the largest
+ * maximum binaryen.js can declare.
  */
-export const OWN_MEMORY_HEAP_START = 8;
+export const MEMORY64_MAX_PAGES = 2 ** 31 - 1;
+
+/** The most pages an allocator of this width hands out. */
+export function maxPages(memory64: boolean | undefined): number {
+  return memory64 ? MEMORY64_MAX_PAGES : WASM32_MAX_PAGES;
+}
+
+/**
+ * Where the heap starts in a module that owns its memory: page 0 is the allocator's too, but for
+ * its first granule, two pointers (0 is the null pointer, never handed out): 8 bytes on wasm32,
+ * 16 on memory64.
+ */
+export function ownMemoryHeapStart(memory64: boolean): number {
+  return memory64 ? 16 : 8;
+}
 
 /** Grow backends told that they alone grow their memory (see {@link assumesExclusiveMemory}). */
 const exclusiveBackends = new WeakSet<PageBackend>();
@@ -29,7 +44,8 @@ export const DEFAULT_GROWTH = 1 / 8;
 export interface GrowBackendOptions {
   /**
    * The backend refuses to grow memory beyond this many pages (returns 0 instead), even when
-   * the engine would allow it. Default and upper bound: 65535 (4 GiB less one page).
+   * the engine would allow it. Default and upper bound: 65535 (4 GiB less one page) on wasm32,
+   * {@link MEMORY64_MAX_PAGES} on memory64.
    */
   readonly maximumPages?: number;
   /**
@@ -80,10 +96,10 @@ export interface GrowBackendOptions {
  */
 export function growBackend(options: GrowBackendOptions = {}): PageBackend {
   checkOptions("growBackend", options, ["maximumPages", "exclusive", "growth"]);
-  const maximumPages = options.maximumPages ?? WASM32_MAX_PAGES;
+  const pageLimit = options.maximumPages;
   check(
-    Number.isInteger(maximumPages) && maximumPages >= 1 && maximumPages <= WASM32_MAX_PAGES,
-    `grow backend: maximumPages must be an integer from 1 to ${WASM32_MAX_PAGES}, got ${describeValue(maximumPages)}`,
+    pageLimit === undefined || (Number.isInteger(pageLimit) && pageLimit >= 1 && pageLimit <= MEMORY64_MAX_PAGES),
+    `grow backend: maximumPages must be an integer from 1 to ${WASM32_MAX_PAGES} (${MEMORY64_MAX_PAGES} on memory64), got ${describeValue(pageLimit)}`,
   );
   const exclusive = options.exclusive ?? false;
   check(typeof exclusive === "boolean", `grow backend: exclusive must be true or false, got ${describeValue(exclusive)}`);
@@ -91,6 +107,11 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
   const backend: PageBackend = {
     name: "grow",
     validate(memory: MemoryDescription) {
+      const maximumPages = pageLimit ?? maxPages(memory.memory64);
+      check(
+        maximumPages <= maxPages(memory.memory64),
+        `grow backend: maximumPages (${maximumPages}) is above ${WASM32_MAX_PAGES}, the most a wasm32 memory can hold: build with memory64 for more`,
+      );
       check(
         memory.initialPages >= 1,
         "grow backend: the memory needs at least 1 initial page (page 0 holds the null address, " +
@@ -106,8 +127,9 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
       );
     },
     emit({ cg, scope }, memory: MemoryDescription) {
+      const maximumPages = pageLimit ?? maxPages(cg.memory64);
       // The fewest pages anyone may stop at: ours, or the memory's declared maximum.
-      const limit = Math.min(maximumPages, memory.maximumPages ?? WASM32_MAX_PAGES);
+      const limit = Math.min(maximumPages, memory.maximumPages ?? maxPages(cg.memory64));
       // The engine enforces a declared maximum for us; otherwise check before growing.
       const engineEnforces = memory.maximumPages !== undefined && memory.maximumPages <= maximumPages;
       /**
@@ -144,7 +166,7 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
         return [
           // The engine refuses to pass a declared maximum: a step it refuses falls back to the
           // pages asked for. Under a limit of our own, `size + pages <= limit` first (the sum
-          // cannot wrap: strategies never ask for more pages than 2^32 bytes hold), and the step
+          // cannot wrap: strategies never ask for more pages than the address space holds), and the step
           // is capped at `limit - size`.
           ...(capped ? [refuseBeyond(size.tee(cg.memorySize()), pages, fail)] : []),
           // g = pages + (size >> shift)
@@ -180,7 +202,7 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
         return {
           allocPages: exactAllocPages(),
           run: {
-            start: memory.mode === "own" ? OWN_MEMORY_HEAP_START : memory.initialPages * PAGE_SIZE,
+            start: memory.mode === "own" ? ownMemoryHeapStart(cg.memory64) : memory.initialPages * PAGE_SIZE,
             end: () => cg.shl(cg.memorySize(), cg.size(PAGE_SHIFT)),
             extend: extendFrom(),
             gaps: false,
@@ -195,7 +217,7 @@ export function growBackend(options: GrowBackendOptions = {}): PageBackend {
         const runEnd = cg.global(scope("end"), memory.initialPages * PAGE_SIZE);
         return {
           allocPages: exactAllocPages(),
-          run: { start: OWN_MEMORY_HEAP_START, end: () => runEnd.get(), extend: extendFrom(runEnd), gaps: true },
+          run: { start: ownMemoryHeapStart(cg.memory64), end: () => runEnd.get(), extend: extendFrom(runEnd), gaps: true },
         };
       }
 

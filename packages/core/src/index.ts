@@ -24,11 +24,11 @@ export type {
 export { AllocConfigError, check, isPowerOfTwo } from "./errors.ts";
 export { allocEntries } from "./alloc-entries.ts";
 export type { AllocBody } from "./alloc-entries.ts";
-export { DEFAULT_GROWTH, growBackend, WASM32_MAX_PAGES } from "./grow-backend.ts";
+export { DEFAULT_GROWTH, growBackend, MEMORY64_MAX_PAGES, WASM32_MAX_PAGES } from "./grow-backend.ts";
 export type { GrowBackendOptions } from "./grow-backend.ts";
 export { C_FUNCTIONS, C_FUNCTION_DOCS, EINVAL, ENOMEM } from "./c-api.ts";
 export type { CFunction } from "./c-api.ts";
-export { buildAllocator, installAllocator, DEFAULT_EXPORTS, DEFAULT_MIN_ALIGN, HEAP_CHECK } from "./compose.ts";
+export { buildAllocator, engineRunsMemory64, installAllocator, DEFAULT_EXPORTS, DEFAULT_MIN_ALIGN, HEAP_CHECK } from "./compose.ts";
 export type {
   AllocatorOptions,
   BuildOptions,

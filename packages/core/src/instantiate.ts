@@ -13,15 +13,18 @@ export interface InstantiateOptions {
  * A running allocator. Pointers and sizes are plain numbers (unsigned). Each C function throws
  * a clear error when the module does not export it.
  *
- * Every argument must be an integer from 0 to 2^32 - 1 (a wasm32 pointer or size): anything
- * else (a negative number, 2^32 or more, a fraction, NaN, a string) throws a RangeError naming
- * the function and the argument, and nothing is called. (Wasm would take the number modulo 2^32:
- * `malloc(2 ** 32 + 16)` would return a 16-byte block.) Within that range C semantics hold:
- * an impossible request returns 0.
+ * Every argument must be an integer from 0 to 2^32 - 1 (a wasm32 pointer or size; on a memory64
+ * build, from 0 to 2^53 - 1, passed to Wasm as an i64): anything else (a negative number, 2^32
+ * or more, a fraction, NaN, a string) throws a RangeError naming the function and the argument,
+ * and nothing is called. (Wasm would take the number modulo 2^32: `malloc(2 ** 32 + 16)` would
+ * return a 16-byte block.) Within that range C semantics hold: an impossible request returns 0.
+ * Results are numbers on both widths (memory64 addresses stay below 2^47).
  */
 export interface AllocatorInstance {
   readonly instance: WebAssembly.Instance;
   readonly memory: WebAssembly.Memory;
+  /** A memory64 build: its exports take and return i64 (bigints; the wrappers here take numbers). */
+  readonly memory64: boolean;
   malloc(size: number): number;
   free(ptr: number): void;
   calloc(n: number, size: number): number;
@@ -67,7 +70,7 @@ export interface HeapReport {
   readonly fragmentation: number;
 }
 
-type WasmFn = (...args: number[]) => number | undefined;
+type WasmFn = (...args: (number | bigint)[]) => number | bigint | undefined;
 
 /** The parameters of the C functions, for messages. */
 const PARAMS: Readonly<Record<string, readonly string[]>> = {
@@ -79,12 +82,19 @@ const PARAMS: Readonly<Record<string, readonly string[]>> = {
   malloc_usable_size: ["ptr"],
 };
 
-/** Throws a RangeError unless `value` is an integer in [0, 2^32). */
-function checkArgument(fn: string, index: number, value: unknown): void {
-  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0xffffffff) return;
+/** Throws a RangeError unless `value` is an integer in [0, 2^32) (in [0, 2^53) on memory64). */
+function checkArgument(fn: string, index: number, value: unknown, memory64: boolean): void {
+  const max = memory64 ? Number.MAX_SAFE_INTEGER : 0xffffffff;
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= max) return;
   const name = PARAMS[fn]?.[index] ?? `argument ${index + 1}`;
   const shown = typeof value === "string" ? JSON.stringify(value) : typeof value === "number" ? String(value) : typeof value;
-  throw new RangeError(`${fn}: ${name} must be an integer from 0 to 2^32 - 1, got ${shown}`);
+  throw new RangeError(`${fn}: ${name} must be an integer from 0 to ${memory64 ? "2^53" : "2^32"} - 1, got ${shown}`);
+}
+
+/** A Wasm integer result (i32, or an i64 as a bigint) as an unsigned number. */
+export function unsigned(value: unknown): number {
+  if (typeof value === "bigint") return Number(BigInt.asUintN(64, value));
+  return typeof value === "number" ? value >>> 0 : 0;
 }
 
 export async function instantiateAllocator(
@@ -98,12 +108,14 @@ export async function instantiateAllocator(
   const imports: WebAssembly.Imports = { ...options.imports };
   let importedMemory: WebAssembly.Memory | undefined;
   if (memory.mode === "import") {
+    // `index: "i64"` makes a memory64 memory (engines without memory64 ignore it).
     importedMemory =
       options.memory ??
       new WebAssembly.Memory({
         initial: memory.initialPages,
         ...(memory.shared && { maximum: memory.maximumPages!, shared: true }),
-      });
+        ...(memory.memory64 && { index: "i64" }),
+      } as WebAssembly.MemoryDescriptor);
     imports[memory.importModule] = { ...imports[memory.importModule], [memory.name]: importedMemory };
   } else if (options.memory) {
     throw new Error("instantiate: this allocator owns its memory; build it with memory.mode 'import' to pass one");
@@ -118,29 +130,29 @@ export async function instantiateAllocator(
     if (!f) throw new Error(`this allocator does not export ${fn} (exports: ${[...byFunction.keys()].join(", ")})`);
     return f;
   };
-  const global = (name: string) => (instance.exports[name] as WebAssembly.Global).value as number;
+  const global = (name: string) => unsigned((instance.exports[name] as WebAssembly.Global).value);
   const takeFault = (cause?: unknown): HeapFaultError | undefined => {
     const site = debug?.sites[global(debug.faultExport) - 1];
     if (!site) return undefined;
-    (instance.exports[debug!.faultExport] as WebAssembly.Global).value = 0;
-    return new HeapFaultError(site, global(debug!.faultPtrExport) >>> 0, { cause });
+    (instance.exports[debug!.faultExport] as WebAssembly.Global).value = memory.memory64 ? 0n : 0;
+    return new HeapFaultError(site, global(debug!.faultPtrExport), { cause });
   };
   const call = (fn: string, ...args: number[]): number => {
     const f = get(fn);
-    args.forEach((value, i) => checkArgument(fn, i, value));
+    args.forEach((value, i) => checkArgument(fn, i, value, memory.memory64));
     let result;
     try {
-      result = f(...args);
+      result = f(...(memory.memory64 ? args.map(BigInt) : args));
     } catch (error) {
       // A debug build's check trapped: report its cause.
       throw (error instanceof WebAssembly.RuntimeError && takeFault(error)) || error;
     }
-    return typeof result === "number" ? result >>> 0 : 0;
+    return unsigned(result);
   };
   /** The statistics the walkers left in their globals. */
   const report = (info: StatsInfo): HeapReport => {
     const layers = info.map(({ layer, exports }) => {
-      const values = Object.fromEntries(STAT_NAMES.map((s) => [s, global(exports[s]) >>> 0]));
+      const values = Object.fromEntries(STAT_NAMES.map((s) => [s, global(exports[s])]));
       return { layer, ...values } as unknown as LayerStats;
     });
     const freeBytes = layers.reduce((sum, l) => sum + l.freeBytes, 0);
@@ -162,6 +174,7 @@ export async function instantiateAllocator(
   return {
     instance,
     memory: mem,
+    memory64: memory.memory64,
     malloc: (size) => call("malloc", size),
     free: (ptr) => void call("free", ptr),
     calloc: (n, size) => call("calloc", n, size),

@@ -164,7 +164,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
       : cg.select(L.isFree(t.get()), t.tee(L.prevOf(last.get(), last.get())), last.get());
     // Before the first region nothing may be read at `last`: it is 0 (no run), or a run's start
     // past the memory that exists (a run that starts on a page boundary).
-    if (!run) return m.if(last.get(), pick, zero());
+    if (!run) return cg.if(last.get(), pick, zero());
     if (run.start % PAGE_SIZE === 0) return m.if(cg.gtU(run.end(), last.get()), pick, last.get());
     return pick;
   });
@@ -478,7 +478,7 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
     : [cg.global(scope("head")), cg.global(scope("tail"))];
   /** `pr.next = c`, where `pr` is a cell on the list or 0 (then c is the new head). */
   const setNext = (pr: Local, c: Local) =>
-    anchored ? L.setNextFree(pr.get(), c.get()) : m.if(pr.get(), L.setNextFree(pr.get(), c.get()), head.set(c.get()));
+    anchored ? L.setNextFree(pr.get(), c.get()) : cg.if(pr.get(), L.setNextFree(pr.get(), c.get()), head.set(c.get()));
   const unlink = cg.function(scope("unlink"), ["c"], "usize", (f) => {
     const c = f.param("c");
     const nx = f.local(), pr = f.local();
@@ -487,7 +487,7 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
       nx.set(L.nextFreeOf(c.get())),
       pr.set(L.prevFreeOf(c.get())),
       setNext(pr, nx),
-      anchored ? L.setPrevFree(nx.get(), pr.get()) : m.if(nx.get(), L.setPrevFree(nx.get(), pr.get()), tail.set(pr.get())),
+      anchored ? L.setPrevFree(nx.get(), pr.get()) : cg.if(nx.get(), L.setPrevFree(nx.get(), pr.get()), tail.set(pr.get())),
       L.nextOfFree(c.get()),
     ];
   });

@@ -186,7 +186,7 @@ export class FreeListWalker {
             loop,
             cg.when(c.get(), [
               corruptIf(
-                m.i32.or(m.i32.or(cg.ltU(c.get(), lo()), cg.geU(c.get(), hi())), cg.and(c.get(), cg.size(H - 1))),
+                m.i32.or(m.i32.or(cg.ltU(c.get(), lo()), cg.geU(c.get(), hi())), cg.cond(cg.and(c.get(), cg.size(H - 1)))),
                 "a free list links to an address outside the heap",
                 c.get(),
               ),

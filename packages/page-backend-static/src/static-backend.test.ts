@@ -9,11 +9,19 @@ describe("static backend configuration", () => {
     ["unaligned start", { start: PAGE_SIZE + 8, size: PAGE_SIZE }, /multiple of 65536/],
     ["empty region", { start: PAGE_SIZE, size: 0 }, /positive multiple/],
     ["unaligned size", { start: PAGE_SIZE, size: 1000 }, /positive multiple/],
-    ["past the wasm32 limit", { start: 65000 * PAGE_SIZE, size: 1000 * PAGE_SIZE }, /past the wasm32 limit/],
+    ["past the memory64 limit", { start: 2 ** 31 * PAGE_SIZE, size: PAGE_SIZE }, /past the memory64 limit/],
     ["not a number", { start: Number.NaN, size: PAGE_SIZE }, /start must be/],
   ])("%s is refused", (_name, options, message) => {
     expect(() => staticBackend(options)).toThrow(AllocConfigError);
     expect(() => staticBackend(options)).toThrow(message);
+  });
+
+  test("a region past 4 GiB is refused in a wasm32 build, and fits a memory64 build", () => {
+    const backend = staticBackend({ start: 65000 * PAGE_SIZE, size: 1000 * PAGE_SIZE });
+    expect(() => buildAllocator({ strategy: pagePerBlock(), backend })).toThrow(
+      /the static backend needs 66000 pages of memory, more than a wasm32 memory holds \(65535\): build with memory64 for more/,
+    );
+    expect(buildAllocator({ strategy: pagePerBlock(), backend, memory64: true, optimize: "none" }).memory.initialPages).toBe(66000);
   });
 
   test("a region that does not fit in the memory is refused before any Wasm exists", () => {

@@ -2,6 +2,7 @@ import {
   check,
   PAGE_SHIFT,
   PAGE_SIZE,
+  MEMORY64_MAX_PAGES,
   WASM32_MAX_PAGES,
   type MemoryDescription,
   type PageBackend,
@@ -40,12 +41,14 @@ export function staticBackend(options: StaticBackendOptions): PageBackend {
   check(Number.isInteger(size) && size >= PAGE_SIZE && size % PAGE_SIZE === 0,
     `${where}: size must be a positive multiple of 65536, got ${size}`);
   const endPage = (start + size) / PAGE_SIZE;
-  check(endPage <= WASM32_MAX_PAGES,
-    `${where}: the region ends at page ${endPage}, past the wasm32 limit of ${WASM32_MAX_PAGES} pages`);
+  check(endPage <= MEMORY64_MAX_PAGES,
+    `${where}: the region ends at page ${endPage}, past the memory64 limit of ${MEMORY64_MAX_PAGES} pages`);
   return {
     name: "static",
     minimumMemoryPages: endPage,
     validate(memory: MemoryDescription) {
+      check(memory.memory64 || endPage <= WASM32_MAX_PAGES,
+        `${where}: the region ends at page ${endPage}, past the wasm32 limit of ${WASM32_MAX_PAGES} pages (build with memory64 for more)`);
       check(memory.initialPages >= endPage,
         `${where}: the region ends at page ${endPage} but the memory starts with only ${memory.initialPages} pages; ` +
           `the region must lie inside the initial memory`);

@@ -161,9 +161,8 @@ export class SizeClassesDebug {
   /** Span `s` goes back to the parent: off the list of every span, its mark cleared. */
   spanReleased(s: Local): Expr[] {
     const { cg } = this.o;
-    const m = cg.module;
     return [
-      m.if(
+      cg.if(
         this.get(s.get(), "allPrev"),
         this.set(this.get(s.get(), "allPrev"), "allNext", this.get(s.get(), "allNext")),
         this.spans.set(this.get(s.get(), "allNext")),

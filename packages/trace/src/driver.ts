@@ -14,7 +14,8 @@ import binaryen from "binaryen";
  * ```
  *
  * The pointer table has one entry per allocation number: `[ptr: u32, size: u32]`, ptr 0 when the
- * allocation is not live. The driver never grows memory: the op array and the table are blocks the
+ * allocation is not live (on a memory64 allocator, `[ptr: u64, size: u32, 4 bytes unused]`: the
+ * driver is then built 64-bit, with i64 pointers, imports and parameters, over a memory64 memory). The driver never grows memory: the op array and the table are blocks the
  * host got from the allocator's own `malloc` before the replay, so every allocator sees the same
  * extra blocks and comparisons stay fair.
  *
@@ -44,9 +45,12 @@ export type Status = (typeof STATUS)[keyof typeof STATUS];
 
 /** Operation kinds in word 0's top two bits. */
 export const OP_KIND = { alloc: 0, free: 1, realloc: 2 } as const;
-/** Bytes per encoded operation and per table entry. */
+/** Bytes per encoded operation. */
 export const OP_BYTES = 8;
-export const SLOT_BYTES = 8;
+/** Bytes per table entry: a pointer and a u32 size, padded to two pointers. */
+export function slotBytes(memory64: boolean): number {
+  return memory64 ? 16 : 8;
+}
 /** The odd multiplier that makes each allocation's tag unique. */
 export const TAG_MULTIPLIER = 0x9e3779b97f4a7c15n;
 
@@ -55,12 +59,16 @@ export const DRIVER_IMPORTS = { module: "alloc", malloc: "malloc", free: "free",
 
 /** The driver's exports: see {@link buildDriver}. */
 export interface DriverExports {
-  /** Replays `n` ops at `ops` with table `table` of `slots` entries; returns a {@link Status}. */
-  run(ops: number, n: number, table: number, slots: number, align: number): number;
+  /**
+   * Replays `n` ops at `ops` with table `table` of `slots` entries; returns a {@link Status}.
+   * (Arguments are pointer width: bigints for a memory64 driver; so are the globals but `live`
+   * and `peak_live`, which are i64 on both.)
+   */
+  run(ops: Word, n: Word, table: Word, slots: Word, align: Word): number;
   /** (Verifying variant.) Checks the tag of every live block; returns a {@link Status}. */
-  check_live?(table: number, slots: number): number;
+  check_live?(table: Word, slots: Word): number;
   /** Frees every live block and empties the table. */
-  free_live(table: number, slots: number): void;
+  free_live(table: Word, slots: Word): void;
   /** The op being run, or the one that failed. */
   readonly op: WebAssembly.Global;
   /** The allocation number and pointer involved in a failure, and a detail (see {@link STATUS}). */
@@ -76,30 +84,35 @@ export interface DriverExports {
   readonly peak_live: WebAssembly.Global;
 }
 
-const cache = new Map<boolean, WebAssembly.Module>();
+/** A pointer-width argument: a number on wasm32, a bigint on memory64. */
+export type Word = number | bigint;
 
-/** The compiled driver (verifying or fast), built once per process. */
-export function driverModule(verify: boolean): WebAssembly.Module {
-  let compiled = cache.get(verify);
+const cache = new Map<string, WebAssembly.Module>();
+
+/** The compiled driver (verifying or fast; wasm32 or memory64), built once per process. */
+export function driverModule(verify: boolean, memory64 = false): WebAssembly.Module {
+  const key = `${verify}/${memory64}`;
+  let compiled = cache.get(key);
   if (!compiled) {
-    compiled = new WebAssembly.Module(buildDriver(verify) as BufferSource);
-    cache.set(verify, compiled);
+    compiled = new WebAssembly.Module(buildDriver(verify, memory64) as BufferSource);
+    cache.set(key, compiled);
   }
   return compiled;
 }
 
-/** The driver's bytes, optimised for speed. */
-export function buildDriver(verify: boolean): Uint8Array {
+/** The driver's bytes, optimised for speed: for a wasm32 allocator, or a memory64 one. */
+export function buildDriver(verify: boolean, memory64 = false): Uint8Array {
   const module = new binaryen.Module();
   try {
-    module.setFeatures(binaryen.Features.MutableGlobals | binaryen.Features.SignExt);
-    module.setMemory(0, -1, null, [], false, false, "0");
+    module.setFeatures(binaryen.Features.MutableGlobals | binaryen.Features.SignExt | (memory64 ? binaryen.Features.Memory64 : 0));
+    module.setMemory(0, -1, null, [], false, memory64, "0");
     module.addMemoryImport("0", DRIVER_IMPORTS.module, DRIVER_IMPORTS.memory);
-    const { i32 } = binaryen;
-    module.addFunctionImport("malloc", DRIVER_IMPORTS.module, DRIVER_IMPORTS.malloc, i32, i32);
-    module.addFunctionImport("free", DRIVER_IMPORTS.module, DRIVER_IMPORTS.free, i32, binaryen.none);
-    module.addFunctionImport("realloc", DRIVER_IMPORTS.module, DRIVER_IMPORTS.realloc, binaryen.createType([i32, i32]), i32);
-    emitDriver(new Codegen(module, { prefix: "~trace" }), verify);
+    const cg = new Codegen(module, { prefix: "~trace", memory64 });
+    const { usize } = cg;
+    module.addFunctionImport("malloc", DRIVER_IMPORTS.module, DRIVER_IMPORTS.malloc, usize, usize);
+    module.addFunctionImport("free", DRIVER_IMPORTS.module, DRIVER_IMPORTS.free, usize, binaryen.none);
+    module.addFunctionImport("realloc", DRIVER_IMPORTS.module, DRIVER_IMPORTS.realloc, binaryen.createType([usize, usize]), usize);
+    emitDriver(cg, verify);
     if (!module.validate()) throw new Error("@alloc/trace: internal error: the replay driver does not validate");
     const saved = { optimize: binaryen.getOptimizeLevel(), shrink: binaryen.getShrinkLevel() };
     try {
@@ -134,10 +147,16 @@ function emitDriver(cg: Codegen, verify: boolean): void {
   });
   const liveG = i64Var("live"), peakLiveG = i64Var("peak_live");
 
-  const u64 = (x: Expr) => i64.extend_u(x);
-  const tagOf = (k: Expr) => i64.mul(u64(cg.add(k, cg.i32(1))), cg.i64(TAG_MULTIPLIER));
+  /** Every local, parameter and global is pointer width; the slot's layout follows it. */
+  const { ptrBytes } = cg;
+  const slotShift = Math.log2(slotBytes(cg.memory64));
+  /** A pointer-width value as an i64 (unsigned). */
+  const u64 = (x: Expr) => (cg.memory64 ? x : i64.extend_u(x));
+  /** A u32 read from memory, as pointer width. */
+  const loadU32 = (ptr: Expr, offset = 0) => cg.fromI32(cg.load32(ptr, offset));
+  const tagOf = (k: Expr) => i64.mul(u64(cg.add(k, cg.size(1))), cg.i64(TAG_MULTIPLIER));
   /** The tag's byte for offset `i` of the block. */
-  const tagByte = (tag: Expr, i: Expr) => m.i32.wrap(i64.shr_u(tag, u64(cg.shl(cg.and(i, cg.i32(7)), cg.i32(3)))));
+  const tagByte = (tag: Expr, i: Expr) => m.i32.wrap(i64.shr_u(tag, u64(cg.shl(cg.and(i, cg.size(7)), cg.size(3)))));
 
   /** Loops `while (cond) { body }` (body must not branch out). */
   const whileLoop = (f: FunctionScope, cond: () => Expr, body: Expr[]) => {
@@ -159,11 +178,11 @@ function emitDriver(cg: Codegen, verify: boolean): void {
     const i = f.param("from");
     const tag = f.local("i64");
     const at = () => cg.add(p.get(), i.get());
-    const step = (n: number) => i.set(cg.add(i.get(), cg.i32(n)));
+    const step = (n: number) => i.set(cg.add(i.get(), cg.size(n)));
     return [
       tag.set(tagOf(k.get())),
-      whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.i32(7)), cg.i32(0))), [byte(at, i, tag), step(1)]),
-      whileLoop(f, () => cg.geU(cg.sub(to.get(), i.get()), cg.i32(8)), [word(at, i, tag), step(8)]),
+      whileLoop(f, () => m.i32.and(cg.ltU(i.get(), to.get()), cg.ne(cg.and(i.get(), cg.size(7)), cg.size(0))), [byte(at, i, tag), step(1)]),
+      whileLoop(f, () => cg.geU(cg.sub(to.get(), i.get()), cg.size(8)), [word(at, i, tag), step(8)]),
       whileLoop(f, () => cg.ltU(i.get(), to.get()), [byte(at, i, tag), step(1)]),
     ];
   };
@@ -181,10 +200,10 @@ function emitDriver(cg: Codegen, verify: boolean): void {
     cg.function(cg.name("check"), ["p", "from", "to", "k"], "usize", (f) => [
       ...walkTagged(
         f,
-        (at, i, tag) => cg.returnIf(cg.ne(cg.load8(at()), cg.and(tagByte(tag.get(), i.get()), cg.i32(0xff))), i.get()),
+        (at, i, tag) => cg.returnIf(m.i32.ne(cg.load8(at()), m.i32.and(tagByte(tag.get(), i.get()), cg.i32(0xff))), i.get()),
         (at, i, tag) => cg.returnIf(i64.ne(i64.load(0, 8, at()), tag.get()), i.get()),
       ),
-      cg.i32(-1),
+      cg.size(-1),
     ]);
   }
   const fill = (p: Expr, from: Expr, to: Expr, k: Expr) => cg.callVoid(cg.name("fill"), [p, from, to, k]);
@@ -210,26 +229,26 @@ function emitDriver(cg: Codegen, verify: boolean): void {
       peakLive.set(m.select(i64.gt_u(liveBytes.get(), peakLive.get()), liveBytes.get(), peakLive.get())),
     ];
     const subLive = (bytes: Expr) => liveBytes.set(i64.sub(liveBytes.get(), u64(bytes)));
-    const store = (ptr: Expr, bytes: Expr) => [cg.store32(entry.get(), ptr), cg.store32(entry.get(), bytes, 4)];
+    const store = (ptr: Expr, bytes: Expr) => [cg.store(entry.get(), ptr), cg.store32(entry.get(), cg.toI32(bytes), ptrBytes)];
     /** The checks on a new block `b` of `size` bytes. */
     const validate = (b: Local) => {
       if (!verify) return [];
       const end = () => i64.add(u64(b.get()), u64(size.get()));
       const overlaps = (start: Expr, bytes: Expr) =>
         m.i32.and(
-          cg.ne(size.get(), cg.i32(0)),
+          cg.ne(size.get(), cg.size(0)),
           m.i32.and(i64.lt_u(u64(b.get()), i64.add(u64(start), u64(bytes))), i64.lt_u(u64(start), end())),
         );
       return [
-        cg.when(cg.and(b.get(), cg.sub(align.get(), cg.i32(1))), fail(STATUS.misaligned, k.get(), b.get(), align.get())),
+        cg.when(cg.and(b.get(), cg.sub(align.get(), cg.size(1))), fail(STATUS.misaligned, k.get(), b.get(), align.get())),
         cg.when(
           i64.gt_u(end(), i64.shl(u64(cg.memorySize()), cg.i64(BigInt(PAGE_SHIFT)))),
           fail(STATUS.outOfBounds, k.get(), b.get(), size.get()),
         ),
         cg.when(
           m.i32.or(
-            overlaps(ops.get(), cg.shl(n.get(), cg.i32(3))),
-            overlaps(table.get(), cg.shl(slots.get(), cg.i32(3))),
+            overlaps(ops.get(), cg.shl(n.get(), cg.size(3))),
+            overlaps(table.get(), cg.shl(slots.get(), cg.size(slotShift))),
           ),
           fail(STATUS.overlapsDriver, k.get(), b.get(), size.get()),
         ),
@@ -238,36 +257,36 @@ function emitDriver(cg: Codegen, verify: boolean): void {
     /** The whole of the live block p (s bytes) still holds its tag. */
     const checkWhole = () =>
       verify
-        ? [cg.when(cg.ne(off.tee(check(p.get(), cg.i32(0), s.get(), k.get())), cg.i32(-1)), fail(STATUS.corrupted, k.get(), p.get(), off.get()))]
+        ? [cg.when(cg.ne(off.tee(check(p.get(), cg.size(0), s.get(), k.get())), cg.size(-1)), fail(STATUS.corrupted, k.get(), p.get(), off.get()))]
         : [];
 
     const doAlloc = [
-      p.set(m.call("malloc", [size.get()], binaryen.i32)),
+      p.set(m.call("malloc", [size.get()], cg.usize)),
       cg.when(
         p.get(),
-        [...validate(p), ...(verify ? [fill(p.get(), cg.i32(0), size.get(), k.get())] : []), ...store(p.get(), size.get()), ...addLive(size.get())],
-        [failed.set(cg.add(failed.get(), cg.ne(size.get(), cg.i32(0))))],
+        [...validate(p), ...(verify ? [fill(p.get(), cg.size(0), size.get(), k.get())] : []), ...store(p.get(), size.get()), ...addLive(size.get())],
+        [failed.set(cg.add(failed.get(), cg.fromBool(cg.ne(size.get(), cg.size(0)))))],
       ),
       samplePeak(),
     ];
     const doFree = [
-      cg.when(p.tee(cg.load32(entry.get())), [
-        s.set(cg.load32(entry.get(), 4)),
+      cg.when(p.tee(cg.load(entry.get())), [
+        s.set(loadU32(entry.get(), ptrBytes)),
         ...checkWhole(),
         m.call("free", [p.get()], binaryen.none),
-        cg.store32(entry.get(), cg.i32(0)),
+        cg.store(entry.get(), cg.size(0)),
         subLive(s.get()),
       ]),
     ];
     const doRealloc = [
-      p.set(cg.load32(entry.get())),
-      s.set(cg.select(p.get(), cg.load32(entry.get(), 4), cg.i32(0))),
+      p.set(cg.load(entry.get())),
+      s.set(cg.select(p.get(), loadU32(entry.get(), ptrBytes), cg.size(0))),
       ...(verify ? [cg.when(p.get(), checkWhole())] : []),
-      q.set(m.call("realloc", [p.get(), size.get()], binaryen.i32)),
+      q.set(m.call("realloc", [p.get(), size.get()], cg.usize)),
       cg.when(
-        m.i32.and(cg.eqz(q.get()), cg.ne(size.get(), cg.i32(0))),
+        m.i32.and(cg.eqz(q.get()), cg.ne(size.get(), cg.size(0))),
         // Failed: the old block stays allocation k, untouched.
-        [failed.set(cg.add(failed.get(), cg.i32(1)))],
+        [failed.set(cg.add(failed.get(), cg.size(1)))],
         [
           subLive(s.get()),
           cg.when(
@@ -278,7 +297,7 @@ function emitDriver(cg: Codegen, verify: boolean): void {
                 ? [
                     keep.set(cg.select(cg.ltU(s.get(), size.get()), s.get(), size.get())),
                     cg.when(
-                      cg.ne(off.tee(check(q.get(), cg.i32(0), keep.get(), k.get())), cg.i32(-1)),
+                      cg.ne(off.tee(check(q.get(), cg.size(0), keep.get(), k.get())), cg.size(-1)),
                       fail(STATUS.reallocLost, k.get(), q.get(), off.get()),
                     ),
                     fill(q.get(), keep.get(), size.get(), k.get()),
@@ -288,7 +307,7 @@ function emitDriver(cg: Codegen, verify: boolean): void {
               ...addLive(size.get()),
             ],
             // realloc(p, 0) freed p.
-            [cg.store32(entry.get(), cg.i32(0))],
+            [cg.store(entry.get(), cg.size(0))],
           ),
         ],
       ),
@@ -299,7 +318,7 @@ function emitDriver(cg: Codegen, verify: boolean): void {
     // Dispatch on the kind: block realloc { block free { block alloc { br_table } alloc } free } realloc.
     const dispatch = m.block("realloc", [
       m.block("free", [
-        m.block("alloc", [m.switch(["alloc", "free"], "realloc", cg.shrU(word.get(), cg.i32(30)))]),
+        m.block("alloc", [m.switch(["alloc", "free"], "realloc", cg.toI32(cg.shrU(word.get(), cg.size(30))))]),
         ...doAlloc,
         m.br(next),
       ]),
@@ -314,11 +333,11 @@ function emitDriver(cg: Codegen, verify: boolean): void {
           cg.block([
             m.br(done, cg.geU(i.get(), n.get())),
             globals.op.set(i.get()),
-            word.set(cg.load32(cg.add(ops.get(), cg.shl(i.get(), cg.i32(3))))),
-            size.set(cg.load32(cg.add(ops.get(), cg.shl(i.get(), cg.i32(3))), 4)),
-            k.set(cg.and(word.get(), cg.i32(0x3fffffff))),
-            entry.set(cg.add(table.get(), cg.shl(k.get(), cg.i32(3)))),
-            i.set(cg.add(i.get(), cg.i32(1))),
+            word.set(loadU32(cg.add(ops.get(), cg.shl(i.get(), cg.size(3))))),
+            size.set(loadU32(cg.add(ops.get(), cg.shl(i.get(), cg.size(3))), 4)),
+            k.set(cg.and(word.get(), cg.size(0x3fffffff))),
+            entry.set(cg.add(table.get(), cg.shl(k.get(), cg.size(slotShift)))),
+            i.set(cg.add(i.get(), cg.size(1))),
             dispatch,
             ...doRealloc,
             m.br(next),
@@ -338,16 +357,16 @@ function emitDriver(cg: Codegen, verify: boolean): void {
   const forLive = (f: FunctionScope, table: Local, slots: Local, body: (k: Local, p: Local, s: Local, entry: Local) => Expr[]) => {
     const k = f.local(), p = f.local(), s = f.local(), entry = f.local();
     return whileLoop(f, () => cg.ltU(k.get(), slots.get()), [
-      entry.set(cg.add(table.get(), cg.shl(k.get(), cg.i32(3)))),
-      cg.when(p.tee(cg.load32(entry.get())), [s.set(cg.load32(entry.get(), 4)), ...body(k, p, s, entry)]),
-      k.set(cg.add(k.get(), cg.i32(1))),
+      entry.set(cg.add(table.get(), cg.shl(k.get(), cg.size(slotShift)))),
+      cg.when(p.tee(cg.load(entry.get())), [s.set(loadU32(entry.get(), ptrBytes)), ...body(k, p, s, entry)]),
+      k.set(cg.add(k.get(), cg.size(1))),
     ]);
   };
 
   cg.function(cg.name("free_live"), ["table", "slots"], "none", (f) => [
     forLive(f, f.param("table"), f.param("slots"), (_k, p, _s, entry) => [
       m.call("free", [p.get()], binaryen.none),
-      cg.store32(entry.get(), cg.i32(0)),
+      cg.store(entry.get(), cg.size(0)),
     ]),
     liveG.set(cg.i64(0n)),
   ]);
@@ -357,7 +376,7 @@ function emitDriver(cg: Codegen, verify: boolean): void {
       const off = f.local();
       return [
         forLive(f, f.param("table"), f.param("slots"), (k, p, s) => [
-          cg.when(cg.ne(off.tee(check(p.get(), cg.i32(0), s.get(), k.get())), cg.i32(-1)), fail(STATUS.corrupted, k.get(), p.get(), off.get())),
+          cg.when(cg.ne(off.tee(check(p.get(), cg.size(0), s.get(), k.get())), cg.size(-1)), fail(STATUS.corrupted, k.get(), p.get(), off.get())),
         ]),
         cg.i32(0),
       ];

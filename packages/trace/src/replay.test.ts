@@ -153,6 +153,32 @@ function replayError(target: Parameters<typeof replay>[0], trace: Trace, options
   throw new Error("the replay did not fail");
 }
 
+describe("replay against a 64-bit bump (memory64: the driver is built 64-bit)", () => {
+  const wide = buildAllocator({ strategy: bump(), exports: ["malloc", "free", "realloc"], memory64: true });
+
+  test.each(["small-churn", "realloc-growth", "compiler"] as const)("%s replays, verified, with the live bytes of the trace", async (name) => {
+    const trace = generateWorkload(name, { ops: 3_000 });
+    const heap = await wide.instantiate();
+    const result = replay(heap, trace);
+    expect(result).toMatchObject({ operations: trace.ops.length, failedAllocations: 0, verified: true });
+    expect(result.peakLiveBytes).toBe(expected(trace).peakLive);
+    expect(result.liveBytesAtEnd).toBe(expected(trace).liveAtEnd);
+    // Table entries are 16 bytes (an 8-byte pointer and the size): twice the wasm32 driver's.
+    const narrow = replay(await bumpAllocator.instantiate(), trace);
+    expect(result.driverBytes - narrow.driverBytes).toBe(8 * trace.allocations);
+  });
+
+  test("a replayer runs again on the reused heap, and the fast driver too", async () => {
+    const trace = generateWorkload("small-churn", { ops: 2_000 });
+    for (const verify of [true, false]) {
+      const replayer = createReplayer(await wide.instantiate(), trace, { verify });
+      expect(replayer.run({ freeLive: true }).failedAllocations).toBe(0);
+      expect(replayer.run({ freeLive: true }).liveBytesAtEnd).toBe(expected(trace).liveAtEnd);
+      replayer.dispose();
+    }
+  });
+});
+
 describe("broken allocators are caught", () => {
   const churn = generateWorkload("small-churn", { ops: 2_000 });
 

@@ -2,22 +2,25 @@ import {
   DRIVER_IMPORTS,
   OP_BYTES,
   OP_KIND,
-  SLOT_BYTES,
   STATUS,
   TAG_MULTIPLIER,
   driverModule,
+  slotBytes,
   type DriverExports,
+  type Word,
 } from "./driver.ts";
 import { describeOp, type Trace } from "./trace.ts";
 
 /**
  * An allocator to replay against: its instance, whose exports `malloc`, `free` and `realloc`
- * (C semantics, wasm32) the driver imports, and the memory they manage. An
+ * (C semantics, wasm32 or memory64) the driver imports, and the memory they manage. An
  * `AllocatorInstance` from `@alloc/core` is one as it is.
  */
 export interface ReplayTarget {
   readonly instance: WebAssembly.Instance;
   readonly memory: WebAssembly.Memory;
+  /** A memory64 allocator (i64 pointers and sizes): the driver is built 64-bit too. Default false. */
+  readonly memory64?: boolean;
   /** Export names, when they are not `malloc`, `free` and `realloc`. */
   readonly names?: { readonly malloc?: string; readonly free?: string; readonly realloc?: string };
   /**
@@ -83,7 +86,12 @@ export class ReplayError extends Error {
   }
 }
 
-type WasmFunction = (...args: number[]) => number | undefined;
+type WasmFunction = (...args: Word[]) => Word | undefined;
+
+/** A Wasm integer (an i32, or an i64 as a bigint) as an unsigned number. */
+function unsigned(value: unknown): number {
+  return typeof value === "bigint" ? Number(BigInt.asUintN(64, value)) : Number(value) >>> 0;
+}
 
 /**
  * A trace loaded into one allocator instance, ready to replay, as many times as wanted. The op
@@ -101,6 +109,9 @@ export class Replayer {
   private readonly ops: number;
   private readonly table: number;
   private readonly free: WasmFunction;
+  private readonly slotBytes: number;
+  /** A number as the driver and the allocator take it: pointer width. */
+  private readonly word: (n: number) => Word;
 
   constructor(target: ReplayTarget, trace: Trace, options: ReplayOptions = {}) {
     this.trace = trace;
@@ -123,12 +134,15 @@ export class Replayer {
     const malloc = fn("malloc", true);
     this.free = fn("free", true);
     const realloc = fn("realloc", trace.ops.some((op) => op.op === "realloc"));
+    const memory64 = target.memory64 ?? false;
+    this.slotBytes = slotBytes(memory64);
+    this.word = memory64 ? BigInt : (n) => n;
 
     // The driver's data, from the allocator's own malloc: the driver never grows memory.
     const opBytes = Math.max(trace.ops.length * OP_BYTES, OP_BYTES);
-    const tableBytes = Math.max(trace.allocations * SLOT_BYTES, SLOT_BYTES);
-    this.ops = (malloc(opBytes) ?? 0) >>> 0;
-    this.table = (malloc(tableBytes) ?? 0) >>> 0;
+    const tableBytes = Math.max(trace.allocations * this.slotBytes, this.slotBytes);
+    this.ops = unsigned(malloc(this.word(opBytes)));
+    this.table = unsigned(malloc(this.word(tableBytes)));
     if (this.ops === 0 || this.table === 0) {
       throw new Error(`replay: the allocator could not allocate the driver's data (${opBytes + tableBytes} bytes) for ${trace.name}`);
     }
@@ -143,32 +157,33 @@ export class Replayer {
     this.driverBytes = opBytes + tableBytes;
 
     const imports = { [DRIVER_IMPORTS.module]: { malloc, free: this.free, realloc, memory: target.memory } };
-    const instance = new WebAssembly.Instance(driverModule(this.verify), imports);
+    const instance = new WebAssembly.Instance(driverModule(this.verify, memory64), imports);
     this.driver = instance.exports as unknown as DriverExports;
   }
 
   /** Replays the whole trace once, from an empty pointer table. Throws a {@link ReplayError}. */
   run(options: RunOptions = {}): ReplayResult {
-    const { trace, driver } = this;
+    const { trace, driver, word } = this;
     const slots = trace.allocations;
-    new Uint8Array(this.target.memory.buffer, this.table, slots * SLOT_BYTES).fill(0);
+    new Uint8Array(this.target.memory.buffer, this.table, slots * this.slotBytes).fill(0);
     let status: number;
+    const table = word(this.table), ops = word(this.ops), n = word(trace.ops.length), align = word(this.align);
     const start = performance.now();
     try {
-      status = driver.run(this.ops, trace.ops.length, this.table, slots, this.align);
+      status = driver.run(ops, n, table, word(slots), align);
     } catch (error) {
-      throw this.trapped(error, driver.op.value as number);
+      throw this.trapped(error, unsigned(driver.op.value));
     }
     const elapsedMs = performance.now() - start;
-    if (status !== STATUS.ok) throw this.failure(status, driver.op.value as number);
+    if (status !== STATUS.ok) throw this.failure(status, unsigned(driver.op.value));
     if (driver.check_live) {
-      const final = driver.check_live(this.table, slots);
+      const final = driver.check_live(table, word(slots));
       if (final !== STATUS.ok) throw this.failure(final, undefined);
     }
     const liveBytesAtEnd = Number(driver.live.value as bigint);
     if (options.freeLive) {
       try {
-        driver.free_live(this.table, slots);
+        driver.free_live(table, word(slots));
       } catch (error) {
         throw this.trapped(error, undefined);
       }
@@ -179,8 +194,8 @@ export class Replayer {
       operations,
       elapsedMs,
       nsPerOp: operations ? (elapsedMs * 1e6) / operations : 0,
-      failedAllocations: (driver.failed.value as number) >>> 0,
-      peakMemoryBytes: Math.max(((driver.peak_pages.value as number) >>> 0) * 65536, this.target.memory.buffer.byteLength),
+      failedAllocations: unsigned(driver.failed.value),
+      peakMemoryBytes: Math.max(unsigned(driver.peak_pages.value) * 65536, this.target.memory.buffer.byteLength),
       peakLiveBytes: Number(driver.peak_live.value as bigint),
       liveBytesAtEnd,
       driverBytes: this.driverBytes,
@@ -190,8 +205,8 @@ export class Replayer {
 
   /** Frees the op array and the pointer table (not the blocks of the trace: see {@link RunOptions.freeLive}). */
   dispose(): void {
-    this.free(this.ops);
-    this.free(this.table);
+    this.free(this.word(this.ops));
+    this.free(this.word(this.table));
   }
 
   // ---- readable errors ---------------------------------------------------------------------
@@ -214,9 +229,9 @@ export class Replayer {
 
   private failure(status: number, op: number | undefined): ReplayError {
     const { driver } = this;
-    const k = (driver.slot.value as number) >>> 0;
-    const ptr = (driver.ptr.value as number) >>> 0;
-    const detail = (driver.detail.value as number) >>> 0;
+    const k = unsigned(driver.slot.value);
+    const ptr = unsigned(driver.ptr.value);
+    const detail = unsigned(driver.detail.value);
     const block = (p: number, size: number) => `block ${p} (${size} byte${size === 1 ? "" : "s"})`;
     switch (status) {
       case STATUS.misaligned:
@@ -245,7 +260,9 @@ export class Replayer {
 
   private slot(k: number): { ptr: number; size: number } {
     const view = new DataView(this.target.memory.buffer);
-    return { ptr: view.getUint32(this.table + k * SLOT_BYTES, true), size: view.getUint32(this.table + k * SLOT_BYTES + 4, true) };
+    const at = this.table + k * this.slotBytes, wide = this.slotBytes === 16;
+    const ptr = wide ? Number(view.getBigUint64(at, true)) : view.getUint32(at, true);
+    return { ptr, size: view.getUint32(at + this.slotBytes / 2, true) };
   }
 
   /** The exact first byte that lost its tag, from the word the driver reported. */

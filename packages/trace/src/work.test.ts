@@ -99,6 +99,11 @@ describe("work count", () => {
     expect(WebAssembly.Module.imports(module)).toEqual(WebAssembly.Module.imports(new WebAssembly.Module(bumpBinary as BufferSource)));
   });
 
+  test("a 64-bit build is refused clearly (work is measured on wasm32 builds)", () => {
+    const wide = buildAllocator({ strategy: bump(), exports: ["malloc", "free"], memory64: true }).binary;
+    expect(() => instrumentWork(wide)).toThrow(/instrumentWork: the module has a memory64 memory; work is measured on wasm32 builds only/);
+  });
+
   test("a first-fit walk over 1,000 free cells fails a bound that bump meets", () => {
     const bound = 200;
     const trace = thousandCells(200);

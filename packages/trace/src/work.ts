@@ -40,6 +40,9 @@ export function instrumentWork(binary: Uint8Array): Uint8Array {
   try {
     module.setFeatures(binaryen.Features.All);
     if (module.getFunction(LOG_FUNCTION)) throw new Error(`instrumentWork: the module already has a function named ${LOG_FUNCTION}`);
+    if (module.hasMemory() && module.getMemoryInfo().is64) {
+      throw new Error("instrumentWork: the module has a memory64 memory; work is measured on wasm32 builds only (replay runs 64-bit builds)");
+    }
     // Only this pass: it reads no optimisation settings, so the process-wide ones do not matter.
     module.runPasses(["log-execution"]);
     if (!module.getFunction(LOG_FUNCTION)) throw new Error("instrumentWork: log-execution added no import (no function to instrument?)");

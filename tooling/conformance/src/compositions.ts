@@ -10,6 +10,8 @@ export interface Composition {
   readonly options: BuildOptions;
   /** Whether freed blocks are reused (bump's are not, but for the latest one). */
   readonly reuses: boolean;
+  /** A 64-bit build (memory64). */
+  readonly memory64: boolean;
 }
 
 /**
@@ -39,19 +41,26 @@ const backends: Record<string, Pick<BuildOptions, "backend" | "memory">> = {
   static: { backend: staticBackend({ start: PAGE_SIZE, size: 64 * PAGE_SIZE }) },
 };
 
-/** Every stack over every backend and memory mode (`stacks` as given; by default every stack that allocates). */
+/**
+ * Every stack over every backend and memory mode, in wasm32 and in memory64 (`stacks` as given; by
+ * default every stack that allocates).
+ */
 export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_ALLOCATES.has(n)))): Composition[] {
-  return list.flatMap((stack) =>
-    Object.entries(backends).map(([backend, options]) => ({
-      name: `${stack.join(" > ")} over ${backend}`,
-      stack,
-      options: {
-        strategy: stack.map((n) => STRATEGIES[n]!.create()) as Strategy[],
-        exports: ["malloc", "free", "calloc", "realloc", "aligned_alloc"],
-        ...options,
-      },
-      reuses: stack[stack.length - 1] !== "bump" || stack.length > 1,
-    })),
+  return [false, true].flatMap((memory64) =>
+    list.flatMap((stack) =>
+      Object.entries(backends).map(([backend, options]) => ({
+        name: `${stack.join(" > ")} over ${backend}${memory64 ? ", memory64" : ""}`,
+        stack,
+        options: {
+          strategy: stack.map((n) => STRATEGIES[n]!.create()) as Strategy[],
+          exports: ["malloc", "free", "calloc", "realloc", "aligned_alloc"],
+          memory64,
+          ...options,
+        },
+        reuses: stack[stack.length - 1] !== "bump" || stack.length > 1,
+        memory64,
+      })),
+    ),
   );
 }
 

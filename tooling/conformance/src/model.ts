@@ -44,6 +44,10 @@ interface Block {
  * refuse... except when memory runs out, which a bounded backend may do at any time. Throws on
  * the first violation, naming the step. `after` runs after every step with the live blocks
  * (the debug-build tests run the heap walker there).
+ *
+ * On a memory64 build the impossible sizes (those above 0xffff0000) become sizes near 2^53: as
+ * far past the 64-bit allocator's reach as the wasm32 ones are past a wasm32 one's (and never
+ * 4-16 GiB, which an engine may grant and the model would then fill byte by byte).
  */
 export function runModel(
   heap: AllocatorInstance,
@@ -75,10 +79,14 @@ export function runModel(
     }
     return { ptr, size, seed: seeds++ };
   };
-  // More than the largest wasm32 memory an allocator may use (65535 pages) can hold.
-  const impossible = (n: number) => n > 0xffff0000;
+  // More than the largest wasm32 memory an allocator may use (65535 pages) can hold; on
+  // memory64, more than 2^47 (MEMORY64_MAX_PAGES pages).
+  const impossible = (n: number) => n > (heap.memory64 ? 2 ** 47 : 0xffff0000);
+  /** A size as the model asks for it: an impossible wasm32 size moved near 2^53 on memory64. */
+  const sized = (n: number) => (heap.memory64 && n > 0xffff0000 ? n - 0xffffffff + Number.MAX_SAFE_INTEGER : n);
 
-  ops.forEach((o, step) => {
+  ops.forEach((given, step) => {
+    const o = "size" in given ? { ...given, size: sized(given.size) } : given;
     switch (o.op) {
       case "malloc":
       case "aligned_alloc": {
@@ -99,7 +107,7 @@ export function runModel(
       case "calloc": {
         const total = o.n * o.size;
         const ptr = heap.calloc(o.n, o.size);
-        if (total > 0xffffffff || impossible(total)) {
+        if (total > (heap.memory64 ? 2 ** 64 : 0xffffffff) || impossible(total)) {
           if (ptr !== 0) throw new Error(`step ${step}: calloc(${o.n}, ${o.size}) overflows and should fail, got ${ptr}`);
           break;
         }
