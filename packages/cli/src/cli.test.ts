@@ -287,7 +287,7 @@ describe("--memory64", () => {
     const r = await alloc("replay", "--memory64", "-s", "size-classes,free-list", "-w", "compiler,realloc-growth");
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^size-classes > free-list > grow: \d+ bytes \(memory64\)$/m);
+    expect(r.out).toMatch(/^size-classes > free-list > grow \(memory64\): \d+ bytes$/m);
     expect(r.out).toMatch(/^compiler\(seed 1\): \d+ ops .* 0 failed, .*every block verified$/m);
     expect(r.out).toMatch(/^realloc-growth\(seed 1\): \d+ ops .* 0 failed, .*every block verified$/m);
   });

@@ -150,7 +150,7 @@ describe("alloc build --json", () => {
         { name: "free-list", options: { fit: "bins" } },
       ],
       backend: { name: "grow", options: { growth: 0.125, exclusive: true, maximumPages: 65535 } },
-      memory: { mode: "export", name: "memory", importModule: "env", initialPages: 1, maximumPages: 65535, shared: false },
+      memory: { mode: "export", name: "memory", importModule: "env", initialPages: 1, maximumPages: 65535, shared: false, memory64: false },
       minAlign: 8,
       prefix: "~alloc",
       optimize: "size",

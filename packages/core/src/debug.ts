@@ -117,7 +117,6 @@ export class DebugBuild {
   /** The hooks for layer `layer`, whose emitted names are made by `scope`. */
   hooks(layer: string, scope: (name: string) => string): DebugHooks {
     const { cg } = this;
-    const m = cg.module;
     const stats = this.statGlobals.lazy(layer, scope);
     const site = (kind: FaultKind, what: string) => {
       this.sites.push({ kind, layer, what });

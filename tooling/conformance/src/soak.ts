@@ -6,6 +6,7 @@
  * hammering each (blocks tagged per thread and checked, some freed by another thread); with
  * --debug, the heap walker runs from the main thread while they do, and at the end.
  */
+import { enableMemory64 } from "@alloc/cli";
 import { buildAllocator } from "@alloc/core";
 import { Command, Option } from "commander";
 import fc from "fast-check";
@@ -28,6 +29,8 @@ if (!Number.isSafeInteger(total) || total < 1) {
   process.exit(2);
 }
 
+// The memory64 compositions need it (Node 20 and 22 run them only behind a flag).
+enableMemory64();
 if (threads !== undefined) {
   const n = threads === true ? 4 : threads;
   if (!Number.isInteger(n) || n < 1 || n > 64) {
