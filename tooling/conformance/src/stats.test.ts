@@ -88,8 +88,12 @@ describe.each(compositions())("stats build of $name", (composition) => {
     const at = heap.malloc(64);
     const before = heap.heapStats();
     const size = heap.call(HEAP_STATS, at);
-    expect(size).toBe((2 + 5 * n) * 4);
-    const words = Array.from(new Uint32Array(heap.memory.buffer, at, size / 4));
+    // Pointer-width words: 8 bytes on memory64.
+    const W = composition.memory64 ? 8 : 4;
+    expect(size).toBe((2 + 5 * n) * W);
+    const words = composition.memory64
+      ? Array.from(new BigUint64Array(heap.memory.buffer, at, size / W), Number)
+      : Array.from(new Uint32Array(heap.memory.buffer, at, size / W));
     expect(words.slice(0, 2)).toEqual([n, heap.memory.buffer.byteLength]);
     expect(words.slice(2)).toEqual(before.layers.flatMap((l) => [l.usedBytes, l.usedBlocks, l.freeBytes, l.freeBlocks, l.largestFree]));
     const snapshot = Buffer.from(new Uint8Array(heap.memory.buffer)); // (a copy)
