@@ -70,8 +70,9 @@ export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_
  * would be a memory per thread).
  */
 export function threadedCompositions(threads: BuildOptions["threads"] = true): Composition[] {
+  // The thread-safe build is wasm32 only.
   return compositions()
-    .filter((c) => c.options.memory?.mode === "import" || c.name.endsWith("over static"))
+    .filter((c) => !c.memory64 && (c.options.memory?.mode === "import" || c.name.endsWith("over static")))
     .map((c) => ({
       ...c,
       name: c.name.replace("grow, imported memory", "grow"),
