@@ -196,6 +196,22 @@ describe("--help documents every option with its default and its measured code-s
   test("the documented sizes are what the builds measure now (pnpm --filter @alloc/cli option-sizes regenerates them)", () => {
     expect(measureOptionSizes()).toEqual(OPTION_SIZES);
   });
+
+  test("the README's option table and --stats costs say the measured sizes (it is copied by hand)", () => {
+    const readme = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8");
+    const bytes = (delta: number) => `${delta > 0 ? "+" : delta < 0 ? "−" : ""}${Math.abs(delta)} B`;
+    for (const [key, delta] of Object.entries(OPTION_SIZES)) {
+      if (key.startsWith("stats:")) {
+        const stack = key.slice("stats:".length).split(",").join(" > ");
+        expect(readme, key).toContain(`${stack} ${bytes(delta)}`);
+        continue;
+      }
+      const [owner, option] = key.split("=")[0]!.split(".") as [string, string];
+      const row = readme.split("\n").find((l) => l.startsWith(`| \`${owner}(${option}`));
+      expect(row, key).toBeDefined();
+      expect(row, key).toContain(bytes(delta));
+    }
+  });
 });
 
 describe("--stats: heap statistics in a release build", () => {
