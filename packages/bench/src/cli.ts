@@ -1,10 +1,12 @@
 import { growthCost } from "./growth-cost.ts";
 import { Command, InvalidArgumentError } from "commander";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { chart } from "./chart.ts";
 import { contenders } from "./contenders.ts";
 import { measure } from "./measure.ts";
+import { formatPrograms, measurePrograms, PROGRAM_ALLOCATORS, PROGRAMS } from "./programs.ts";
 import { buildPeers } from "./peers.ts";
 import { RESULTS_DIR } from "./paths.ts";
 import { buildReport, formatReport, type BenchReport } from "./report.ts";
@@ -123,5 +125,28 @@ program
   .command("growth")
   .description("what the grow backend's growth by an eighth costs in memory: the default free list grown by 1/8 and exactly, beside dlmalloc")
   .action(() => growthCost((line) => console.log(line)));
+
+program
+  .command("programs")
+  .description("real programs compiled from C (binary-trees, an interpreter, a JSON library) with each allocator swapped in: CPU time against dlmalloc's, memory")
+  .option("--quick", "small inputs and 3 rounds (a few seconds)")
+  .option("--rounds <n>", "interleaved rounds (default: 3 quick, 11 full)", positiveInt)
+  .option("--programs <names>", `comma-separated programs (default: all: ${PROGRAMS.map((p) => p.name).join(", ")})`, list)
+  .option("--allocators <names>", `comma-separated allocators (default: all: ${PROGRAM_ALLOCATORS.join(", ")}; dlmalloc is always run)`, list)
+  .action(async (options: { quick?: boolean; rounds?: number; programs?: string[]; allocators?: string[] }) => {
+    const mode = options.quick ? "quick" : "full";
+    const rounds = options.rounds ?? (options.quick ? 3 : 11);
+    const allocators = options.allocators && [...new Set(["dlmalloc", ...options.allocators])];
+    console.error(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}; ${rounds} rounds (${mode})`);
+    const cells = await measurePrograms({
+      mode,
+      rounds,
+      ...(options.programs && { programs: options.programs }),
+      ...(allocators && { allocators }),
+      progress: (line) => console.error(line),
+    });
+    console.log(formatPrograms(cells));
+    console.error(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  });
 
 await program.parseAsync();

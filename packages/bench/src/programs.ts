@@ -1,0 +1,253 @@
+import { binaryen, withOptimizeSettings } from "@alloc/core";
+import { swapAllocator } from "@alloc/swap";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { compositions } from "./compositions.ts";
+import { PACKAGE_DIR } from "./paths.ts";
+import { spread } from "./stats.ts";
+
+/** The C programs and their build script (committed .wasm beside them). */
+export const PROGRAMS_DIR = join(PACKAGE_DIR, "programs");
+
+/** A real program, compiled from C with clang and wasi-libc (whose malloc is dlmalloc). */
+export interface RealProgram {
+  readonly name: string;
+  readonly description: string;
+  /** The committed module in {@link PROGRAMS_DIR}. */
+  readonly file: string;
+  /** Its arguments: for the timed runs, for the quick mode, and for the locality trace (smaller: every call is recorded). */
+  readonly args: { readonly full: readonly string[]; readonly quick: readonly string[]; readonly trace: readonly string[] };
+}
+
+export const PROGRAMS: readonly RealProgram[] = [
+  {
+    name: "binary-trees",
+    description: "the Benchmarks Game's binary-trees (malloc per node, post-order free)",
+    file: "binary_trees.wasm",
+    args: { full: ["16"], quick: ["10"], trace: ["12"] },
+  },
+  {
+    name: "interp",
+    description: "a stack-VM interpreter with a mark-and-sweep collector: string, list, array and table churn",
+    file: "interp.wasm",
+    args: { full: ["60"], quick: ["4"], trace: ["20"] },
+  },
+  {
+    name: "json",
+    description: "a JSON library: generate, parse to a DOM, edit, print, parse and print again, free",
+    file: "json.wasm",
+    args: { full: ["40", "200"], quick: ["2", "60"], trace: ["10", "200"] },
+  },
+];
+
+/** The allocators each program runs with: its own (dlmalloc) and ours swapped in. */
+export const PROGRAM_ALLOCATORS = ["dlmalloc", "free-list", "size-classes+free-list", "bump"] as const;
+
+/** A program built with one allocator. */
+export interface ProgramBuild {
+  readonly program: RealProgram;
+  readonly allocator: string;
+  readonly module: WebAssembly.Module;
+  readonly bytes: number;
+}
+
+export function programBinary(program: RealProgram): Uint8Array {
+  return new Uint8Array(readFileSync(join(PROGRAMS_DIR, program.file)));
+}
+
+/**
+ * The program optimised by Binaryen for speed (as `swapAllocator` optimises the swapped builds),
+ * with its own allocator: so the comparison is of allocators, not of optimisers.
+ */
+export function optimizeForSpeed(bytes: Uint8Array): Uint8Array {
+  const module = binaryen.readBinary(bytes);
+  try {
+    // clang 14's wasm32-wasi default features.
+    module.setFeatures(binaryen.Features.MutableGlobals | binaryen.Features.SignExt);
+    // The flags swapAllocator optimises a program with (its memory is the program's: no assumptions).
+    const flags = { zeroFilledMemory: false, lowMemoryUnused: false, debugInfo: true, inlineHelpers: false };
+    return withOptimizeSettings("speed", flags, () => {
+      module.optimize();
+      return module.emitBinary();
+    });
+  } finally {
+    module.dispose();
+  }
+}
+
+const built = new Map<string, ProgramBuild>();
+
+/**
+ * `program` with `allocator` (one of {@link PROGRAM_ALLOCATORS}): dlmalloc is the program itself.
+ * Built once per process (Binaryen takes seconds on a whole program).
+ */
+export function buildProgram(program: RealProgram, allocator: string): ProgramBuild {
+  const key = `${program.name}/${allocator}`;
+  const known = built.get(key);
+  if (known) return known;
+  const original = programBinary(program);
+  let binary: Uint8Array;
+  if (allocator === "dlmalloc") {
+    binary = optimizeForSpeed(original);
+  } else {
+    const composition = compositions().available.find((c) => c.name === allocator);
+    if (!composition) throw new RangeError(`programs: unknown allocator ${JSON.stringify(allocator)} (known: ${PROGRAM_ALLOCATORS.join(", ")})`);
+    binary = swapAllocator(original, { strategy: composition.stack(), optimize: "speed", baseline: false }).binary;
+  }
+  const build = { program, allocator, module: new WebAssembly.Module(binary as BufferSource), bytes: binary.byteLength };
+  built.set(key, build);
+  return build;
+}
+
+/** One run of a program. */
+export interface ProgramRun {
+  readonly exitCode: number;
+  readonly stdout: string;
+  /** CPU time of the process (user + system) during `_start`, in ms. */
+  readonly cpuMs: number;
+  readonly wallMs: number;
+  /** `memory.buffer.byteLength` when the program exited. */
+  readonly memoryBytes: number;
+  /** The trap that ended it, if one did. */
+  readonly trap?: string;
+}
+
+// Node 20's node:wasi calls fd_write through V8's fast API, during which a garbage collection
+// that a large Wasm memory's external-memory pressure starts aborts the process (no message; seen
+// here with 85 MiB and more, bump's heaps). Without fast API calls it cannot happen.
+setFlagsFromString("--no-turbo-fast-api-calls");
+
+type Wasi = import("node:wasi").WASI;
+let WasiClass: (new (options: object) => Wasi) | undefined;
+
+/**
+ * Runs a WASI command module once under node:wasi, in this process: instantiation is not timed,
+ * `_start` is (CPU time with `process.cpuUsage`, wall time with `performance.now`).
+ */
+export async function runProgram(module: WebAssembly.Module, args: readonly string[]): Promise<ProgramRun> {
+  // Imported on first use: loading node:wasi prints an experimental warning.
+  WasiClass ??= (await import("node:wasi")).WASI as unknown as new (options: object) => Wasi;
+  const dir = mkdtempSync(join(tmpdir(), "alloc-programs-"));
+  const file = join(dir, "stdout");
+  const fd = openSync(file, "w");
+  try {
+    const wasi = new WasiClass({ version: "preview1", args: ["program", ...args], env: {}, stdout: fd, returnOnExit: true });
+    const instance = new WebAssembly.Instance(module, wasi.getImportObject() as WebAssembly.Imports);
+    const memory = instance.exports.memory as WebAssembly.Memory;
+    let exitCode = -1;
+    let trap: string | undefined;
+    const cpu = process.cpuUsage();
+    const wall = performance.now();
+    try {
+      exitCode = wasi.start(instance);
+    } catch (error) {
+      trap = error instanceof Error ? error.message : String(error);
+    }
+    const wallMs = performance.now() - wall;
+    const used = process.cpuUsage(cpu);
+    return {
+      exitCode,
+      stdout: readFileSync(file, "utf8"),
+      cpuMs: (used.user + used.system) / 1000,
+      wallMs,
+      memoryBytes: memory.buffer.byteLength,
+      ...(trap !== undefined && { trap }),
+    };
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The measured figures of one program with one allocator. */
+export interface ProgramCell {
+  readonly program: string;
+  readonly allocator: string;
+  /** Why it has no times: the program failed with this allocator (out of memory for bump, say). */
+  readonly failed?: string;
+  readonly cpuMs: number;
+  readonly wallMs: number;
+  /** Median CPU time over dlmalloc's. */
+  readonly ratio: number;
+  readonly memoryBytes: number;
+  readonly bytes: number;
+  /** The program's output matched dlmalloc's byte for byte. */
+  readonly sameOutput: boolean;
+}
+
+export interface ProgramsOptions {
+  readonly rounds: number;
+  readonly mode: "full" | "quick";
+  readonly programs?: readonly string[];
+  readonly allocators?: readonly string[];
+  readonly progress?: (line: string) => void;
+}
+
+/**
+ * Runs every program with every allocator: one untimed run each first (its output is the one
+ * compared), then `rounds` interleaved rounds (every program with every allocator, the allocators'
+ * order rotating from round to round), and reports the medians.
+ */
+export async function measurePrograms(options: ProgramsOptions): Promise<ProgramCell[]> {
+  const programs = PROGRAMS.filter((p) => !options.programs || options.programs.includes(p.name));
+  const allocators = PROGRAM_ALLOCATORS.filter((a) => !options.allocators || options.allocators.includes(a));
+  if (!allocators.includes("dlmalloc")) throw new RangeError("programs: dlmalloc must be among the allocators (the ratios are to it)");
+  const log = options.progress ?? (() => {});
+  const cells: ProgramCell[] = [];
+  for (const program of programs) {
+    const args = program.args[options.mode];
+    const builds = allocators.map((a) => buildProgram(program, a));
+    const first = new Map<string, ProgramRun>();
+    for (const b of builds) first.set(b.allocator, await runProgram(b.module, args));
+    const reference = first.get("dlmalloc")!;
+    if (reference.exitCode !== 0) throw new Error(`programs: ${program.name} failed with its own allocator (exit ${reference.exitCode}${reference.trap ? `, ${reference.trap}` : ""})`);
+    const timed = builds.filter((b) => first.get(b.allocator)!.exitCode === 0);
+    const samples = new Map(timed.map((b) => [b.allocator, { cpu: [] as number[], wall: [] as number[] }]));
+    for (let round = 0; round < options.rounds; round++) {
+      for (let k = 0; k < timed.length; k++) {
+        const build = timed[(k + round) % timed.length]!;
+        const run = await runProgram(build.module, args);
+        if (run.exitCode !== 0 || run.stdout !== reference.stdout) throw new Error(`programs: ${program.name} with ${build.allocator} changed its behaviour in round ${round + 1}`);
+        samples.get(build.allocator)!.cpu.push(run.cpuMs);
+        samples.get(build.allocator)!.wall.push(run.wallMs);
+      }
+      log(`${program.name}: round ${round + 1}/${options.rounds}`);
+    }
+    const base = spread(samples.get("dlmalloc")!.cpu).median;
+    for (const b of builds) {
+      const run = first.get(b.allocator)!;
+      const s = samples.get(b.allocator);
+      const failed = s ? undefined : `exit ${run.exitCode}${run.trap ? ` (${run.trap})` : ""}${run.stdout ? "" : ""}`;
+      const cpuMs = s ? spread(s.cpu).median : NaN;
+      cells.push({
+        program: program.name,
+        allocator: b.allocator,
+        ...(failed && { failed }),
+        cpuMs,
+        wallMs: s ? spread(s.wall).median : NaN,
+        ratio: cpuMs / base,
+        memoryBytes: run.memoryBytes,
+        bytes: b.bytes,
+        sameOutput: run.exitCode === 0 && run.stdout === reference.stdout,
+      });
+    }
+  }
+  return cells;
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** The table `programs` prints: per program and allocator, median times, the ratio to dlmalloc, memory. */
+export function formatPrograms(cells: readonly ProgramCell[]): string {
+  const rows = [
+    "| program | allocator | CPU ms (median) | wall ms | CPU / dlmalloc | memory at exit | module bytes | output |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+  ];
+  for (const c of cells) {
+    const times = c.failed ? [`failed: ${c.failed}`, "", ""] : [c.cpuMs.toFixed(1), c.wallMs.toFixed(1), `${c.ratio.toFixed(2)}×`];
+    rows.push(`| ${c.program} | ${c.allocator} | ${times.join(" | ")} | ${mib(c.memoryBytes)} | ${c.bytes.toLocaleString("en-US")} | ${c.sameOutput ? "same" : "DIFFERENT"} |`);
+  }
+  return rows.join("\n");
+}
