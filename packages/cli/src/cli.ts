@@ -5,6 +5,9 @@ import {
   C_FUNCTION_DOCS,
   DEFAULT_EXPORTS,
   DEFAULT_MIN_ALIGN,
+  DEFAULT_THREAD_CACHE,
+  THREAD_CACHE_FLUSH,
+  type ThreadCacheOptions,
   HeapFaultError,
   type BuildOptions,
   type AllocatorInstance,
@@ -32,7 +35,7 @@ import {
 } from "./composition.ts";
 import { parseGrowth, parseInteger } from "./options.ts";
 import { OPTION_SIZES } from "./option-sizes.data.ts";
-import { STATS_STACKS } from "./option-sizes.ts";
+import { STATS_STACKS, THREAD_CACHE_SIZE_KEY, THREAD_CACHE_STACK } from "./option-sizes.ts";
 import { moduleTarget } from "./module-target.ts";
 import { addSwapCommand } from "./swap-command.ts";
 
@@ -100,6 +103,9 @@ interface BuildFlags extends BackendFlags {
   threads?: boolean;
   wait?: boolean;
   stateAddress?: number;
+  threadCache?: boolean;
+  threadCacheMaxSize?: number;
+  threadCacheClassBytes?: number;
 }
 
 /** The composition the flags name: strategies and backend with the options given for each. */
@@ -113,6 +119,9 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
   if (!flags.threads && (flags.wait || flags.stateAddress !== undefined)) {
     throw new AllocConfigError(`${flags.wait ? "--wait" : "--state-address"} applies to a thread-safe build: add --threads`);
   }
+  const cacheFlag = flags.threadCacheMaxSize !== undefined ? "--thread-cache-max-size" : flags.threadCacheClassBytes !== undefined ? "--thread-cache-class-bytes" : undefined;
+  if (!flags.threadCache && cacheFlag) throw new AllocConfigError(`${cacheFlag} applies to a build with thread caches: add --thread-cache`);
+  if (flags.threadCache && !flags.threads) throw new AllocConfigError("--thread-cache applies to a thread-safe build: add --threads");
   if (flags.threads && flags.memory === "export") {
     throw new AllocConfigError(
       "--threads imports its memory (every thread instantiates the module with the same shared memory); --memory export would give each thread its own: leave out --memory",
@@ -123,6 +132,7 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     ...(flags.threads && {
       threads: { ...(flags.wait && { wait: true }), ...(flags.stateAddress !== undefined && { stateAddress: flags.stateAddress }) },
     }),
+    ...(flags.threadCache && { threadCache: threadCacheOptions(flags) }),
     memory: {
       mode: flags.memory ?? (flags.threads ? "import" : "export"),
       ...(flags.initialPages !== undefined && { initialPages: flags.initialPages }),
@@ -136,6 +146,14 @@ export function buildOptionsFromFlags(flags: BuildFlags): BuildOptions {
     ...(flags.debug && { debug: true }),
     ...(flags.stats && { stats: true }),
     ...(flags.memory64 && { memory64: true }),
+  };
+}
+
+/** `--thread-cache` and its two options as the API's `threadCache`, defaults resolved. */
+function threadCacheOptions(flags: BuildFlags): Required<ThreadCacheOptions> {
+  return {
+    maxSize: flags.threadCacheMaxSize ?? DEFAULT_THREAD_CACHE.maxSize,
+    classBytes: flags.threadCacheClassBytes ?? DEFAULT_THREAD_CACHE.classBytes,
   };
 }
 
@@ -164,8 +182,8 @@ export function buildFacts(flags: BuildFlags, built: BuiltAllocator) {
     bytes: built.size,
     exports: WebAssembly.Module.exports(module).map(({ name, kind }) => ({ name, kind })),
     imports: WebAssembly.Module.imports(module).map(({ module, name, kind }) => ({ module, name, kind })),
-    stack: resolveParts(stack, strategySchema, minAlign),
-    backend: resolveParts([backend], backendSchema, minAlign)[0]!,
+    stack: resolveParts(stack, strategySchema, minAlign, flags.memory64 === true),
+    backend: resolveParts([backend], backendSchema, minAlign, flags.memory64 === true)[0]!,
     memory: { ...built.memory, maximumPages: built.memory.maximumPages ?? null },
     minAlign,
     prefix: flags.prefix ?? "~alloc",
@@ -175,6 +193,10 @@ export function buildFacts(flags: BuildFlags, built: BuiltAllocator) {
     stats: flags.stats === true,
     /** The layers of heap_stats' records, top first (empty without stats). */
     statsLayers: flags.stats ? (built.stats ?? []).map((l) => l.layer) : [],
+    /** A thread-safe build's lock (null: single-threaded); stateAddress null when placed by default. */
+    threads: flags.threads ? { wait: flags.wait === true, stateAddress: flags.stateAddress ?? null } : null,
+    /** Thread caches (null: none). */
+    threadCache: flags.threadCache ? threadCacheOptions(flags) : null,
     files: { wasm: flags.out ?? null, wat: flags.wat ?? null },
   };
 }
@@ -312,6 +334,11 @@ function withCompositionOptions(command: Command): Command {
     );
 }
 
+/** `--thread-cache`'s measured cost, for its help. */
+function threadCacheCost(): string {
+  return `size: +${OPTION_SIZES[THREAD_CACHE_SIZE_KEY]} B on ${THREAD_CACHE_STACK.join(" > ")} --threads`;
+}
+
 /** `--stats`' measured cost, for its help. */
 function statsCost(): string {
   const costs = STATS_STACKS.map((stack) => `${stack.join(" > ")} +${OPTION_SIZES[`stats:${stack.join(",")}`]} B`);
@@ -346,6 +373,14 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
     )
     .addOption(new Option("--wait", "--threads: a thread that finds the lock taken sleeps (memory.atomic.wait32) instead of spinning; workers only (a browser's main thread may not block)"))
     .addOption(new Option("--state-address <bytes>", "--threads: where the lock and the heap's state live (default 1024; a multiple of 8 in the initial memory)").argParser(integer))
+    .addOption(
+      new Option(
+        "--thread-cache",
+        `--threads: per-thread caches of small blocks, so that threads scale: most malloc/free calls take no lock; exports ${THREAD_CACHE_FLUSH}, which a thread calls before it ends; needs size-classes on top (${threadCacheCost()})`,
+      ),
+    )
+    .addOption(new Option("--thread-cache-max-size <bytes>", `--thread-cache: the largest request cached (default ${DEFAULT_THREAD_CACHE.maxSize})`).argParser(integer))
+    .addOption(new Option("--thread-cache-class-bytes <bytes>", `--thread-cache: the most bytes a thread keeps per class (default ${DEFAULT_THREAD_CACHE.classBytes})`).argParser(integer))
     .addHelpText("after", `\n${strategyHelp}\nExports:\n${exportHelp}\n    (and extras of the top strategy, e.g. bump's reset)\n`)
     .action(async (flags: BuildFlags) => {
       const options = buildOptionsFromFlags(flags);

@@ -89,8 +89,8 @@ export function describeParts(stack: readonly Part[], backend: Part): string {
 }
 
 /** Every option of each part with its value once defaults are applied, for `--json`. */
-export function resolveParts(parts: readonly Part[], schemaOf: (name: string) => readonly OptionSpec[], minAlign: number) {
-  return parts.map((p) => ({ name: p.name, options: resolveOptions(schemaOf(p.name), p.options, minAlign) }));
+export function resolveParts(parts: readonly Part[], schemaOf: (name: string) => readonly OptionSpec[], minAlign: number, memory64 = false) {
+  return parts.map((p) => ({ name: p.name, options: resolveOptions(schemaOf(p.name), p.options, minAlign, memory64) }));
 }
 
 export const strategySchema = (name: string): readonly OptionSpec[] => STRATEGIES[name]?.options ?? [];

@@ -17,6 +17,7 @@ export const OPTION_SIZES: Readonly<Record<string, number>> = {
   "stats:page": 257,
   "stats:free-list": 291,
   "stats:size-classes,free-list": 655,
+  "threadCache:size-classes,free-list": 502,
 };
 
 /** What the sizes are measured against. */

@@ -4,7 +4,7 @@
  * `pnpm --filter @alloc/cli option-sizes` writes `option-sizes.data.ts`, which `--help` shows; a
  * test measures again and compares, so the documented numbers cannot drift.
  */
-import { buildAllocator } from "@alloc/core";
+import { buildAllocator, type BuildOptions } from "@alloc/core";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { instantiateParts, type Part } from "./composition.ts";
@@ -23,12 +23,16 @@ function reference(owner: string): { stack: Part[]; backend: Part } {
 export const REFERENCE_TEXT =
   "the module with the five C functions (strategy options: the strategy over the grow backend, on free-list when it needs a parent; backend options: free-list over it), optimised for size";
 
-function size(stack: readonly Part[], backend: Part, stats = false): number {
-  return buildAllocator({ ...instantiateParts(stack, backend), ...(stats && { stats }) }).size;
+function size(stack: readonly Part[], backend: Part, extra: Pick<BuildOptions, "stats" | "threads" | "threadCache"> = {}): number {
+  return buildAllocator({ ...instantiateParts(stack, backend), ...extra }).size;
 }
 
 /** The stacks whose `--stats` cost is measured (over the grow backend): `stats:<stack>` keys. */
 export const STATS_STACKS: readonly (readonly string[])[] = [["bump"], ["page"], ["free-list"], ["size-classes", "free-list"]];
+
+/** The stack whose `--thread-cache` cost is measured (a thread-safe build over the grow backend, with and without it). */
+export const THREAD_CACHE_STACK: readonly string[] = ["size-classes", "free-list"];
+export const THREAD_CACHE_SIZE_KEY = `threadCache:${THREAD_CACHE_STACK.join(",")}`;
 
 /** Every sample's effect in bytes, by `owner.option=value`. */
 export function measureOptionSizes(): Record<string, number> {
@@ -48,8 +52,11 @@ export function measureOptionSizes(): Record<string, number> {
   for (const names of STATS_STACKS) {
     const stack = names.map((name): Part => ({ name, options: {} }));
     const grow: Part = { name: "grow", options: {} };
-    effects[`stats:${names.join(",")}`] = size(stack, grow, true) - size(stack, grow);
+    effects[`stats:${names.join(",")}`] = size(stack, grow, { stats: true }) - size(stack, grow);
   }
+  const cached = THREAD_CACHE_STACK.map((name): Part => ({ name, options: {} }));
+  const grow: Part = { name: "grow", options: {} };
+  effects[THREAD_CACHE_SIZE_KEY] = size(cached, grow, { threads: true, threadCache: true }) - size(cached, grow, { threads: true });
   return effects;
 }
 

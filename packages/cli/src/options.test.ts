@@ -158,11 +158,27 @@ describe("alloc build --json", () => {
       debug: false,
       stats: false,
       statsLayers: [],
+      threads: null,
+      threadCache: null,
       files: { wasm: file, wat: null },
     });
     // The instance really has the exports it lists.
     const { instance } = await WebAssembly.instantiate(binary);
     expect(Object.keys(instance.exports)).toEqual(["memory", "malloc", "free"]);
+  });
+
+  test("a 64-bit build's grow backend says its real default maximum (2^31 - 1 pages), not wasm32's", async () => {
+    const facts = JSON.parse((await alloc("build", "--json", "--memory64")).out);
+    expect(facts.backend.options.maximumPages).toBe(2 ** 31 - 1);
+    const given = JSON.parse((await alloc("build", "--json", "--memory64", "--grow-max-pages", "100000")).out);
+    expect(given.backend.options.maximumPages).toBe(100000);
+  });
+
+  test("a thread-safe build with thread caches says so", async () => {
+    const facts = JSON.parse((await alloc("build", "--json", "--threads", "--thread-cache", "--thread-cache-max-size", "256", "-s", "size-classes,free-list")).out);
+    expect(facts.threads).toEqual({ wait: false, stateAddress: null });
+    expect(facts.threadCache).toEqual({ maxSize: 256, classBytes: 1024 });
+    expect(facts.exports.map((e: { name: string }) => e.name)).toContain("thread_cache_flush");
   });
 
   test("an imported memory is listed among the imports; --demo and --json together are refused", async () => {
@@ -204,6 +220,11 @@ describe("--help documents every option with its default and its measured code-s
       if (key.startsWith("stats:")) {
         const stack = key.slice("stats:".length).split(",").join(" > ");
         expect(readme, key).toContain(`${stack} ${bytes(delta)}`);
+        continue;
+      }
+      if (key.startsWith("threadCache:")) {
+        const row = readme.split("\n").find((l) => l.startsWith("| `--thread-cache`"));
+        expect(row, key).toContain(`${key.slice("threadCache:".length).split(",").join(" > ")} ${bytes(delta)}`);
         continue;
       }
       const [owner, option] = key.split("=")[0]!.split(".") as [string, string];

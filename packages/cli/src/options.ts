@@ -32,8 +32,11 @@ export interface OptionSpec {
    * whose default depends on other options: see {@link derive}).
    */
   readonly default?: OptionValue;
-  /** A default that depends on other options and the minimum alignment (size-classes' `classes`). */
-  readonly derive?: (options: Readonly<Record<string, OptionValue>>, minAlign: number) => OptionValue;
+  /**
+   * A default that depends on other options, the minimum alignment (size-classes' `classes`) or
+   * the pointer width (the grow backend's `maximumPages`).
+   */
+  readonly derive?: (options: Readonly<Record<string, OptionValue>>, minAlign: number, memory64: boolean) => OptionValue;
   /** How `--help` shows the default when it is derived or absent: "maxSmall / 8", "required". */
   readonly defaultText?: string;
   /** One line for `--help`. */
@@ -160,10 +163,11 @@ export function resolveOptions(
   schema: readonly OptionSpec[],
   given: Readonly<Record<string, OptionValue>>,
   minAlign: number,
+  memory64 = false,
 ): Record<string, OptionValue> {
   const resolved: Record<string, OptionValue> = {};
   for (const spec of schema) {
-    const value = given[spec.name] ?? spec.derive?.(given, minAlign) ?? spec.default;
+    const value = given[spec.name] ?? spec.derive?.(given, minAlign, memory64) ?? spec.default;
     if (value !== undefined) resolved[spec.name] = value;
   }
   return resolved;

@@ -1,5 +1,5 @@
 import { bump } from "@alloc/bump";
-import { DEFAULT_GROWTH, growBackend, WASM32_MAX_PAGES, type PageBackend, type Strategy } from "@alloc/core";
+import { DEFAULT_GROWTH, growBackend, MEMORY64_MAX_PAGES, WASM32_MAX_PAGES, type PageBackend, type Strategy } from "@alloc/core";
 import { fail } from "@alloc/fail";
 import { freeList, type FreeListOptions } from "@alloc/free-list";
 import { page } from "@alloc/page";
@@ -99,7 +99,14 @@ export const BACKENDS: Readonly<Record<string, BackendEntry>> = {
         doc: "assume nothing else ever grows the memory: smaller, but unsafe if the host grows the exported memory",
         samples: [true],
       },
-      { name: "maximumPages", kind: "int", default: WASM32_MAX_PAGES, doc: "never grow memory past this many pages", samples: [256] },
+      {
+        name: "maximumPages",
+        kind: "int",
+        derive: (_options, _minAlign, memory64) => (memory64 ? MEMORY64_MAX_PAGES : WASM32_MAX_PAGES),
+        defaultText: `${WASM32_MAX_PAGES} (${MEMORY64_MAX_PAGES} on memory64)`,
+        doc: "never grow memory past this many pages",
+        samples: [256],
+      },
     ],
     create: (options) => growBackend(options),
   },

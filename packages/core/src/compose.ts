@@ -25,6 +25,7 @@ import {
   type ResolvedThreads,
   type ThreadOptions,
 } from "./threads.ts";
+import { emitThreadCache, resolveThreadCache, THREAD_CACHE_FLUSH, type ResolvedThreadCache, type ThreadCacheOptions } from "./thread-cache.ts";
 
 /** The heap walker a debug build exports. */
 export const HEAP_CHECK = "heap_check";
@@ -75,6 +76,16 @@ export interface AllocatorOptions {
    * the module's memory to be shared. `true`, or {@link ThreadOptions} (`wait`, `stateAddress`).
    */
   readonly threads?: boolean | ThreadOptions;
+  /**
+   * Thread caches for a thread-safe build (default false): each thread keeps freed small blocks
+   * (up to `maxSize` bytes, 512 by default) in lists of its own and serves small mallocs from
+   * them without the lock, so threads scale. `thread_cache_flush` is then exported: a thread
+   * calls it before it ends to hand its cache back (without it, at most `classes * classBytes`
+   * bytes stay cached). Needs `threads`, and a top strategy whose `usableSize` may run without the
+   * lock (size-classes). `true`, or {@link ThreadCacheOptions} (`maxSize`, `classBytes`). See
+   * `thread-cache.ts`.
+   */
+  readonly threadCache?: boolean | ThreadCacheOptions;
   /**
    * A 64-bit allocator (default false): pointers and sizes are i64 and the memory is a memory64
    * memory (the C functions take and return i64: `size_t` is 64-bit on wasm64). Engines run it
@@ -239,7 +250,8 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
     "installAllocator: bulkMemory is on but the module does not enable the bulk-memory feature; " +
       "enable it (module.setFeatures) or pass bulkMemory: false",
   );
-  const functions = options.functions ?? DEFAULT_EXPORTS;
+  const functions =
+    options.functions ?? (options.threadCache !== undefined && options.threadCache !== false ? [...DEFAULT_EXPORTS, THREAD_CACHE_FLUSH] : DEFAULT_EXPORTS);
   check(
     Array.isArray(functions) && functions.every((f) => typeof f === "string"),
     `installAllocator: functions must be a list of function names, got ${describeValue(functions)}`,
@@ -400,7 +412,12 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
   checkExportRequest(request);
   // A debug build always exports its heap walker (under its own name unless asked otherwise).
   // So does a stats build its heap_stats.
-  const always = [...(options.debug === true ? [HEAP_CHECK] : []), ...(options.stats === true ? [HEAP_STATS] : [])];
+  // And a build with thread caches the function that hands a thread's cache back.
+  const always = [
+    ...(options.debug === true ? [HEAP_CHECK] : []),
+    ...(options.stats === true ? [HEAP_STATS] : []),
+    ...(options.threadCache !== undefined && options.threadCache !== false ? [THREAD_CACHE_FLUSH] : []),
+  ];
   for (const fn of always) {
     request = Array.isArray(request)
       ? request.includes(fn) ? request : [...request, fn]
@@ -505,6 +522,7 @@ interface Plan {
   readonly exports: readonly (readonly [string, string])[];
   /** A thread-safe build's options; undefined for a single-threaded one. */
   readonly threads: ResolvedThreads | undefined;
+  readonly threadCache: ResolvedThreadCache | undefined;
 }
 
 /** Validates everything that can be checked before emitting: throws AllocConfigError. */
@@ -556,12 +574,21 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
   checkMemory64(options.memory64);
 
   checkExportRequest(exportRequest);
+  const threads = resolveThreads(options.threads);
+  const threadCache = resolveThreadCache(options.threadCache, threads !== undefined);
   const top = stack[0]!;
-  const known = new Set<string>([...C_FUNCTIONS, ...Object.keys(top.extras ?? {}), ...(options.debug ? [HEAP_CHECK] : []), ...(options.stats ? [HEAP_STATS] : [])]);
+  const known = new Set<string>([
+    ...C_FUNCTIONS,
+    ...Object.keys(top.extras ?? {}),
+    ...(options.debug ? [HEAP_CHECK] : []),
+    ...(options.stats ? [HEAP_STATS] : []),
+    ...(threadCache ? [THREAD_CACHE_FLUSH] : []),
+  ]);
   const describe = () => `known: ${[...known].join(", ")}`;
   for (const fn of functions) {
     check(fn !== HEAP_CHECK || options.debug, `"${HEAP_CHECK}" exists only in debug builds: set the debug option`);
     check(fn !== HEAP_STATS || options.stats, `"${HEAP_STATS}" exists only in stats builds: set the stats option`);
+    check(fn !== THREAD_CACHE_FLUSH || threadCache, `"${THREAD_CACHE_FLUSH}" exists only in builds with thread caches: set the threadCache option`);
     check(known.has(fn), `unknown function ${describeValue(fn)} for strategy "${top.name}" (${describe()})`);
   }
   const pairs: (readonly [string, string])[] = Array.isArray(exportRequest)
@@ -575,7 +602,7 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
     check(!seen.has(exportName), `export name "${exportName}" is used twice`);
     seen.add(exportName);
   }
-  return { stack, backend, limits, functions: new Set(functions), exports: pairs, threads: resolveThreads(options.threads) };
+  return { stack, backend, limits, functions: new Set(functions), exports: pairs, threads, threadCache };
 }
 
 /**
@@ -789,12 +816,23 @@ function emit(
     functions[HEAP_STATS] = emitHeapStats(cg, entryName(HEAP_STATS), walkers, stats);
   }
   for (const fn of plan.functions) {
-    if (functions[fn]) continue;
+    if (functions[fn] || fn === THREAD_CACHE_FLUSH) continue;
     const extra = top!.extras?.[fn];
     if (!extra) throw new AllocConfigError(`strategy "${stack[0]!.name}" did not emit "${fn}"`);
     functions[fn] = extra;
   }
-  // A thread-safe build: every entry point runs under the lock (see threads.ts).
-  if (threads) for (const fn of plan.functions) functions[fn] = emitLocked(cg, cg.name(fn), functions[fn]!);
+  // Thread caches: malloc, free and calloc take the lock only when the cache cannot serve
+  // (thread-cache.ts); the function that hands a thread's cache back takes it itself.
+  const cached = plan.threadCache
+    ? emitThreadCache(cApiContext, top!, stack[0]!.name, plan.threadCache, {
+        malloc: plan.functions.has("malloc"),
+        free: plan.functions.has("free"),
+        ...(functions.calloc && { calloc: functions.calloc }),
+      }, (fn) => cg.name(fn))
+    : {};
+  // A thread-safe build: every other entry point runs under the lock (see threads.ts).
+  if (threads) {
+    for (const fn of plan.functions) functions[fn] = cached[fn] ?? emitLocked(cg, cg.name(fn), functions[fn]!);
+  }
   return { functions, debug: debugBuild?.info(), stats };
 }

@@ -45,6 +45,10 @@ export interface BuildLimits {
  * - The composition runs every exported function (the C functions, extras such as bump's
  *   `reset`, `heap_check`, `heap_stats`) under one lock, so a layer's own code needs no atomics:
  *   plain loads and stores of the heap, `memory.grow` included, happen one thread at a time.
+ * - Thread caches (`threadCache`): the composition's cached malloc and free run outside the
+ *   lock for small blocks; they call the top layer's `usableSize` there, which must then promise
+ *   {@link AllocatorFunctions.usableSizeUnlocked}. Cached blocks are allocated blocks to every
+ *   layer.
  * - The memory's size is `cg.memorySize()` (in a thread-safe build `memory.grow(0)`: V8 may
  *   answer `memory.size` with a size from before another thread's grow).
  * - The state area ({@link ThreadOptions.stateAddress}): 256 bytes of the memory, zero when the
@@ -239,6 +243,24 @@ export interface AllocatorFunctions {
    * the old block stays in bounds (bump does).
    */
   readonly usableSize?: string;
+  /**
+   * True when, in a release build, `usableSize(ptr)` of a live block reads only memory that no
+   * call on another block writes while `ptr` is live: words that only `alloc`, `resize` and
+   * `free` of this very block write (its size or header word), or that were written before the
+   * block was handed out and stay unchanged while it is live (its span's class size). No state
+   * cell, no list, no neighbour's header. Then the thread that owns `ptr` may call it without the
+   * lock while other threads allocate and free other blocks under it: a thread-safe build's
+   * thread cache ({@link AllocatorOptions.threadCache}, `thread-cache.ts`) learns a freed block's
+   * class that way. A debug build's `usableSize` may check more (it runs under the lock there).
+   * Leave it unset when unsure: the cache is then refused for the composition.
+   *
+   * size-classes sets it: a small block's header word (its span) is written when the block is
+   * handed out, and its span's `size` only when the span is made or reused empty; a large block's
+   * size word is written by its alloc and resize. (free-list could: word 0 of an allocated cell is
+   * written only by alloc, resize and free of that cell, invariant 3 of `cell.ts`; a neighbour's
+   * merge writes word 1 only.)
+   */
+  readonly usableSizeUnlocked?: boolean;
   /**
    * Optional `fresh() -> usize`: reads the layer's *fresh mark*, for calloc. Its promise: when
    * `alloc` returns a block [p, p + n), every byte of it at or above the mark read before the

@@ -46,6 +46,8 @@ export { HEAP_STATS } from "./stats.ts";
 export type { StatsHooks } from "./stats.ts";
 export { THREAD_STATE_BYTES } from "./threads.ts";
 export type { ThreadOptions } from "./threads.ts";
+export { DEFAULT_THREAD_CACHE, THREAD_CACHE_FLUSH } from "./thread-cache.ts";
+export type { ThreadCacheOptions } from "./thread-cache.ts";
 export { withOptimizeSettings } from "./optimize.ts";
 export type { OptimizeFlags, OptimizeMode } from "./optimize.ts";
 export { CELL_FREE, cellLayout, cellSizes, walkCells } from "./cell.ts";

@@ -550,6 +550,9 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     free,
     resize,
     usableSize,
+    // A small block's header and its span's size, or a large block's size word: only calls on
+    // the block itself write them while it is live (a span is remade only empty).
+    usableSizeUnlocked: true,
     // Small blocks fit while the size is within the class; large ones when the parent shrinks in place.
     ...(up.resize && up.shrinksInPlace && { shrinksInPlace: true }),
     // The parent's fresh mark holds for blocks from here too: spans and large blocks come from

@@ -79,3 +79,14 @@ export function threadedCompositions(threads: BuildOptions["threads"] = true): C
       options: { ...c.options, threads, memory: { mode: "import" } },
     }));
 }
+
+/**
+ * The thread-safe builds with thread caches (`threadCache`): those whose top strategy lets a
+ * thread read a block's size without the lock (size-classes; see `usableSizeUnlocked` in
+ * @alloc/core's contracts). The others refuse the option.
+ */
+export function cachedCompositions(threadCache: BuildOptions["threadCache"] = true): Composition[] {
+  return threadedCompositions()
+    .filter((c) => c.stack[0] === "size-classes")
+    .map((c) => ({ ...c, name: `${c.name}, thread cache`, options: { ...c.options, threadCache } }));
+}

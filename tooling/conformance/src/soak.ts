@@ -3,14 +3,16 @@
  * Options: --ops <n> (exactly n operations per composition, default 1,000,000), --seed <n>, --only <text>,
  * --debug (the debug build, with the heap walker after every operation: much slower).
  * --threads [n]: the thread-safe builds instead, n worker threads (default 4) over one shared memory
- * hammering each (blocks tagged per thread and checked, some freed by another thread); with
+ * hammering each (blocks tagged per thread and checked, some freed by another thread), and the
+ * builds with thread caches (`threadCache`) where the top strategy allows them; with
  * --debug, the heap walker runs from the main thread while they do, and at the end.
  */
 import { enableMemory64 } from "@alloc/cli";
 import { buildAllocator } from "@alloc/core";
 import { Command, Option } from "commander";
 import fc from "fast-check";
-import { compositions, threadedCompositions } from "./compositions.ts";
+import { THREAD_CACHE_FLUSH } from "@alloc/core";
+import { cachedCompositions, compositions, threadedCompositions } from "./compositions.ts";
 import { hammer } from "./threads/hammer.ts";
 import { op, runModel, type Op } from "./model.ts";
 
@@ -44,7 +46,9 @@ if (threads !== undefined) {
 async function soakThreads(n: number): Promise<number> {
   const perRound = 20_000 * n;
   let failures = 0;
-  for (const composition of threadedCompositions().filter((c) => !only || c.name.includes(only))) {
+  // With thread caches too, where the top strategy allows them: each thread hands its cache back at its end.
+  for (const composition of [...threadedCompositions(), ...cachedCompositions()].filter((c) => !only || c.name.includes(only))) {
+    const finish = composition.options.threadCache ? THREAD_CACHE_FLUSH : undefined;
     const built = buildAllocator({ ...composition.options, ...(debug && { debug: true }) });
     const started = Date.now();
     let done = 0;
@@ -52,7 +56,7 @@ async function soakThreads(n: number): Promise<number> {
       for (let round = 0; done < total; round++) {
         const ops = Math.ceil(Math.min(perRound, total - done) / n);
         const roundSeed = (seed ?? Math.floor(Math.random() * 2 ** 31)) + round;
-        await hammer({ built, threads: n, ops, seed: roundSeed, walkWhileRunning: debug === true }).catch((error: unknown) => {
+        await hammer({ built, threads: n, ops, seed: roundSeed, walkWhileRunning: debug === true, ...(finish && { finish }) }).catch((error: unknown) => {
           throw new Error(`round ${round} (seed ${roundSeed}): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
         });
         done += ops * n;

@@ -1,7 +1,7 @@
 import { binaryen, buildAllocator, HeapFaultError } from "@alloc/core";
 import { describe, expect, test } from "vitest";
 import { threadedCompositions } from "./compositions.ts";
-import { hammer } from "./threads/hammer.ts";
+import { hammer, hammerBroken } from "./threads/hammer.ts";
 
 /** Operations per thread in CI; `pnpm soak --threads` runs as many as you like. */
 const OPS = Number(process.env.ALLOC_THREAD_OPS ?? 2000);
@@ -50,19 +50,9 @@ test("the hammer catches an allocator without its lock (it is not a test that ca
   // The thread-safe free list with its lock made a no-op: threads race on the bins.
   const composition = threadedCompositions().find((c) => c.name === "free-list over grow")!;
   const built = buildAllocator({ ...composition.options, optimize: "none" });
-  const module = binaryen.parseText(built.text);
-  module.setFeatures(binaryen.Features.All);
-  module.removeFunction("~alloc/lock/acquire");
-  module.addFunction("~alloc/lock/acquire", binaryen.none, binaryen.none, [], module.nop());
-  const binary = module.emitBinary();
-  module.dispose();
-  // Races need two threads inside the allocator at once: on a loaded machine they may be rare,
-  // so rounds run until one is caught (one round usually suffices).
-  let caught: unknown;
-  for (let round = 0; round < 8 && caught === undefined; round++) {
-    await hammer({ built: { ...built, binary }, threads: 4, ops: 20_000, seed: 4 + round, maxSize: 256, timeoutMs: 20_000 }).catch((e: unknown) => {
-      caught = e;
-    });
-  }
+  const caught = await hammerBroken(built, built.text, 4, (module) => {
+    module.removeFunction("~alloc/lock/acquire");
+    module.addFunction("~alloc/lock/acquire", binaryen.none, binaryen.none, [], module.nop());
+  });
   expect(caught).toBeInstanceOf(Error);
 }, 240_000);

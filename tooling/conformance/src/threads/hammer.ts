@@ -1,4 +1,4 @@
-import { HeapFaultError, type BuiltAllocator, type HeapReport } from "@alloc/core";
+import { binaryen, HeapFaultError, type BuiltAllocator, type HeapReport } from "@alloc/core";
 import { Worker } from "node:worker_threads";
 
 export interface HammerOptions {
@@ -40,6 +40,27 @@ export interface HammerResult {
   readonly report: HeapReport | undefined;
   /** Debug builds: how many times the walker ran while the threads were running. */
   readonly walks: number;
+}
+
+/**
+ * For control tests: the module `text` (a broken variant of `built`'s), further edited by
+ * `edit`, hammered by 4 threads in rounds until a round fails; returns that round's error, or undefined when none
+ * did. Races need two threads inside the allocator at once: on a loaded machine they may be rare,
+ * so rounds run until one is caught (one round usually suffices).
+ */
+export async function hammerBroken(built: BuiltAllocator, text: string, seed: number, edit?: (module: binaryen.Module) => void): Promise<unknown> {
+  const module = binaryen.parseText(text);
+  module.setFeatures(binaryen.Features.All);
+  edit?.(module);
+  const binary = module.emitBinary();
+  module.dispose();
+  let caught: unknown;
+  for (let round = 0; round < 8 && caught === undefined; round++) {
+    await hammer({ built: { ...built, binary }, threads: 4, ops: 20_000, seed: seed + round, maxSize: 256, timeoutMs: 20_000 }).catch((e: unknown) => {
+      caught = e;
+    });
+  }
+  return caught;
 }
 
 /** Blocks in flight from one thread to the next. */
