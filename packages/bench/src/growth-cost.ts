@@ -1,4 +1,4 @@
-import { buildAllocator, growBackend, type GrowBackendOptions } from "@alloc/core";
+import { buildAllocator, DEFAULT_GROWTH, growBackend, type GrowBackendOptions } from "@alloc/core";
 import { freeList } from "@alloc/free-list";
 import { generateWorkload, WORKLOADS, type Trace } from "@alloc/trace";
 import { readFileSync } from "node:fs";
@@ -6,31 +6,52 @@ import { join } from "node:path";
 import { PEERS_DIR } from "./paths.ts";
 
 /**
- * What the grow backend's growth policy costs in memory: the default free list grown by an eighth
- * and exactly, beside wasi-libc's dlmalloc, on every generated workload. Each runs by calls from
- * JS (no driver, so only the allocator's memory counts); peak `memory.buffer.byteLength` is
- * deterministic. Prints a table.
+ * What the grow backend's growth policy costs in memory: the default free list grown by the
+ * default step (1/16), by an eighth and exactly, beside wasi-libc's dlmalloc and Rust std's, on
+ * every generated workload. Each runs by calls from JS (no driver, so only the allocator's memory
+ * counts); peak `memory.buffer.byteLength` is deterministic. Prints a table for seed 1, then the
+ * worst ratio to each dlmalloc over `seeds` for the workloads with 100 KB or more live.
  */
-export function growthCost(log: (line: string) => void): void {
+export function growthCost(log: (line: string) => void, seeds: readonly number[] = [1, 2, 3, 4]): void {
   const ours = (growth: NonNullable<GrowBackendOptions["growth"]>) =>
     new WebAssembly.Module(buildAllocator({ strategy: [freeList()], exports: ["malloc", "free", "realloc"], optimize: "speed", backend: growBackend({ growth }) }).binary as BufferSource);
-  const dl = join(PEERS_DIR, "dlmalloc.wasm");
-  const modules: [string, WebAssembly.Module][] = [["1/8", ours(1 / 8)], ["exact", ours("exact")]];
-  try {
-    modules.push(["dlmalloc", new WebAssembly.Module(readFileSync(dl))]);
-  } catch {
-    log(`(no ${dl}: run \`pnpm --filter @alloc/bench setup-peers\` to compare with dlmalloc)`);
+  const modules: [string, WebAssembly.Module][] = [[`${fraction(DEFAULT_GROWTH)} (default)`, ours(DEFAULT_GROWTH)], ["1/8", ours(1 / 8)], ["exact", ours("exact")]];
+  const peers: [string, WebAssembly.Module][] = [];
+  for (const name of ["dlmalloc", "rust-std"]) {
+    const file = join(PEERS_DIR, `${name}.wasm`);
+    try {
+      peers.push([name, new WebAssembly.Module(readFileSync(file))]);
+    } catch {
+      log(`(no ${file}: run \`pnpm --filter @alloc/bench setup-peers\` to compare with ${name})`);
+    }
   }
+  const all = [...modules, ...peers];
   const kib = (n: number) => `${Math.round(n / 1024)}`;
-  log(`workload (ops): peak live KiB | ${modules.map(([n]) => `${n} KiB`).join(" | ")} | 1/8 ÷ exact${modules.length > 2 ? " | 1/8 ÷ dlmalloc | exact ÷ dlmalloc" : ""}`);
-  for (const w of WORKLOADS) {
-    const trace = generateWorkload(w.name, { ops: ["staircase", "realloc-doubling", "large-blocks"].includes(w.name) ? 10_000 : 100_000 });
-    const peaks = modules.map(([, m]) => peak(m, trace));
-    const live = peaks[0]!.live;
-    const [g, e, d] = peaks.map((p) => p.memory) as [number, number, number | undefined];
-    const ratios = [g / e, ...(d ? [g / d, e / d] : [])].map((r) => r.toFixed(2));
-    log(`${w.name} (${trace.ops.length}): ${kib(live)} | ${peaks.map((p) => kib(p.memory)).join(" | ")} | ${ratios.join(" | ")}`);
+  const ratioNames = [`${modules[0]![0]} ÷ exact`, "1/8 ÷ exact", ...peers.flatMap(([p]) => [`default ÷ ${p}`, `exact ÷ ${p}`])];
+  log(`workload (ops), seed ${seeds[0]}: peak live KiB | ${all.map(([n]) => `${n} KiB`).join(" | ")} | ${ratioNames.join(" | ")}`);
+  const worst = new Map<string, { ratio: number; where: string }>();
+  for (const seed of seeds) {
+    for (const w of WORKLOADS) {
+      const trace = generateWorkload(w.name, { seed, ops: ["staircase", "realloc-doubling", "large-blocks"].includes(w.name) ? 10_000 : 100_000 });
+      const peaks = all.map(([, m]) => peak(m, trace));
+      const live = peaks[0]!.live;
+      const [d, e8, e] = peaks.map((p) => p.memory) as [number, number, number];
+      const peerPeaks = peaks.slice(modules.length).map((p) => p.memory);
+      const ratios = [d / e, e8 / e, ...peerPeaks.flatMap((m) => [d / m, e / m])];
+      if (seed === seeds[0]) log(`${w.name} (${trace.ops.length}): ${kib(live)} | ${peaks.map((p) => kib(p.memory)).join(" | ")} | ${ratios.map((r) => r.toFixed(2)).join(" | ")}`);
+      if (live < 100_000) continue;
+      peers.forEach(([p], i) => {
+        const ratio = d / peerPeaks[i]!;
+        if (ratio > (worst.get(p)?.ratio ?? 0)) worst.set(p, { ratio, where: `${w.name}, seed ${seed}` });
+      });
+    }
   }
+  for (const [p, { ratio, where }] of worst) log(`worst default ÷ ${p} over seeds ${seeds.join(", ")}, workloads with 100 KB or more live: ${ratio.toFixed(2)} (${where})`);
+}
+
+/** 1/16 for 0.0625. */
+function fraction(growth: number): string {
+  return `1/${Math.round(1 / growth)}`;
 }
 
 /** Replays `trace` by calls from JS: peak live bytes and peak memory. */

@@ -291,7 +291,7 @@ describe("bump code size", () => {
   const size = (options: Omit<BuildOptions, "strategy">) => buildAllocator({ strategy: bump(), ...options }).size;
 
   // The default grow backend is safe when the host grows the exported memory too (the run's end
-  // is a global, pages after someone else's are fenced off) and grows by an eighth of the memory
+  // is a global, pages after someone else's are fenced off) and grows by a sixteenth of the memory
   // at least: 60 bytes over an exclusive backend that grows by the exact pages.
   test("memory + malloc + free over grow, optimised for size: at most 240 bytes", () => {
     expect(size({ exports: ["malloc", "free"] })).toBeLessThanOrEqual(240);

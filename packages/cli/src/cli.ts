@@ -294,7 +294,7 @@ function withCompositionOptions(command: Command): Command {
     .addOption(new Option("--static-start <bytes>", "static backend: first byte of the region (multiple of 64KiB)").argParser(integer))
     .addOption(new Option("--static-size <bytes>", "static backend: bytes in the region (multiple of 64KiB)").argParser(integer))
     .addOption(new Option("--grow-max-pages <n>", "grow backend: never grow memory past n pages").argParser(integer))
-    .addOption(new Option("--growth <step>", 'grow backend: grow by the pages lacking plus this fraction of the memory, or "exact" (default 1/8)').argParser(growth))
+    .addOption(new Option("--growth <step>", 'grow backend: grow by the pages lacking plus this fraction of the memory, or "exact" (default 1/16)').argParser(growth))
     .addOption(
       new Option(
         "--exclusive",

@@ -149,7 +149,7 @@ describe("alloc build --json", () => {
         { name: "size-classes", options: { maxSmall: 1024, classes: 128, spanBytes: 4096, spanBlocks: 2, spanDoublings: 2, spareSpans: 4 } },
         { name: "free-list", options: { fit: "bins" } },
       ],
-      backend: { name: "grow", options: { growth: 0.125, exclusive: true, maximumPages: 65535 } },
+      backend: { name: "grow", options: { growth: 0.0625, exclusive: true, maximumPages: 65535 } },
       memory: { mode: "export", name: "memory", importModule: "env", initialPages: 1, maximumPages: 65535, shared: false, memory64: false },
       minAlign: 8,
       prefix: "~alloc",

@@ -88,7 +88,7 @@ export const BACKENDS: Readonly<Record<string, BackendEntry>> = {
         name: "growth",
         kind: "growth",
         default: DEFAULT_GROWTH,
-        defaultText: "1/8",
+        defaultText: "1/16",
         doc: "grow by the pages lacking plus this fraction of the memory (1 to 1/1024, powers of two), or exact",
         samples: ["exact"],
       },

@@ -23,7 +23,7 @@ describe("a thread-safe build", () => {
   });
 
   test("instances over one memory share the heap: the second takes the pages the first grew in reserve", async () => {
-    const built = buildAllocator({ strategy: pagePerBlock(), threads: true, memory: { initialPages: 16 } });
+    const built = buildAllocator({ strategy: pagePerBlock(), threads: true, memory: { initialPages: 16 }, backend: growBackend({ growth: 1 / 8 }) });
     const memory = sharedMemory(16);
     const a = await built.instantiate({ memory }), b = await built.instantiate({ memory });
     // 16 pages: a grows 1 + 16/8 pages, hands out the first and keeps two in reserve.

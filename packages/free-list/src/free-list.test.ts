@@ -195,8 +195,8 @@ describe("free-list: code size", () => {
   const C_API = ["malloc", "free", "calloc", "realloc", "aligned_alloc"];
 
   // Bins (the default): the two-level table's upkeep and O(1) search cost about 300 bytes over
-  // first fit. The default grow backend (safe when the host grows the memory too, growing by an
-  // eighth at least) costs about 110 bytes over an exclusive one that grows by exact pages.
+  // first fit. The default grow backend (safe when the host grows the memory too, growing by a
+  // sixteenth at least) costs about 110 bytes over an exclusive one that grows by exact pages.
   const exclusive = { backend: growBackend({ exclusive: true, growth: "exact" }) };
   test("bins, memory + malloc + free over grow, optimised for size: at most 920 bytes", () => {
     expect(size({ exports: ["malloc", "free"] })).toBeLessThanOrEqual(920);

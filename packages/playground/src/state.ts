@@ -26,7 +26,7 @@ export interface OptionField {
   readonly name: string;
   readonly kind: "int" | "bytes" | "enum" | "bool" | "growth";
   readonly values?: readonly string[];
-  /** The default as `alloc build --help` states it ("1024", "1/8", "maxSmall / max(8, minAlign)", "none: required"). */
+  /** The default as `alloc build --help` states it ("1024", "1/16", "maxSmall / max(8, minAlign)", "none: required"). */
   readonly defaultText: string;
   readonly doc: string;
 }
