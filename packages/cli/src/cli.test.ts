@@ -259,6 +259,14 @@ describe("alloc replay", () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^alloc: small-churn\(seed 1\): .*driver's data.*try a larger --static-size\)\n$/);
   });
+
+  test("a failed replay with --map says that no map was written, and writes none", async () => {
+    const svg = join(mkdtempSync(join(tmpdir(), "alloc-map-")), "never.svg");
+    const r = await alloc("replay", "-w", "small-churn", "-s", "bump", "-b", "static", "--static-start", "64KiB", "--static-size", "64KiB", "--map", svg);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`alloc: no heap map written to ${svg}: the replay failed\n`);
+    expect(existsSync(svg)).toBe(false);
+  });
 });
 
 describe("--memory64", () => {

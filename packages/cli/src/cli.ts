@@ -514,6 +514,8 @@ export async function run(argv: readonly string[], io: Io = processIo): Promise<
         const picture = /\.html$/i.test(flags.map) ? renderHeapMapHtml(recordings) : renderHeapMap(recordings);
         write(flags.map, picture, "--map");
         io.out(`wrote ${flags.map} (heap map, ${picture.length} bytes)\n`);
+      } else if (flags.map !== undefined) {
+        io.err(`alloc: no heap map written to ${flags.map}: the replay failed\n`);
       }
     });
   refuseRepeats(replayCommand);
