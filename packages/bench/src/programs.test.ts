@@ -45,6 +45,8 @@ describe("real programs with each allocator swapped in", () => {
       expect(c.failed).toBeUndefined();
       expect(c.sameOutput).toBe(true);
       expect(c.cpuMs).toBeGreaterThan(0);
+      expect(c.locality.pairs).toBeGreaterThan(10_000);
+      expect(c.locality.nearAfter + c.locality.below).toBeLessThanOrEqual(1);
     }
     expect(cells[0]!.ratio).toBe(1);
     await expect(measurePrograms({ mode: "quick", rounds: 1, allocators: ["free-list"] })).rejects.toThrow(/dlmalloc must be among/);
@@ -58,8 +60,9 @@ describe("real programs with each allocator swapped in", () => {
     );
     expect(result.status, result.stderr).toBe(0);
     for (const p of PROGRAMS) {
-      for (const allocator of ["dlmalloc", "free-list"]) expect(result.stdout).toMatch(new RegExp(`\\| ${p.name} \\| ${allocator} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+× \\| [\\d.]+ MiB \\| [\\d,]+ \\| same \\|`));
+      for (const allocator of ["dlmalloc", "free-list"]) expect(result.stdout).toMatch(new RegExp(`\\| ${p.name} \\| ${allocator} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+× \\| [\\d.]+ MiB \\| [\\d,]+ \\| same \\| [\\d.]+ % \\| [\\d.]+ % \\|`));
     }
+    expect(result.stdout).toMatch(/Locality: .* Traces: binary-trees 10 \(/);
     expect(result.stderr).toMatch(/load average/);
   });
 

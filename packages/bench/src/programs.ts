@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { compositions } from "./compositions.ts";
+import { LOCALITY_WINDOW, programTrace, traceLocality, type Locality } from "./locality.ts";
 import { PACKAGE_DIR } from "./paths.ts";
 import { spread } from "./stats.ts";
 
@@ -175,6 +176,10 @@ export interface ProgramCell {
   readonly bytes: number;
   /** The program's output matched dlmalloc's byte for byte. */
   readonly sameOutput: boolean;
+  /** Where the allocator places successive allocations: the program's trace replayed on it. */
+  readonly locality: Locality;
+  /** The program's arguments when its trace was recorded. */
+  readonly traceArgs: readonly string[];
 }
 
 export interface ProgramsOptions {
@@ -183,6 +188,11 @@ export interface ProgramsOptions {
   readonly programs?: readonly string[];
   readonly allocators?: readonly string[];
   readonly progress?: (line: string) => void;
+}
+
+/** The arguments a program's locality trace is recorded with: smaller than the timed runs' in full mode (every call is recorded). */
+export function traceArgs(program: RealProgram, mode: "full" | "quick"): readonly string[] {
+  return mode === "quick" ? program.args.quick : program.args.trace;
 }
 
 /**
@@ -215,6 +225,8 @@ export async function measurePrograms(options: ProgramsOptions): Promise<Program
       }
       log(`${program.name}: round ${round + 1}/${options.rounds}`);
     }
+    const trace = await programTrace(program, traceArgs(program, options.mode));
+    log(`${program.name}: trace of ${trace.ops.length} operations recorded, replaying it on each allocator`);
     const base = spread(samples.get("dlmalloc")!.cpu).median;
     for (const b of builds) {
       const run = first.get(b.allocator)!;
@@ -231,23 +243,34 @@ export async function measurePrograms(options: ProgramsOptions): Promise<Program
         memoryBytes: run.memoryBytes,
         bytes: b.bytes,
         sameOutput: run.exitCode === 0 && run.stdout === reference.stdout,
+        locality: traceLocality(trace, b.allocator),
+        traceArgs: traceArgs(program, options.mode),
       });
     }
   }
   return cells;
 }
 
+const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** The table `programs` prints: per program and allocator, median times, the ratio to dlmalloc, memory. */
 export function formatPrograms(cells: readonly ProgramCell[]): string {
   const rows = [
-    "| program | allocator | CPU ms (median) | wall ms | CPU / dlmalloc | memory at exit | module bytes | output |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    `| program | allocator | CPU ms (median) | wall ms | CPU / dlmalloc | memory at exit | module bytes | output | next within ${LOCALITY_WINDOW} B after | next below |`,
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
   ];
   for (const c of cells) {
     const times = c.failed ? [`failed: ${c.failed}`, "", ""] : [c.cpuMs.toFixed(1), c.wallMs.toFixed(1), `${c.ratio.toFixed(2)}×`];
-    rows.push(`| ${c.program} | ${c.allocator} | ${times.join(" | ")} | ${mib(c.memoryBytes)} | ${c.bytes.toLocaleString("en-US")} | ${c.sameOutput ? "same" : "DIFFERENT"} |`);
+    rows.push(`| ${c.program} | ${c.allocator} | ${times.join(" | ")} | ${mib(c.memoryBytes)} | ${c.bytes.toLocaleString("en-US")} | ${c.sameOutput ? "same" : "DIFFERENT"} | ${pct(c.locality.nearAfter)} | ${pct(c.locality.below)} |`);
   }
+  const traces = [...new Set(cells.map((c) => c.program))].map((name) => {
+    const cell = cells.find((c) => c.program === name)!;
+    return `${name} ${cell.traceArgs.join(" ")} (${cell.locality.pairs.toLocaleString("en-US")} successive pairs with dlmalloc)`;
+  });
+  rows.push(
+    "",
+    `Locality: each program's allocations recorded once (alloc record), replayed on each allocator alone (a fresh heap), and of each successive pair of placements (malloc, calloc, a realloc that moved) the share where the next is at most ${LOCALITY_WINDOW} bytes above the previous, and the share where it is below. Traces: ${traces.join("; ")}.`,
+  );
   return rows.join("\n");
 }

@@ -1,0 +1,49 @@
+import { TraceBuilder } from "@alloc/trace";
+import { recordHeap } from "@alloc/heap-map";
+import { describe, expect, test } from "vitest";
+import { freshHeap, locality, LOCALITY_WINDOW, placements, programTrace, traceLocality } from "./locality.ts";
+import { PROGRAMS } from "./programs.ts";
+
+describe("locality of successive allocations", () => {
+  test("a hand-made address sequence gives the known shares", () => {
+    // Pairs: +16 near, +256 near (the window's edge), +257 far, -529 below, 0 same, +1 near, -1 below, +4096 far.
+    const addresses = [1000, 1016, 1272, 1529, 1000, 1000, 1001, 1000, 5096];
+    expect(locality(addresses)).toEqual({ pairs: 8, nearAfter: 3 / 8, below: 2 / 8 });
+    // A narrower window: only +16 and +1 are near.
+    expect(locality(addresses, 16)).toEqual({ pairs: 8, nearAfter: 2 / 8, below: 2 / 8 });
+    expect(LOCALITY_WINDOW).toBe(256);
+    // Fewer than two allocations: no pairs, no shares.
+    expect(locality([64])).toEqual({ pairs: 0, nearAfter: NaN, below: NaN });
+    expect(() => locality(addresses, 0)).toThrow(RangeError);
+  });
+
+  test("placements: allocs and moved reallocs count, frees, in-place reallocs and failures do not", () => {
+    const t = new TraceBuilder();
+    const a = t.alloc(32);
+    const b = t.alloc(32);
+    t.alloc(32); // stays live above b
+    t.free(a);
+    t.realloc(b, 16); // shrinks in place
+    t.realloc(b, 100_000); // cannot grow into the live block above: moves
+    t.alloc(2 ** 32 - 1); // fails
+    t.alloc(48);
+    const recording = recordHeap(freshHeap("free-list"), t.build("hand-made"));
+    expect(recording.address[4]).toBe(recording.address[1]); // in place: not a placement
+    expect(recording.address[5]).not.toBe(recording.address[1]);
+    expect(recording.failedAllocations).toBe(1);
+    expect([...placements(recording)]).toEqual([0, 1, 2, 5, 7].map((i) => recording.address[i]));
+  });
+
+  test("bump places every allocation above the one before: nothing below, on a real program's trace", async () => {
+    const trace = await programTrace(PROGRAMS.find((p) => p.name === "json")!, ["1", "20"]);
+    expect(trace.allocations).toBeGreaterThan(1_000);
+    const bump = traceLocality(trace, "bump");
+    expect(bump.below).toBe(0);
+    expect(bump.pairs).toBeGreaterThan(1_000);
+    // dlmalloc, the programs' own allocator, replayed from the same trace.
+    const dlmalloc = traceLocality(trace, "dlmalloc");
+    expect(dlmalloc.pairs).toBeGreaterThan(1_000);
+    expect(dlmalloc.nearAfter).toBeGreaterThan(0.5);
+    expect(() => freshHeap("no-such")).toThrow(/unknown allocator/);
+  });
+});
