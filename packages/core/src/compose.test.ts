@@ -51,11 +51,6 @@ describe("configuration errors are clear and come before any Wasm", () => {
       /maximumPages \(70000\) is above 65535, the most a wasm32 memory can hold: build with memory64 for more/,
     ],
     ["memory64 as a string", () => buildAllocator({ strategy: pagePerBlock(), memory64: "yes" as never }), /memory64 must be true or false, got "yes"/],
-    [
-      "threads with memory64",
-      () => buildAllocator({ strategy: pagePerBlock(), threads: true, memory64: true }),
-      /buildAllocator: threads and memory64 together are not supported yet \(the thread-safe build is wasm32 only\)/,
-    ],
     ["grow maximum zero", () => growBackend({ maximumPages: 0 }), /maximumPages/],
     ["exclusive with an imported memory", () => buildAllocator({ strategy: pagePerBlock(), backend: growBackend({ exclusive: true }), memory: { mode: "import" } }), /exclusive/],
     // Type confusion: reported as such, with values quoted so that "16" and 16 differ.

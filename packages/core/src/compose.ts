@@ -221,7 +221,6 @@ export function installAllocator(module: binaryen.Module, options: InstallOption
       "enable it (module.setFeatures)",
   );
   const threads = resolveThreads(options.threads);
-  checkThreadsWidth("installAllocator", threads !== undefined, memory64);
   check(
     !info.shared || threads,
     "installAllocator: the module's memory is shared (threads): set the threads option (threads: true) for an allocator " +
@@ -406,7 +405,6 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
   const memory64 = options.memory64 ?? false;
   const backend = planBackend(options);
   const threads = resolveThreads(options.threads);
-  checkThreadsWidth("buildAllocator", threads !== undefined, memory64);
   const memory = resolveMemory(options.memory ?? {}, backend, threads !== undefined, memory64);
   let request: ExportRequest = options.exports ?? DEFAULT_EXPORTS;
   checkExportRequest(request);
@@ -649,14 +647,6 @@ function checkMemory64(memory64: unknown): void {
 export function engineRunsMemory64(): boolean {
   // The smallest module with a memory64 memory: a memory section whose limits flag is 4.
   return WebAssembly.validate(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 4, 0]));
-}
-
-/** The thread-safe build is wasm32 only: its lock and state are i32 atomics at fixed addresses. */
-function checkThreadsWidth(where: string, threads: boolean, memory64: boolean): void {
-  check(
-    !(threads && memory64),
-    `${where}: threads and memory64 together are not supported yet (the thread-safe build is wasm32 only): drop one of them`,
-  );
 }
 
 function resolveMemory(options: MemoryOptions, backend: PageBackend, shared: boolean, memory64: boolean): ResolvedMemory {

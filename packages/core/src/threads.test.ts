@@ -36,6 +36,18 @@ describe("a thread-safe build", () => {
     expect([...words]).toEqual([0, 0, 19, 19]);
   });
 
+  test("memory64: the lock and the state cells at 64-bit addresses of a shared memory64 memory, shared by the instances", async () => {
+    const built = buildAllocator({ strategy: pagePerBlock(), threads: true, memory64: true, memory: { initialPages: 16 }, optimize: "none" });
+    expect(built.text).toMatch(/\(import "env" "memory" \(memory \$0 i64 16 65536 shared\)\)/);
+    expect(built.text).toMatch(/i32\.atomic\.rmw\.cmpxchg offset=1024\s+\(i64\.const 0\)/);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 256, shared: true, index: "i64" } as WebAssembly.MemoryDescriptor);
+    const a = await built.instantiate({ memory }), b = await built.instantiate({ memory });
+    expect(a.malloc(100)).toBe(16 * PAGE_SIZE);
+    expect(b.malloc(100)).toBe(17 * PAGE_SIZE);
+    // The lock word free again, the reserve's cells (pages: next 18, end 19) as 64-bit words after it.
+    expect([...new BigUint64Array(memory.buffer, 1024, 3)]).toEqual([0n, 18n, 19n]);
+  });
+
   test("a debug build's heap walker runs under the lock and releases it", async () => {
     const built = buildAllocator({ strategy: pagePerBlock(), threads: true, debug: true, memory: { initialPages: 2 } });
     const memory = sharedMemory(2);

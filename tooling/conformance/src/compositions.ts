@@ -67,12 +67,11 @@ export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_
 /**
  * Every stack as a thread-safe build (`threads`), over the backends a shared memory allows: the
  * grow backend and a static region, both over an imported shared memory (a module's own memory
- * would be a memory per thread).
+ * would be a memory per thread), in wasm32 and in memory64.
  */
 export function threadedCompositions(threads: BuildOptions["threads"] = true): Composition[] {
-  // The thread-safe build is wasm32 only.
   return compositions()
-    .filter((c) => !c.memory64 && (c.options.memory?.mode === "import" || c.name.endsWith("over static")))
+    .filter((c) => c.options.memory?.mode === "import" || c.options.backend?.name === "static")
     .map((c) => ({
       ...c,
       name: c.name.replace("grow, imported memory", "grow"),

@@ -63,6 +63,16 @@ export async function hammerBroken(built: BuiltAllocator, text: string, seed: nu
   return caught;
 }
 
+/** A shared memory for `built`'s threads: 1 GiB at most, 64-bit for a memory64 build. */
+export function sharedMemoryFor(built: BuiltAllocator): WebAssembly.Memory {
+  return new WebAssembly.Memory({
+    initial: built.memory.initialPages,
+    maximum: 16384,
+    shared: true,
+    ...(built.memory.memory64 && { index: "i64" }),
+  } as WebAssembly.MemoryDescriptor);
+}
+
 /** Blocks in flight from one thread to the next. */
 const RING_SLOTS = 64;
 
@@ -76,7 +86,7 @@ const RING_SLOTS = 64;
 export async function hammer(options: HammerOptions): Promise<HammerResult> {
   const { built, threads, ops, seed } = options;
   if (!built.memory.shared) throw new Error("hammer: the allocator is not a thread-safe build (threads option)");
-  const memory = new WebAssembly.Memory({ initial: built.memory.initialPages, maximum: 16384, shared: true });
+  const memory = sharedMemoryFor(built);
   const heap = await built.instantiate({ memory });
   const rings = new SharedArrayBuffer(threads * (2 + 3 * RING_SLOTS) * 4);
   const barrier = new Int32Array(new SharedArrayBuffer(4));
@@ -87,6 +97,7 @@ export async function hammer(options: HammerOptions): Promise<HammerResult> {
         workerData: {
           binary: built.binary,
           memory,
+          memory64: built.memory.memory64,
           id,
           threads,
           ops,

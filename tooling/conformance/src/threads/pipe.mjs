@@ -6,7 +6,9 @@ import { parentPort, workerData } from "node:worker_threads";
 
 const { binary, memory, role, blocks, ring, slots, maxSize, seed } = workerData;
 const { instance } = await WebAssembly.instantiate(binary, { env: { memory } });
-const { malloc, free } = instance.exports;
+// A memory64 build takes and returns i64 (bigints).
+const wide = (f) => (workerData.memory64 ? (...args) => Number(f(...args.map(BigInt)) ?? 0) : f);
+const malloc = wide(instance.exports.malloc), free = wide(instance.exports.free);
 const q = new Int32Array(ring);
 let state = seed >>> 0 || 1;
 const rand = (n) => {

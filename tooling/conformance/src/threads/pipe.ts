@@ -1,5 +1,6 @@
 import type { BuiltAllocator } from "@alloc/core";
 import { Worker } from "node:worker_threads";
+import { sharedMemoryFor } from "./hammer.ts";
 
 /**
  * A producer thread mallocs `blocks` blocks of 1 to `maxSize` bytes and a consumer thread frees
@@ -8,10 +9,10 @@ import { Worker } from "node:worker_threads";
  * however long the pipe runs.
  */
 export async function pipe(built: BuiltAllocator, blocks: number, maxSize = 512, slots = 256): Promise<number> {
-  const memory = new WebAssembly.Memory({ initial: built.memory.initialPages, maximum: 16384, shared: true });
+  const memory = sharedMemoryFor(built);
   const ring = new SharedArrayBuffer((2 + 2 * slots) * 4);
   const workers = ["producer", "consumer"].map(
-    (role, i) => new Worker(new URL("./pipe.mjs", import.meta.url), { workerData: { binary: built.binary, memory, role, blocks, ring, slots, maxSize, seed: 7 + i } }),
+    (role, i) => new Worker(new URL("./pipe.mjs", import.meta.url), { workerData: { binary: built.binary, memory, memory64: built.memory.memory64, role, blocks, ring, slots, maxSize, seed: 7 + i } }),
   );
   try {
     await Promise.all(

@@ -5,13 +5,14 @@
 // Plain JavaScript: a worker thread runs it without the TypeScript loader.
 import { parentPort, workerData } from "node:worker_threads";
 
-const { binary, memory, id, threads, ops, seed, rings, ringSlots, barrier, maxSize, finish } = workerData;
+const { binary, memory, memory64, id, threads, ops, seed, rings, ringSlots, barrier, maxSize, finish } = workerData;
 
 const { instance } = await WebAssembly.instantiate(binary, { env: { memory } });
 const fn = (name) => {
   const f = instance.exports[name];
   if (typeof f !== "function") throw new Error(`the allocator does not export ${name}`);
-  return f;
+  // A memory64 build takes and returns i64 (bigints); addresses stay far below 2^53.
+  return memory64 ? (...args) => Number(f(...args.map(BigInt)) ?? 0) : f;
 };
 const malloc = fn("malloc"), free = fn("free"), calloc = fn("calloc"), realloc = fn("realloc"), alignedAlloc = fn("aligned_alloc");
 const finishFn = finish ? fn(finish) : undefined;
@@ -163,7 +164,7 @@ try {
   parentPort.postMessage({ ok: true, counts });
 } catch (error) {
   // A debug build's check records its fault in this instance's globals before it traps.
-  const fault = workerData.faultExport && instance.exports[workerData.faultExport]?.value;
-  const faultPtr = workerData.faultPtrExport && instance.exports[workerData.faultPtrExport]?.value;
+  const fault = workerData.faultExport && Number(instance.exports[workerData.faultExport]?.value);
+  const faultPtr = workerData.faultPtrExport && Number(instance.exports[workerData.faultPtrExport]?.value);
   parentPort.postMessage({ ok: false, message: String(error?.stack ?? error), fault, faultPtr: faultPtr >>> 0 });
 }
