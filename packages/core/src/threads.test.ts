@@ -37,7 +37,7 @@ describe("a thread-safe build", () => {
   });
 
   test("memory64: the lock and the state cells at 64-bit addresses of a shared memory64 memory, shared by the instances", async () => {
-    const built = buildAllocator({ strategy: pagePerBlock(), threads: true, memory64: true, memory: { initialPages: 16 }, optimize: "none" });
+    const built = buildAllocator({ strategy: pagePerBlock(), threads: true, memory64: true, memory: { initialPages: 16 }, backend: growBackend({ growth: 1 / 8 }), optimize: "none" });
     expect(built.text).toMatch(/\(import "env" "memory" \(memory \$0 i64 16 65536 shared\)\)/);
     expect(built.text).toMatch(/i32\.atomic\.rmw\.cmpxchg offset=1024\s+\(i64\.const 0\)/);
     const memory = new WebAssembly.Memory({ initial: 16, maximum: 256, shared: true, index: "i64" } as WebAssembly.MemoryDescriptor);
