@@ -1,5 +1,16 @@
 import { describe, expect, test } from "vitest";
-import { AllocConfigError, buildAllocator, DEFAULT_THREAD_CACHE, PAGE_SIZE, THREAD_CACHE_FLUSH, type Strategy } from "./index.ts";
+import {
+  AllocConfigError,
+  binaryen,
+  buildAllocator,
+  DEFAULT_EXPORTS,
+  DEFAULT_THREAD_CACHE,
+  HeapFaultError,
+  installAllocator,
+  PAGE_SIZE,
+  THREAD_CACHE_FLUSH,
+  type Strategy,
+} from "./index.ts";
 import { pagePerBlock } from "./testing.ts";
 
 /**
@@ -116,6 +127,39 @@ describe("thread caches", () => {
     // The last refill left two 16-byte blocks on the list (half of 64 bytes): two more fit in
     // the class's 64 bytes, the other eight reach the strategy.
     expect(before - a.call("live")).toBe(8);
+  });
+
+  test("a debug build traps on a free of a block already in the thread's cache, and releases the lock", async () => {
+    const built = buildAllocator({ strategy: sized(), threads: true, threadCache: true, debug: true });
+    const memory = sharedMemory();
+    const a = await built.instantiate({ memory });
+    const p = a.malloc(40);
+    a.free(p);
+    expect(() => a.free(p)).toThrow(HeapFaultError);
+    expect(() => a.free(p)).toThrow(/already free \(in this thread's cache\)/);
+    expect(lockWord(memory)[0]).toBe(0);
+    expect(a.malloc(40)).toBe(p);
+  });
+
+  test("installAllocator: thread_cache_flush is among the functions emitted by default, and can be exported", async () => {
+    const module = new binaryen.Module();
+    module.setFeatures(binaryen.Features.All);
+    module.setMemory(1, 64, null, [], true, false, "0");
+    module.addMemoryImport("0", "env", "memory", true);
+    try {
+      const installed = installAllocator(module, { strategy: sized(), threads: true, threadCache: true, exports: ["malloc", "free", THREAD_CACHE_FLUSH] });
+      expect(Object.keys(installed.functions)).toEqual([...DEFAULT_EXPORTS, THREAD_CACHE_FLUSH]);
+      expect(module.validate()).toBe(1);
+      const memory = sharedMemory();
+      const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource, { env: { memory } });
+      const { malloc, free, [THREAD_CACHE_FLUSH]: flush } = instance.exports as Record<string, (...args: number[]) => number>;
+      const p = malloc!(24);
+      free!(p);
+      expect(malloc!(24)).toBe(p);
+      flush!();
+    } finally {
+      module.dispose();
+    }
   });
 
   const errors: [string, () => unknown, RegExp][] = [

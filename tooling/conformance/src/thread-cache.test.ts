@@ -35,6 +35,12 @@ describe.each(cachedCompositions())("$name", (composition) => {
     expect([top.usedBlocks, top.usedBytes]).toEqual([0, 0]);
   });
 
+  test("stats build (release), 2 threads: heap_stats counts no byte in use after the hand-back", async () => {
+    const built = buildAllocator({ ...composition.options, stats: true });
+    const { report } = await hammer({ built, threads: 2, ops: OPS / 2, seed: 15, finish: THREAD_CACHE_FLUSH });
+    expect(report!.layers[0]).toMatchObject({ layer: "size-classes", usedBlocks: 0, usedBytes: 0 });
+  });
+
   test("debug build, threads that end without the hand-back: their caches stay in use, within the documented bound", async () => {
     const built = buildAllocator({ ...composition.options, debug: true });
     const { report } = await hammer({ built, threads: 2, ops: OPS / 2, seed: 14 });

@@ -36,7 +36,10 @@ export interface HammerCounts {
 
 export interface HammerResult {
   readonly counts: HammerCounts;
-  /** Debug builds: the heap walker's report after every thread freed everything; undefined otherwise. */
+  /**
+   * Debug builds: the heap walker's report after every thread freed everything; stats builds:
+   * heap_stats' report then; undefined otherwise.
+   */
   readonly report: HeapReport | undefined;
   /** Debug builds: how many times the walker ran while the threads were running. */
   readonly walks: number;
@@ -145,7 +148,7 @@ export async function hammer(options: HammerOptions): Promise<HammerResult> {
     const counts = Object.fromEntries(
       Object.keys(per[0]!).map((k) => [k, per.reduce((sum, c) => sum + c[k as keyof HammerCounts], 0)]),
     ) as unknown as HammerCounts;
-    return { counts, report: built.debug ? heap.checkHeap() : undefined, walks };
+    return { counts, report: built.debug ? heap.checkHeap() : built.stats ? heap.heapStats() : undefined, walks };
   } finally {
     clearTimeout(timer);
     await Promise.all(workers.map((w) => w.terminate()));
