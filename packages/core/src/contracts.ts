@@ -252,7 +252,10 @@ export interface AllocatorFunctions {
    * lock while other threads allocate and free other blocks under it: a thread-safe build's
    * thread cache ({@link AllocatorOptions.threadCache}, `thread-cache.ts`) learns a freed block's
    * class that way. A debug build's `usableSize` may check more (it runs under the lock there).
-   * Leave it unset when unsure: the cache is then refused for the composition.
+   * Leave it unset when unsure: the cache is then refused for the composition. The conformance
+   * suite checks it on the machine code of every composition that declares it
+   * (`tooling/conformance/src/unlocked-size.test.ts`: every memory access instrumented, no call on
+   * another block may store into a byte the size read touched).
    *
    * size-classes sets it: a small block's header word (its span) is written when the block is
    * handed out, and its span's `size` only when the span is made or reused empty; a large block's
