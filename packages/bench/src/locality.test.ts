@@ -1,7 +1,7 @@
 import { TraceBuilder } from "@alloc/trace";
 import { recordHeap } from "@alloc/heap-map";
 import { describe, expect, test } from "vitest";
-import { freshHeap, locality, LOCALITY_WINDOW, placements, programTrace, traceLocality } from "./locality.ts";
+import { freshHeap, locality, LOCALITY_WINDOW, placements, programTrace, replayTimes, traceLocality, traceWork } from "./locality.ts";
 import { PROGRAMS } from "./programs.ts";
 
 describe("locality of successive allocations", () => {
@@ -45,5 +45,22 @@ describe("locality of successive allocations", () => {
     expect(dlmalloc.pairs).toBeGreaterThan(1_000);
     expect(dlmalloc.nearAfter).toBeGreaterThan(0.5);
     expect(() => freshHeap("no-such")).toThrow(/unknown allocator/);
+  });
+});
+
+describe("the same trace replayed inside Wasm, and the work per call", () => {
+  test("replayTimes gives a median per allocator; traceWork counts each allocator's calls on the trace", () => {
+    const t = new TraceBuilder();
+    for (let i = 0; i < 200; i++) t.alloc(16 + (i % 5) * 8);
+    for (let i = 0; i < 200; i += 2) t.free(i);
+    const trace = t.build("hand-made");
+    const times = replayTimes(trace, ["dlmalloc", "bump"], 3);
+    expect([...times.keys()]).toEqual(["dlmalloc", "bump"]);
+    for (const ms of times.values()) expect(ms).toBeGreaterThan(0);
+    // bump: a malloc is a few steps, a free of a block that is not the latest does nothing.
+    const bump = traceWork(trace, "bump");
+    const dlmalloc = traceWork(trace, "dlmalloc");
+    expect(bump.malloc).toBeLessThan(dlmalloc.malloc);
+    expect(bump.free).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,12 +1,13 @@
 import { buildAllocator } from "@alloc/core";
 import { recordHeap, type HeapRecording } from "@alloc/heap-map";
 import { recordTrace, swapAllocator } from "@alloc/swap";
-import { parseTrace, type ReplayTarget, type Trace } from "@alloc/trace";
+import { measureWork, parseTrace, replay, type ReplayTarget, type Trace } from "@alloc/trace";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { compositions } from "./compositions.ts";
 import { BENCH_EXPORTS } from "./contenders.ts";
 import { PROGRAMS_DIR, programBinary, type RealProgram } from "./programs.ts";
+import { spread } from "./stats.ts";
 
 /** How close each allocation is placed to the one before it. */
 export interface Locality {
@@ -59,21 +60,58 @@ export async function programTrace(program: RealProgram, args: readonly string[]
   return parseTrace(recorded.text, `${program.name} ${args.join(" ")}`);
 }
 
+/** The alignment swapAllocator gives a program's blocks by default (its `minAlign`). */
+const SWAP_MIN_ALIGN = 16;
+
+const binaries = new Map<string, { binary: Uint8Array; module: WebAssembly.Module }>();
+
 /**
- * A fresh heap of `allocator`, standalone: wasi-libc's dlmalloc (programs/dlmalloc.wasm, the
- * programs' own, linked alone) or one of our compositions (built for speed).
+ * `allocator` alone, as a module exporting memory, malloc, free, calloc and realloc: wasi-libc's
+ * dlmalloc (programs/dlmalloc.wasm, the programs' own, linked alone) or one of our compositions
+ * (built for speed, aligned as swap aligns). Built once per process.
  */
-export function freshHeap(allocator: string): ReplayTarget {
-  let module: WebAssembly.Module;
+function allocatorModule(allocator: string): { binary: Uint8Array; module: WebAssembly.Module } {
+  const known = binaries.get(allocator);
+  if (known) return known;
+  let binary: Uint8Array;
   if (allocator === "dlmalloc") {
-    module = new WebAssembly.Module(readFileSync(join(PROGRAMS_DIR, "dlmalloc.wasm")));
+    binary = new Uint8Array(readFileSync(join(PROGRAMS_DIR, "dlmalloc.wasm")));
   } else {
     const composition = compositions().available.find((c) => c.name === allocator);
     if (!composition) throw new RangeError(`locality: unknown allocator ${JSON.stringify(allocator)}`);
-    module = new WebAssembly.Module(buildAllocator({ strategy: composition.stack(), exports: BENCH_EXPORTS, optimize: "speed" }).binary as BufferSource);
+    // minAlign 16, as swapAllocator builds it for a C program (wasi-libc's malloc aligns to 16).
+    binary = buildAllocator({ strategy: composition.stack(), exports: BENCH_EXPORTS, optimize: "speed", minAlign: SWAP_MIN_ALIGN }).binary;
   }
-  const instance = new WebAssembly.Instance(module, {});
+  const built = { binary, module: new WebAssembly.Module(binary as BufferSource) };
+  binaries.set(allocator, built);
+  return built;
+}
+
+/** A fresh heap of `allocator` alone (see {@link allocatorModule}). */
+export function freshHeap(allocator: string): ReplayTarget {
+  const instance = new WebAssembly.Instance(allocatorModule(allocator).module, {});
   return { instance, memory: instance.exports.memory as WebAssembly.Memory };
+}
+
+/**
+ * Median wall time, in ms, of replaying `trace` inside Wasm (the fast driver of `@alloc/trace`,
+ * which checks nothing) on a fresh heap of each allocator, over `rounds` interleaved rounds.
+ */
+export function replayTimes(trace: Trace, allocators: readonly string[], rounds: number): Map<string, number> {
+  const samples = new Map(allocators.map((a) => [a, [] as number[]]));
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < allocators.length; k++) {
+      const allocator = allocators[(k + round) % allocators.length]!;
+      samples.get(allocator)!.push(replay(freshHeap(allocator), trace, { verify: false }).elapsedMs);
+    }
+  }
+  return new Map([...samples].map(([a, ms]) => [a, spread(ms).median]));
+}
+
+/** The mean counted work per malloc and per free of `allocator` on `trace` (`measureWork` of `@alloc/trace`: deterministic). */
+export function traceWork(trace: Trace, allocator: string): { readonly malloc: number; readonly free: number } {
+  const work = measureWork(allocatorModule(allocator).binary, trace);
+  return { malloc: work.malloc.mean, free: work.free.mean };
 }
 
 /** The locality of `allocator` on `trace`: the trace replayed on a fresh heap, reading the addresses it returns. */

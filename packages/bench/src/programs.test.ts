@@ -47,7 +47,12 @@ describe("real programs with each allocator swapped in", () => {
       expect(c.cpuMs).toBeGreaterThan(0);
       expect(c.locality.pairs).toBeGreaterThan(10_000);
       expect(c.locality.nearAfter + c.locality.below).toBeLessThanOrEqual(1);
+      expect(c.replay.ms).toBeGreaterThan(0);
+      // binary-trees mallocs and frees; each call counts at least its entry.
+      expect(c.work.malloc).toBeGreaterThanOrEqual(1);
+      expect(c.work.free).toBeGreaterThanOrEqual(1);
     }
+    expect(cells[0]!.replay.ratio).toBe(1);
     expect(cells[0]!.ratio).toBe(1);
     await expect(measurePrograms({ mode: "quick", rounds: 1, allocators: ["free-list"] })).rejects.toThrow(/dlmalloc must be among/);
   });
@@ -62,6 +67,7 @@ describe("real programs with each allocator swapped in", () => {
     for (const p of PROGRAMS) {
       for (const allocator of ["dlmalloc", "free-list"]) expect(result.stdout).toMatch(new RegExp(`\\| ${p.name} \\| ${allocator} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+× \\| [\\d.]+ MiB \\| [\\d,]+ \\| same \\| [\\d.]+ % \\| [\\d.]+ % \\|`));
     }
+    for (const p of PROGRAMS) expect(result.stdout).toMatch(new RegExp(`\\| ${p.name} \\| free-list \\| [\\d.]+ \\| [\\d.]+× \\| [\\d.]+ \\| [\\d.]+ \\|`));
     expect(result.stdout).toMatch(/Locality: .* Traces: binary-trees 10 \(/);
     expect(result.stderr).toMatch(/load average/);
   });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { compositions } from "./compositions.ts";
-import { LOCALITY_WINDOW, programTrace, traceLocality, type Locality } from "./locality.ts";
+import { LOCALITY_WINDOW, programTrace, replayTimes, traceLocality, traceWork, type Locality } from "./locality.ts";
 import { PACKAGE_DIR } from "./paths.ts";
 import { spread } from "./stats.ts";
 
@@ -180,6 +180,10 @@ export interface ProgramCell {
   readonly locality: Locality;
   /** The program's arguments when its trace was recorded. */
   readonly traceArgs: readonly string[];
+  /** The same trace replayed inside Wasm on the allocator alone: median ms, and its ratio to dlmalloc's. */
+  readonly replay: { readonly ms: number; readonly ratio: number };
+  /** Mean counted work per malloc and per free on the trace (deterministic). */
+  readonly work: { readonly malloc: number; readonly free: number };
 }
 
 export interface ProgramsOptions {
@@ -227,6 +231,7 @@ export async function measurePrograms(options: ProgramsOptions): Promise<Program
     }
     const trace = await programTrace(program, traceArgs(program, options.mode));
     log(`${program.name}: trace of ${trace.ops.length} operations recorded, replaying it on each allocator`);
+    const replayed = replayTimes(trace, allocators, options.rounds);
     const base = spread(samples.get("dlmalloc")!.cpu).median;
     for (const b of builds) {
       const run = first.get(b.allocator)!;
@@ -245,6 +250,8 @@ export async function measurePrograms(options: ProgramsOptions): Promise<Program
         sameOutput: run.exitCode === 0 && run.stdout === reference.stdout,
         locality: traceLocality(trace, b.allocator),
         traceArgs: traceArgs(program, options.mode),
+        replay: { ms: replayed.get(b.allocator)!, ratio: replayed.get(b.allocator)! / replayed.get("dlmalloc")! },
+        work: traceWork(trace, b.allocator),
       });
     }
   }
@@ -264,13 +271,21 @@ export function formatPrograms(cells: readonly ProgramCell[]): string {
     const times = c.failed ? [`failed: ${c.failed}`, "", ""] : [c.cpuMs.toFixed(1), c.wallMs.toFixed(1), `${c.ratio.toFixed(2)}×`];
     rows.push(`| ${c.program} | ${c.allocator} | ${times.join(" | ")} | ${mib(c.memoryBytes)} | ${c.bytes.toLocaleString("en-US")} | ${c.sameOutput ? "same" : "DIFFERENT"} | ${pct(c.locality.nearAfter)} | ${pct(c.locality.below)} |`);
   }
+  rows.push(
+    "",
+    "| program | allocator | trace replay ms (median) | replay / dlmalloc | work per malloc | work per free |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+  );
+  for (const c of cells) {
+    rows.push(`| ${c.program} | ${c.allocator} | ${c.replay.ms.toFixed(1)} | ${c.replay.ratio.toFixed(2)}× | ${c.work.malloc.toFixed(1)} | ${c.work.free.toFixed(1)} |`);
+  }
   const traces = [...new Set(cells.map((c) => c.program))].map((name) => {
     const cell = cells.find((c) => c.program === name)!;
     return `${name} ${cell.traceArgs.join(" ")} (${cell.locality.pairs.toLocaleString("en-US")} successive pairs with dlmalloc)`;
   });
   rows.push(
     "",
-    `Locality: each program's allocations recorded once (alloc record), replayed on each allocator alone (a fresh heap), and of each successive pair of placements (malloc, calloc, a realloc that moved) the share where the next is at most ${LOCALITY_WINDOW} bytes above the previous, and the share where it is below. Traces: ${traces.join("; ")}.`,
+    `Locality: each program's allocations recorded once (alloc record), replayed on each allocator alone (a fresh heap), and of each successive pair of placements (malloc, calloc, a realloc that moved) the share where the next is at most ${LOCALITY_WINDOW} bytes above the previous, and the share where it is below. The second table: the same trace replayed inside Wasm on each allocator alone (fresh heap, the fast driver, interleaved rounds), and the mean work per call counted by measureWork (function entries and loop iterations). Traces: ${traces.join("; ")}.`,
   );
   return rows.join("\n");
 }
