@@ -108,8 +108,8 @@ export interface CachedEntries {
 }
 
 /**
- * Emits the cached `malloc`, `free`, `calloc` (those `wanted` asks for) and `thread_cache_flush` over the top strategy `top`, under the names `name(fn)`.
- * Throws an AllocConfigError when `top` cannot give a block's size without the lock.
+ * Emits the cached `malloc`, `free`, `calloc` (those `wanted` asks for) and `thread_cache_flush`
+ * over the top strategy `top`, under the names `name(fn)`. Throws an AllocConfigError when `top` cannot give a block's size without the lock.
  */
 export function emitThreadCache(
   ctx: EmitContext,
