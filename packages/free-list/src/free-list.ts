@@ -133,16 +133,35 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run });
   /** Debug builds only: poisoning, pointer checks and the walker's checks (`debug.ts`). */
   const dbg = ctx.debug && walker && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, walker });
-  const lists = fit === "first" ? firstFitLists(ctx, run, dbg) : binLists(ctx, run?.start, dbg);
+  /**
+   * The granule G: every cell's size is a multiple of it, and every cell starts G - H past a
+   * multiple of it, so that every payload is G-aligned. It is the header's size (H, 8 bytes on
+   * wasm32) unless the build's minAlign is 2H (16 on wasm32: wasi-libc's and most C ABIs'
+   * max_align_t, what `alloc swap` asks for): then G = 2H and malloc needs no alignment gap.
+   * (With 8-byte granules under a 16-byte minAlign, every request of 9-16, 25-32 ... bytes left
+   * the next cell misaligned: the next malloc searched for 24 more bytes and split a gap off the
+   * front, so a 16-byte request took 48 bytes and twice the list work.) Cells tile a region
+   * from its first cell, so only region starts need placing: `lead(a)` is the padding that
+   * puts a cell that would start at `a` on the granule's grid.
+   */
+  const G = ctx.limits.minAlign === 2 * H ? 2 * H : H;
+  const lead = (a: number) => (((G - H - a) % G) + G) % G;
+  const lists = fit === "first" ? firstFitLists(ctx, run, dbg) : binLists(ctx, run?.start, dbg, G);
+  /** The bytes before a contiguous run's first cell: the list heads (bins) and the padding. */
+  const tableBytes = lists.tableBytes + (run ? lead(run.start + lists.tableBytes) : 0);
+  /** Padding at the start of every region of pages (not a run): after the table and record. */
+  const regionLead = run ? 0 : lead(walker ? walker.regionRecordBytes : 0);
+  /** The bytes of a cell for a request of `size` (1 to maxRequest): header and size, rounded up to G. */
+  const cellBytes = (size: Expr) => (G === H ? L.cellBytes(size) : cg.alignUpConst(cg.add(size, cg.size(H)), G));
   /**
    * The newest region's end sentinel; 0 before the first region. Over a contiguous run, the one
    * region starts at run.start (after the bin table) and its end sentinel is there before the
    * first refill: a cell of no size. A region's first cell is its own prev with no store (word 1
    * is 0), so nothing needs initialising.
    */
-  const last = cg.global(scope("last"), run ? run.start + lists.tableBytes : 0);
-  walker?.bind(lists.tableBytes);
-  dbg?.bind(lists.tableBytes);
+  const last = cg.global(scope("last"), run ? run.start + tableBytes : 0);
+  walker?.bind(tableBytes);
+  dbg?.bind(tableBytes);
   /**
    * The fresh mark, for calloc (see `AllocatorFunctions.fresh`): every byte of the top's payload
    * at or above it is zero. Every block handed out raises it past the block and the header cut
@@ -248,7 +267,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   // extend the top (or, when the region's last cell is allocated, the old end sentinel becomes
   // the new free cell); pages elsewhere start a region of their own (its first cell is its own
   // prev: word 1 is 0), and the old top joins the lists. Called only when no listed cell fits.
-  const overhead = H + lists.tableBytes + (walker ? walker.regionRecordBytes : 0);
+  const overhead = H + lists.tableBytes + (walker ? walker.regionRecordBytes : 0) + regionLead;
   const refill = cg.function(scope("refill"), ["n"], "i32", (f) => {
     const n = f.param("n");
     const t = f.local(), e = f.local(), from = f.local();
@@ -274,7 +293,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
       // negative: before the first call `last` is past the table). A run that starts inside a
       // page holds the rest of that page from the start.
       const room = f.local(), need = f.local(), base = f.local(), before = f.local();
-      const tableSlack = run.start % PAGE_SIZE ? 0 : lists.tableBytes;
+      const tableSlack = run.start % PAGE_SIZE ? 0 : tableBytes;
       const retry = f.label("refill");
       return m.loop(retry, cg.block([
         t.set(topCell()),
@@ -294,6 +313,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
             ...(run.gaps
               ? [
                   cg.when(cg.ne(base.get(), before.get()), [
+                    ...(lead(0) ? [base.set(cg.add(base.get(), cg.size(lead(0))))] : []),
                     L.setUsed(last.get(), base.get()),
                     L.setPrev(base.get(), base.get(), last.get()),
                     ...(lists.top ? [cg.when(cg.ne(t.get(), last.get()), [lists.push(t.get())])] : []),
@@ -324,6 +344,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         ...(lists.top ? [cg.when(cg.ne(t.get(), last.get()), [lists.push(t.get())])] : []),
         ...(lists.placeTable?.(base) ?? []),
         ...(walker ? walker.newRegion(base) : []),
+        ...(regionLead ? [base.set(cg.add(base.get(), cg.size(regionLead)))] : []),
         last.set(t.tee(base.get())),
       ]),
       ...finish.slice(0, -1),
@@ -344,21 +365,26 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     const n = f.local(), c = f.local(), q = f.local(), mask = f.local();
     // Payloads are granule aligned: a larger alignment needs room for a gap of at least a cell
     // in front of the aligned address, so that the gap can be freed: the search is for `u`.
-    const aligned = alignConst === undefined || alignConst > H;
+    const aligned = alignConst === undefined || alignConst > G;
     const u = aligned ? f.local() : n;
     // At most align + H; none for an alignment of H or less. For every alignment of H or more that
     // is align ^ H (a power of two above H has no H bit: the xor adds it; H ^ H is 0). The smaller
     // ones aligned_alloc may pass (see allocAcceptsSmallAlign) get align + H: the search then asks
     // for up to 15 bytes more than the block needs (the block itself is cut to size all the same).
+    // On a 2H grid (G > H), alignments up to G need no gap: every payload is G-aligned.
     const gap =
       alignConst !== undefined
         ? cg.size(alignConst + minCell - H)
-        : ctx.limits.minAlign >= H
-          ? cg.xor(align(), cg.size(H))
-          : cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero());
+        : G > H
+          ? cg.select(cg.gtU(align(), cg.size(G)), cg.xor(align(), cg.size(H)), zero())
+          : ctx.limits.minAlign >= H
+            ? cg.xor(align(), cg.size(H))
+            : cg.select(cg.gtU(align(), cg.size(H)), cg.add(align(), cg.size(minCell - H)), zero());
     return [
       // Impossible sizes (and 0) return 0 here, and past this nothing can overflow.
-      cg.returnIf(L.refused(n.tee(L.cellBytes(size.get()))), zero()),
+      ...(G === H
+        ? [cg.returnIf(L.refused(n.tee(L.cellBytes(size.get()))), zero())]
+        : [cg.returnIf(cg.geU(cg.sub(size.get(), cg.size(1)), cg.size(maxRequest)), zero()), n.set(cellBytes(size.get()))]),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
       cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [
         cg.returnIf(cg.eqz(m.call(refill, [u.get()], i32)), zero()),
@@ -409,7 +435,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
           // the size is rounded up), and the block absorbs it. Otherwise realloc moves the block.
           // (Impossible sizes, over maxRequest, are refused here.)
           cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.leU(size.get(), cg.size(maxRequest))), [
-            cg.when(cg.eqz(cg.call(find, [L.cellBytes(size.get())])), [
+            cg.when(cg.eqz(cg.call(find, [cellBytes(size.get())])), [
               m.br(grow, m.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))], i32)),
             ]),
           ]),
@@ -417,7 +443,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         ]),
       ])),
       // It fits: the cut, ptr + size rounded up to the granule, lies inside the block.
-      cg.call(trim, [c.get(), cg.alignUpConst(cg.add(ptr.get(), size.get()), H)]),
+      cg.call(trim, [
+        c.get(),
+        G === H ? cg.alignUpConst(cg.add(ptr.get(), size.get()), H) : cg.sub(cg.alignUpConst(cg.add(ptr.get(), cg.add(size.get(), cg.size(H))), G), cg.size(H)),
+      ]),
     ];
   });
 
@@ -571,7 +600,7 @@ const SUB_LOG = 5;
  * = (address of head b) - header, so unlinking it writes its successor into the table like into
  * any cell. A last level, always empty, takes the searches past the largest bin.
  */
-function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeListDebug | undefined): Lists {
+function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeListDebug | undefined, granule: number): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
   const W = cg.ptrBytes;
@@ -582,7 +611,8 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
   // Levels: the linear one (shift G), one per shift up to bits - 1 - SUB_LOG, and the empty last.
   const levels = bits - SUB_LOG - G + 1;
   const mapsBytes = levels * W;
-  const tableBytes = Math.ceil((mapsBytes + levels * S * W) / L.header) * L.header;
+  // (A multiple of the granule: the first region's cells start after it, on the granule's grid.)
+  const tableBytes = Math.ceil((mapsBytes + levels * S * W) / granule) * granule;
   // The table's address: a constant at the start of a contiguous run, or a global set when the
   // first region arrives.
   const tableVar = at === undefined ? cg.global(scope("bins")) : undefined;

@@ -12,6 +12,8 @@ export interface Composition {
   readonly reuses: boolean;
   /** A 64-bit build (memory64). */
   readonly memory64: boolean;
+  /** Every block's alignment (the build's minAlign): 8, or 16 as C programs swapped in ask. */
+  readonly minAlign: number;
 }
 
 /**
@@ -43,9 +45,18 @@ const backends: Record<string, Pick<BuildOptions, "backend" | "memory">> = {
 
 /**
  * Every stack over every backend and memory mode, in wasm32 and in memory64 (`stacks` as given; by
- * default every stack that allocates).
+ * default every stack that allocates), and each wasm32 one over the grow and static backends
+ * with `minAlign: 16` too (wasi-libc's alignment, what `alloc swap` builds for C programs: the
+ * free list then cuts cells on a 16-byte grid).
  */
 export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_ALLOCATES.has(n)))): Composition[] {
+  const aligned16 = baseCompositions(list)
+    .filter((c) => !c.memory64 && c.options.memory === undefined)
+    .map((c) => ({ ...c, name: `${c.name}, minAlign 16`, options: { ...c.options, minAlign: 16 }, minAlign: 16 }));
+  return [...baseCompositions(list), ...aligned16];
+}
+
+function baseCompositions(list: string[][]): Composition[] {
   return [false, true].flatMap((memory64) =>
     list.flatMap((stack) =>
       Object.entries(backends).map(([backend, options]) => ({
@@ -59,6 +70,7 @@ export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_
         },
         reuses: stack[stack.length - 1] !== "bump" || stack.length > 1,
         memory64,
+        minAlign: 8,
       })),
     ),
   );
@@ -71,7 +83,7 @@ export function compositions(list = stacks().filter((s) => !s.some((n) => NEVER_
  */
 export function threadedCompositions(threads: BuildOptions["threads"] = true): Composition[] {
   return compositions()
-    .filter((c) => c.options.memory?.mode === "import" || c.options.backend?.name === "static")
+    .filter((c) => c.minAlign === 8 && (c.options.memory?.mode === "import" || c.options.backend?.name === "static"))
     .map((c) => ({
       ...c,
       name: c.name.replace("grow, imported memory", "grow"),

@@ -38,7 +38,7 @@ interface Block {
 
 /**
  * Runs `ops` against `heap` and checks, after every call, what C promises: a block is aligned
- * (to 8, or to what aligned_alloc asked), inside memory, overlaps no live block, keeps its
+ * (to `minAlign`, default 8, or to what aligned_alloc asked when more), inside memory, overlaps no live block, keeps its
  * contents until freed, keeps them across realloc (up to the smaller size), and calloc's is zero.
  * A refused request (0) is allowed, but never for a request the model knows is impossible to
  * refuse... except when memory runs out, which a bounded backend may do at any time. Throws on
@@ -53,6 +53,7 @@ export function runModel(
   heap: AllocatorInstance,
   ops: readonly Op[],
   after?: (step: number, live: readonly { readonly ptr: number; readonly size: number }[]) => void,
+  minAlign = 8,
 ): void {
   const live: Block[] = [];
   let seeds = 1;
@@ -99,7 +100,7 @@ export function runModel(
           break;
         }
         if (ptr === 0) break;
-        const b = admit(step, ptr, o.size, Math.max(alignment, 8));
+        const b = admit(step, ptr, o.size, Math.max(alignment, minAlign));
         fillBlock(b);
         live.push(b);
         break;
@@ -112,7 +113,7 @@ export function runModel(
           break;
         }
         if (ptr === 0) break;
-        const b = admit(step, ptr, total, 8);
+        const b = admit(step, ptr, total, minAlign);
         const m = mem();
         for (let i = 0; i < total; i++) if (m[ptr + i] !== 0) throw new Error(`step ${step}: calloc block ${ptr} is not zero at +${i}`);
         fillBlock(b);
@@ -149,7 +150,7 @@ export function runModel(
         }
         if (impossible(o.size)) throw new Error(`step ${step}: realloc to ${o.size} should fail, got ${ptr}`);
         live.splice(i, 1);
-        const moved = admit(step, ptr, o.size, 8);
+        const moved = admit(step, ptr, o.size, minAlign);
         // Contents up to the smaller size survive, wherever the block now is.
         const m = mem();
         for (let k = 0; k < Math.min(b.size, o.size); k++) {

@@ -15,7 +15,7 @@ describe.each(compositions())("$name", (composition) => {
   test("random malloc/free/calloc/realloc/aligned_alloc sequences keep every C promise", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 200 }), async (ops) => {
-        runModel(await built.instantiate(), ops);
+        runModel(await built.instantiate(), ops, undefined, composition.minAlign);
       }),
       { numRuns: RUNS, seed: 42 },
     );
@@ -37,7 +37,7 @@ describe.each(compositions())("$name", (composition) => {
           else expect(top.usedBlocks, `step ${step}: used blocks`).toBeGreaterThanOrEqual(live.length);
           expect(top.usedBytes, `step ${step}: used bytes`).toBeGreaterThanOrEqual(liveBytes);
           expect(top.largestFree).toBeLessThanOrEqual(top.freeBytes);
-        });
+        }, composition.minAlign);
       }),
       { numRuns: Math.max(5, Math.ceil(RUNS / 4)), seed: 42 },
     );

@@ -56,7 +56,7 @@ describe.each(compositions())("stats build of $name", (composition) => {
             expect(l.largestFree).toBeLessThanOrEqual(l.freeBytes);
             expect(l.freeBlocks === 0).toBe(l.freeBytes === 0);
           }
-        });
+        }, composition.minAlign);
       }),
       { numRuns: RUNS, seed: 7 },
     );
