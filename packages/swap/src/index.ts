@@ -1,7 +1,7 @@
 /**
  * @alloc/swap: put an alloc allocator into a compiled WebAssembly program in place of its own.
  */
-export { swapAllocator, takeSwapFault } from "./swap.ts";
+export { optimizeProgram, swapAllocator, takeSwapFault } from "./swap.ts";
 export type { FoundEntry, SwapOptions, SwapReport, SwapResult } from "./swap.ts";
 export { heapBaseBackend } from "./heap-base-backend.ts";
 export type { HeapBaseBackendOptions } from "./heap-base-backend.ts";

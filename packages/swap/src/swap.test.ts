@@ -134,6 +134,23 @@ describe("the heap, bulk memory, options", () => {
     expect(text(run.stdout)).toBe(original.get("calloc")!.stdout);
   });
 
+  test("optimize speed inlines the allocator's helpers into its entries, as a standalone speed build does", async () => {
+    const names = (bytes: Uint8Array) => {
+      const module = binaryen.readBinary(bytes);
+      try {
+        return Array.from({ length: module.getNumFunctions() }, (_, i) => binaryen.getFunctionInfo(module.getFunctionByIndex(i)).name);
+      } finally {
+        module.dispose();
+      }
+    };
+    const helpers = (bytes: Uint8Array) => names(bytes).filter((n) => /^~alloc\/free-list\/(unlink|push|take|trim|bin)$/.test(n));
+    // Optimised for size, Binaryen's own limits keep the free list's helpers as functions.
+    expect(helpers(swapAllocator(fixture("strings"), { baseline: false }).binary)).not.toEqual([]);
+    const speed = swapAllocator(fixture("strings"), { optimize: "speed", baseline: false }).binary;
+    expect(helpers(speed)).toEqual([]);
+    expect(text((await runWasi(speed)).stdout)).toBe(original.get("strings")!.stdout);
+  });
+
   test("the composition's names must not clash with the program's", () => {
     expect(() => swapAllocator(fixture("strings"), { prefix: "a/b" })).toThrow(/prefix/);
     expect(() => swapAllocator(fixture("strings"), { misspelt: 1 } as never)).toThrow(/unknown option "misspelt"/);

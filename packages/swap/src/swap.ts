@@ -183,7 +183,7 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
     const leftovers = findLeftovers(remaining, removed, oldCode, code, found, prefix);
     if (leftovers.size > 0) throw new AllocConfigError(leftoverMessage(leftovers, remaining, code, found, named));
 
-    const binary = withSettings(optimize, () => {
+    const binary = withProgramSettings(optimize, () => {
       if (optimize !== "none") module.optimize();
       return module.emitBinary();
     });
@@ -585,22 +585,36 @@ function rewrite(
 
 /**
  * Binaryen's settings for a whole program: nothing assumed of its memory (its data and stack
- * start at address 0), names kept (emitBinary drops them otherwise), Binaryen's own inlining.
- * ("none" optimises nothing: the levels do not matter.)
+ * start at address 0), names kept (emitBinary drops them otherwise). For speed, the inlining
+ * limits of a standalone speed build (`withOptimizeSettings`), so that the allocator's helpers
+ * are inlined into its entries as they are in `alloc build --opt speed`; they apply to the
+ * program's own functions too. With Binaryen's default limits the helpers stayed calls:
+ * binary-trees (packages/bench/programs) took 696 ms against 508 ms with these limits, and
+ * its original build 437 ms (medians of 5, `alloc swap --opt speed`, free-list). For size,
+ * Binaryen's own limits. ("none" optimises nothing: the levels do not matter.)
  */
-function withSettings<T>(mode: "size" | "speed" | "none", fn: () => T): T {
-  const flags = { zeroFilledMemory: false, lowMemoryUnused: false, debugInfo: true, inlineHelpers: false };
+function withProgramSettings<T>(mode: "size" | "speed" | "none", fn: () => T): T {
+  const flags = { zeroFilledMemory: false, lowMemoryUnused: false, debugInfo: true, inlineHelpers: mode === "speed" };
   return withOptimizeSettings(mode === "none" ? "size" : mode, flags, fn);
 }
 
 /** The size of the original module optimised the same way: what the swap is compared with. */
 function optimizedSize(bytes: Uint8Array, features: number, mode: "size" | "speed"): number {
+  return optimizeProgram(bytes, mode, features).byteLength;
+}
+
+/**
+ * A program optimised the way {@link swapAllocator} optimises the program it swaps into (same
+ * Binaryen settings, `features` enabled), with its own allocator: the baseline a swapped build
+ * is compared with, so that a comparison is of allocators, not of optimisers.
+ */
+export function optimizeProgram(bytes: Uint8Array, mode: "size" | "speed", features: number): Uint8Array {
   const module = readModule(bytes);
   try {
     module.setFeatures(features);
-    return withSettings(mode, () => {
+    return withProgramSettings(mode, () => {
       module.optimize();
-      return module.emitBinary().byteLength;
+      return module.emitBinary();
     });
   } finally {
     module.dispose();
