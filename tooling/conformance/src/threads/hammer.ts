@@ -47,9 +47,10 @@ export interface HammerResult {
 
 /**
  * For control tests: the module `text` (a broken variant of `built`'s), further edited by
- * `edit`, hammered by 4 threads in rounds until a round fails; returns that round's error, or undefined when none
- * did. Races need two threads inside the allocator at once: on a loaded machine they may be rare,
- * so rounds run until one is caught (one round usually suffices).
+ * `edit`, hammered by 4 threads in rounds until a round fails; returns that round's error, or
+ * undefined when none did. Races need two threads inside the allocator at once: on a loaded
+ * machine they may be rare, so rounds run until one is caught (one round usually suffices), at
+ * least 8 and for up to 90 s.
  */
 export async function hammerBroken(built: BuiltAllocator, text: string, seed: number, edit?: (module: binaryen.Module) => void): Promise<unknown> {
   const module = binaryen.parseText(text);
@@ -58,7 +59,9 @@ export async function hammerBroken(built: BuiltAllocator, text: string, seed: nu
   const binary = module.emitBinary();
   module.dispose();
   let caught: unknown;
-  for (let round = 0; round < 8 && caught === undefined; round++) {
+  // Rounds for up to 90 s: on a loaded machine the threads seldom run at the same instant.
+  const until = Date.now() + 90_000;
+  for (let round = 0; caught === undefined && (round < 8 || Date.now() < until); round++) {
     await hammer({ built: { ...built, binary }, threads: 4, ops: 20_000, seed: seed + round, maxSize: 256, timeoutMs: 20_000 }).catch((e: unknown) => {
       caught = e;
     });
