@@ -1,5 +1,5 @@
-import { binaryen, withOptimizeSettings } from "@alloc/core";
-import { swapAllocator } from "@alloc/swap";
+import { binaryen } from "@alloc/core";
+import { optimizeProgram, swapAllocator } from "@alloc/swap";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,23 +59,13 @@ export function programBinary(program: RealProgram): Uint8Array {
 }
 
 /**
- * The program optimised by Binaryen for speed (as `swapAllocator` optimises the swapped builds),
- * with its own allocator: so the comparison is of allocators, not of optimisers.
+ * The program optimised by Binaryen for speed exactly as `swapAllocator` optimises the swapped
+ * builds (`optimizeProgram`: same settings and inlining limits), with its own allocator: so the
+ * comparison is of allocators, not of optimisers.
  */
 export function optimizeForSpeed(bytes: Uint8Array): Uint8Array {
-  const module = binaryen.readBinary(bytes);
-  try {
-    // clang 14's wasm32-wasi default features.
-    module.setFeatures(binaryen.Features.MutableGlobals | binaryen.Features.SignExt);
-    // The flags swapAllocator optimises a program with (its memory is the program's: no assumptions).
-    const flags = { zeroFilledMemory: false, lowMemoryUnused: false, debugInfo: true, inlineHelpers: false };
-    return withOptimizeSettings("speed", flags, () => {
-      module.optimize();
-      return module.emitBinary();
-    });
-  } finally {
-    module.dispose();
-  }
+  // clang 14's wasm32-wasi default features.
+  return optimizeProgram(bytes, "speed", binaryen.Features.MutableGlobals | binaryen.Features.SignExt);
 }
 
 const built = new Map<string, ProgramBuild>();
