@@ -94,7 +94,7 @@ describe("alloc build", () => {
     [["--threads", "--state-address", "1027"], /threads\.stateAddress must be a positive multiple of 8/],
     [["--thread-cache", "-s", "size-classes,free-list"], /--thread-cache applies to a thread-safe build: add --threads/],
     [["--threads", "--thread-cache-class-bytes", "2048"], /--thread-cache-class-bytes applies to a build with thread caches: add --thread-cache/],
-    [["--threads", "--thread-cache"], /threadCache: the top strategy "free-list" .* put size-classes on top \(-s size-classes,free-list\)/],
+    [["--threads", "--thread-cache", "-s", "bump"], /threadCache: the top strategy "bump" .* put size-classes on top \(-s size-classes,bump\)/],
   ])("alloc build %j fails in one line", async (args, message) => {
     const r = await alloc("build", ...args);
     expect(r.code).not.toBe(0);

@@ -470,6 +470,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const freshMark = fresh && cg.function(scope("fresh_mark"), [], "usize", () => fresh.get());
   return {
     ...{ alloc, allocFixed, free, resize, usableSize, shrinksInPlace: true, allocAcceptsSmallAlign },
+    // A block's size is its cell's word 0 minus the payload: only alloc, resize and free of that
+    // cell write word 0 (invariant 3 of core's cell.ts); a neighbour's merge writes word 1 only.
+    usableSizeUnlocked: true,
     ...(freshMark && { fresh: freshMark }),
     ...(check && { check }),
     ...(walk && { walk }),

@@ -37,6 +37,9 @@ export function stacks(): string[][] {
  */
 export const NEVER_ALLOCATES: ReadonlySet<string> = new Set(["fail"]);
 
+/** Strategies whose `usableSize` keeps the `usableSizeUnlocked` promise: thread caches build over them. */
+export const CACHE_TOPS: ReadonlySet<string> = new Set(["size-classes", "free-list"]);
+
 const backends: Record<string, Pick<BuildOptions, "backend" | "memory">> = {
   grow: {},
   "grow, imported memory": { memory: { mode: "import" }, backend: growBackend({ maximumPages: 512 }) },
@@ -93,11 +96,11 @@ export function threadedCompositions(threads: BuildOptions["threads"] = true): C
 
 /**
  * The thread-safe builds with thread caches (`threadCache`): those whose top strategy lets a
- * thread read a block's size without the lock (size-classes; see `usableSizeUnlocked` in
- * @alloc/core's contracts). The others refuse the option.
+ * thread read a block's size without the lock (size-classes and free-list; see
+ * `usableSizeUnlocked` in @alloc/core's contracts). The others refuse the option.
  */
 export function cachedCompositions(threadCache: BuildOptions["threadCache"] = true): Composition[] {
   return threadedCompositions()
-    .filter((c) => c.stack[0] === "size-classes")
+    .filter((c) => CACHE_TOPS.has(c.stack[0]!))
     .map((c) => ({ ...c, name: `${c.name}, thread cache`, options: { ...c.options, threadCache } }));
 }
