@@ -127,7 +127,6 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const { header: H, minCell, maxRequest } = L;
   const { allocPages, run } = parent.pages;
   const zero = () => cg.size(0);
-  const i32 = cg.type("i32");
 
   /** Debug and stats builds: the heap walker and its region records (`walk.ts`). */
   const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run });
@@ -262,13 +261,13 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     ];
   });
 
-  // refill(n) -> i32: makes the top a free cell of at least n bytes (header included), with pages
+  // refill(n) -> the top: makes the top a free cell of at least n bytes (header included), with pages
   // from the backend for what it lacks; 0 when the backend refuses. Pages that follow the region
   // extend the top (or, when the region's last cell is allocated, the old end sentinel becomes
   // the new free cell); pages elsewhere start a region of their own (its first cell is its own
   // prev: word 1 is 0), and the old top joins the lists. Called only when no listed cell fits.
   const overhead = H + lists.tableBytes + (walker ? walker.regionRecordBytes : 0) + regionLead;
-  const refill = cg.function(scope("refill"), ["n"], "i32", (f) => {
+  const refill = cg.function(scope("refill"), ["n"], "usize", (f) => {
     const n = f.param("n");
     const t = f.local(), e = f.local(), from = f.local();
     /** The top [t, e) becomes one free cell and e the end sentinel (word 0 already 0: fresh memory). */
@@ -283,7 +282,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
       // the old end sentinel becomes the new top's header instead.)
       ...(fresh ? [cg.when(m.i32.and(cg.ne(t.get(), last.get()), cg.ne(e.get(), last.get())), [cg.store(last.get(), zero(), L.word)])] : []),
       last.set(e.get()),
-      cg.i32(1),
+      t.get(),
     ];
     if (run) {
       // One region, [run.start, run.end()), which may hold memory before the first call (page 0
@@ -305,7 +304,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
           [
             cg.returnIf(
               cg.eqz(base.tee(cg.call(run.extend, [cg.add(cg.shrU(cg.sub(need.get(), room.get()), cg.size(PAGE_SHIFT)), cg.size(1))]))),
-              cg.i32(0),
+              zero(),
             ),
             // Pages after memory that is not ours (the host grew it too): the end sentinel becomes
             // a fence, an allocated cell over that memory that is never freed, and the pages start
@@ -332,11 +331,11 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     const retry = f.label("refill");
     return m.loop(retry, cg.block([
       // The top holds n now (pages that did not follow the region may have made a top too small).
-      cg.returnIf(cg.geU(cg.sub(last.get(), t.tee(topCell())), n.get()), cg.i32(1)),
+      cg.returnIf(cg.geU(cg.sub(last.get(), t.tee(topCell())), n.get()), t.get()),
       // ceil((n + overhead - top bytes) / 64 KiB): pages that follow the region need only what
       // the top lacks (the top is smaller than n, so this is positive).
       pages.set(cg.add(cg.shrU(cg.sub(cg.add(n.get(), cg.size(overhead - 1)), cg.sub(last.get(), t.get())), cg.size(PAGE_SHIFT)), cg.size(1))),
-      cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), cg.i32(0)),
+      cg.returnIf(cg.eqz(base.tee(cg.call(allocPages, [pages.get()]))), zero()),
       ...(dbg ? dbg.newPages(base, pages) : []),
       e.set(cg.sub(cg.add(base.get(), cg.shl(pages.get(), cg.size(PAGE_SHIFT))), cg.size(H))),
       cg.when(cg.ne(L.cellOf(base.get()), last.get()), [
@@ -386,10 +385,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         ? [cg.returnIf(L.refused(n.tee(L.cellBytes(size.get()))), zero())]
         : [cg.returnIf(cg.geU(cg.sub(size.get(), cg.size(1)), cg.size(maxRequest)), zero()), n.set(cellBytes(size.get()))]),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
-      cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [
-        cg.returnIf(cg.eqz(m.call(refill, [u.get()], i32)), zero()),
-        c.set(topCell()),
-      ]),
+      // (refill returns the top, which holds u now.)
+      cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [cg.returnIf(cg.eqz(c.tee(cg.call(refill, [u.get()]))), zero())]),
       L.setUsed(c.get(), take(c.get())),
       ...(dbg ? dbg.taken(c, u) : []),
       ...(aligned
@@ -436,7 +433,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
           // (Impossible sizes, over maxRequest, are refused here.)
           cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.leU(size.get(), cg.size(maxRequest))), [
             cg.when(cg.eqz(cg.call(find, [cellBytes(size.get())])), [
-              m.br(grow, m.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))], i32)),
+              m.br(grow, nonZero(cg, cg.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))]))),
             ]),
           ]),
           cg.ret(zero()),
