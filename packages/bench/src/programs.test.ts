@@ -8,6 +8,12 @@ import { buildProgram, measurePrograms, PROGRAM_ALLOCATORS, PROGRAMS, PROGRAMS_D
 
 const program = (name: string) => PROGRAMS.find((p) => p.name === name)!;
 
+/**
+ * Each of these builds whole programs with Binaryen at -O3 (the baseline and every swapped
+ * build: seconds each) and runs them: on a loaded 2-core machine that passed vitest's 60 s.
+ */
+const BUILDS = 300_000;
+
 describe("real programs with each allocator swapped in", () => {
   test("binary-trees prints the Benchmarks Game's expected output for depth 10, with every allocator", async () => {
     const expected = [
@@ -23,7 +29,7 @@ describe("real programs with each allocator swapped in", () => {
       const run = await runProgram(buildProgram(program("binary-trees"), allocator).module, ["10"]);
       expect({ allocator, exitCode: run.exitCode, stdout: run.stdout }).toEqual({ allocator, exitCode: 0, stdout: expected });
     }
-  });
+  }, BUILDS);
 
   test.each(["interp", "json"])("%s: the same checksum with every allocator as with its own dlmalloc", async (name) => {
     const p = program(name);
@@ -36,7 +42,7 @@ describe("real programs with each allocator swapped in", () => {
       expect({ allocator, exitCode: run.exitCode, stdout: run.stdout }).toEqual({ allocator, exitCode: 0, stdout: original.stdout });
       expect(run.memoryBytes).toBeGreaterThan(0);
     }
-  });
+  }, BUILDS);
 
   test("measurePrograms: every cell timed, same output, ratios to dlmalloc", async () => {
     const cells = await measurePrograms({ mode: "quick", rounds: 2, programs: ["binary-trees"], allocators: ["dlmalloc", "free-list"] });
@@ -55,7 +61,7 @@ describe("real programs with each allocator swapped in", () => {
     expect(cells[0]!.replay.ratio).toBe(1);
     expect(cells[0]!.ratio).toBe(1);
     await expect(measurePrograms({ mode: "quick", rounds: 1, allocators: ["free-list"] })).rejects.toThrow(/dlmalloc must be among/);
-  });
+  }, BUILDS);
 
   test("`programs --quick` prints the table", () => {
     const result = spawnSync(
@@ -70,7 +76,7 @@ describe("real programs with each allocator swapped in", () => {
     for (const p of PROGRAMS) expect(result.stdout).toMatch(new RegExp(`\\| ${p.name} \\| free-list \\| [\\d.]+ \\| [\\d.]+× \\| [\\d.]+ \\| [\\d.]+ \\|`));
     expect(result.stdout).toMatch(/Locality: .* Traces: binary-trees 10 \(/);
     expect(result.stderr).toMatch(/load average/);
-  });
+  }, BUILDS);
 
   const hasClang = spawnSync("clang", ["--version"], { stdio: "ignore" }).status === 0;
   test.skipIf(!hasClang)("build.sh rebuilds the committed modules byte for byte (skipped without clang)", () => {
