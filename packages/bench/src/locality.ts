@@ -1,7 +1,7 @@
 import { buildAllocator } from "@alloc/core";
 import { recordHeap, type HeapRecording } from "@alloc/heap-map";
 import { recordTrace, swapAllocator } from "@alloc/swap";
-import { measureWork, parseTrace, replay, type ReplayTarget, type Trace } from "@alloc/trace";
+import { createReplayer, measureWork, parseTrace, type ReplayTarget, type Trace } from "@alloc/trace";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { compositions } from "./compositions.ts";
@@ -95,14 +95,20 @@ export function freshHeap(allocator: string): ReplayTarget {
 
 /**
  * Median wall time, in ms, of replaying `trace` inside Wasm (the fast driver of `@alloc/trace`,
- * which checks nothing) on a fresh heap of each allocator, over `rounds` interleaved rounds.
+ * which checks nothing) on each allocator alone, over `rounds` interleaved rounds. Each sample is a
+ * reused heap, as `pnpm bench` times it: a new instance replays the trace once untimed (growing
+ * its memory, compiling), frees what is left live, and the second replay is timed. (Timing the
+ * first replay on a fresh heap gave medians twice apart for one module in one run.)
  */
 export function replayTimes(trace: Trace, allocators: readonly string[], rounds: number): Map<string, number> {
   const samples = new Map(allocators.map((a) => [a, [] as number[]]));
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < allocators.length; k++) {
       const allocator = allocators[(k + round) % allocators.length]!;
-      samples.get(allocator)!.push(replay(freshHeap(allocator), trace, { verify: false }).elapsedMs);
+      const replayer = createReplayer(freshHeap(allocator), trace, { verify: false });
+      replayer.run({ freeLive: true });
+      samples.get(allocator)!.push(replayer.run({ freeLive: true }).elapsedMs);
+      replayer.dispose();
     }
   }
   return new Map([...samples].map(([a, ms]) => [a, spread(ms).median]));

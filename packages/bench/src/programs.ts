@@ -275,7 +275,7 @@ export function formatPrograms(cells: readonly ProgramCell[]): string {
   });
   rows.push(
     "",
-    `Locality: each program's allocations recorded once (alloc record), replayed on each allocator alone (a fresh heap), and of each successive pair of placements (malloc, calloc, a realloc that moved) the share where the next is at most ${LOCALITY_WINDOW} bytes above the previous, and the share where it is below. The second table: the same trace replayed inside Wasm on each allocator alone (fresh heap, the fast driver, interleaved rounds), and the mean work per call counted by measureWork (function entries and loop iterations). Traces: ${traces.join("; ")}.`,
+    `Locality: each program's allocations recorded once (alloc record), replayed on each allocator alone (a fresh heap), and of each successive pair of placements (malloc, calloc, a realloc that moved) the share where the next is at most ${LOCALITY_WINDOW} bytes above the previous, and the share where it is below. The second table: the same trace replayed inside Wasm on each allocator alone (the fast driver, a reused heap: each sample the second replay on a new instance; interleaved rounds), and the mean work per call counted by measureWork (function entries and loop iterations). Traces: ${traces.join("; ")}.`,
   );
   return rows.join("\n");
 }
