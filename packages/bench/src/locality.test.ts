@@ -45,7 +45,7 @@ describe("locality of successive allocations", () => {
     expect(dlmalloc.pairs).toBeGreaterThan(1_000);
     expect(dlmalloc.nearAfter).toBeGreaterThan(0.5);
     expect(() => freshHeap("no-such")).toThrow(/unknown allocator/);
-  });
+  }, 300_000);
 });
 
 describe("the same trace replayed inside Wasm, and the work per call", () => {
