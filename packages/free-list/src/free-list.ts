@@ -129,7 +129,9 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const zero = () => cg.size(0);
 
   /** Debug and stats builds: the heap walker and its region records (`walk.ts`). */
-  const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run });
+  /** The cell grid's granule: see `lead` below. */
+  const G = ctx.limits.minAlign === 2 * H ? 2 * H : H;
+  const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run, granule: G });
   /** Debug builds only: poisoning, pointer checks and the walker's checks (`debug.ts`). */
   const dbg = ctx.debug && walker && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, walker });
   /**
@@ -143,7 +145,6 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
    * from its first cell, so only region starts need placing: `lead(a)` is the padding that
    * puts a cell that would start at `a` on the granule's grid.
    */
-  const G = ctx.limits.minAlign === 2 * H ? 2 * H : H;
   const lead = (a: number) => (((G - H - a) % G) + G) % G;
   const lists = fit === "first" ? firstFitLists(ctx, run, dbg) : binLists(ctx, run?.start, dbg, G);
   /** The bytes before a contiguous run's first cell: the list heads (bins) and the padding. */

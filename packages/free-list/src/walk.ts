@@ -43,6 +43,8 @@ export interface FreeListWalkerOptions {
   readonly scope: (name: string) => string;
   readonly L: CellLayout;
   readonly run: ContiguousRun | undefined;
+  /** The cell grid (the free list's G): every cell starts granule - header past a multiple of it. Default: the header. */
+  readonly granule?: number;
 }
 
 /** The region records and the walker; see the file comment. */
@@ -103,7 +105,11 @@ export class FreeListWalker {
           m.loop(
             cells,
             cg.block([
-              corruptIf(cg.and(c.get(), cg.size(H - 1)), "a cell is misaligned", c.get()),
+              corruptIf(
+                (this.o.granule ?? H) > H ? cg.and(cg.add(c.get(), cg.size(H)), cg.size(this.o.granule! - 1)) : cg.and(c.get(), cg.size(H - 1)),
+                "a cell is misaligned",
+                c.get(),
+              ),
               corruptIf(cg.ne(L.prevOf(c.get(), c.get()), prev.get()), "a cell's link to the previous cell disagrees with that cell", c.get()),
               // The end sentinel: word 0 is 0.
               m.br(done, cg.eqz(w.tee(L.word0(c.get())))),
