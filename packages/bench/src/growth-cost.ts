@@ -1,5 +1,6 @@
 import { buildAllocator, DEFAULT_GROWTH, growBackend, type GrowBackendOptions } from "@alloc/core";
 import { freeList } from "@alloc/free-list";
+import { PAGE_BYTES, recordHeap } from "@alloc/heap-map";
 import { generateWorkload, WORKLOADS, type Trace } from "@alloc/trace";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -54,33 +55,9 @@ function fraction(growth: number): string {
   return `1/${Math.round(1 / growth)}`;
 }
 
-/** Replays `trace` by calls from JS: peak live bytes and peak memory. */
+/** Replays `trace` by calls from JS (heap-map's recorder): peak live bytes and peak memory. */
 function peak(module: WebAssembly.Module, trace: Trace): { live: number; memory: number } {
-  type Fn = (...args: number[]) => number;
-  const { malloc, free, realloc, memory } = new WebAssembly.Instance(module, {}).exports as { malloc: Fn; free: Fn; realloc: Fn; memory: WebAssembly.Memory };
-  const ptrs: number[] = [], sizes: number[] = [];
-  let live = 0, peakLive = 0, peakMemory = 0;
-  for (const op of trace.ops) {
-    if (op.op === "alloc") {
-      ptrs[op.index] = malloc(op.size);
-      sizes[op.index] = op.size;
-      live += op.size;
-    } else if (op.op === "free") {
-      if (ptrs[op.index]) {
-        free(ptrs[op.index]!);
-        ptrs[op.index] = 0;
-        live -= sizes[op.index]!;
-      }
-    } else {
-      const p = realloc(ptrs[op.index] ?? 0, op.size);
-      if (p) {
-        live += op.size - (ptrs[op.index] ? sizes[op.index]! : 0);
-        ptrs[op.index] = p;
-        sizes[op.index] = op.size;
-      }
-    }
-    peakLive = Math.max(peakLive, live);
-    peakMemory = Math.max(peakMemory, memory.buffer.byteLength);
-  }
-  return { live: peakLive, memory: peakMemory };
+  const instance = new WebAssembly.Instance(module, {});
+  const recording = recordHeap({ instance, memory: instance.exports.memory as WebAssembly.Memory }, trace);
+  return { live: recording.peakLiveBytes, memory: recording.pages.reduce((a, b) => Math.max(a, b), recording.initialPages) * PAGE_BYTES };
 }
