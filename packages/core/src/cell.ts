@@ -26,7 +26,10 @@
  *    size is `next(c) - c - HEADER`: no size field is stored.
  * 2. Cell addresses are multiples of the granule (2 W = 8 bytes), and so are payloads, since the
  *    header is one granule. A payload is at least one granule: a free cell needs room for its two
- *    links. So the smallest cell, `minCell`, is 16 bytes.
+ *    links. So the smallest cell, `minCell`, is 16 bytes. A build whose minAlign is 2 headers (16 on
+ *    wasm32) keeps a coarser grid G = 2 header: every cell size is a multiple of G and every cell
+ *    starts G - header past a multiple of G, so every payload is G-aligned (region starts are
+ *    padded onto it; see `@alloc/free-list`).
  * 3. FREE (bit 0 of word 0) is set on free cells only. An allocated cell's word 0 is its `next`
  *    as is, so `free`, `resize` and `usableSize` read it without masking; the first-fit walk
  *    folds the tag into a constant it subtracts anyway.

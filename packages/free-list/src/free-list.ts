@@ -128,12 +128,6 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   const { allocPages, run } = parent.pages;
   const zero = () => cg.size(0);
 
-  /** Debug and stats builds: the heap walker and its region records (`walk.ts`). */
-  /** The cell grid's granule: see `lead` below. */
-  const G = ctx.limits.minAlign === 2 * H ? 2 * H : H;
-  const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run, granule: G });
-  /** Debug builds only: poisoning, pointer checks and the walker's checks (`debug.ts`). */
-  const dbg = ctx.debug && walker && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, walker });
   /**
    * The granule G: every cell's size is a multiple of it, and every cell starts G - H past a
    * multiple of it, so that every payload is G-aligned. It is the header's size (H, 8 bytes on
@@ -145,6 +139,12 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
    * from its first cell, so only region starts need placing: `lead(a)` is the padding that
    * puts a cell that would start at `a` on the granule's grid.
    */
+  const G = ctx.limits.minAlign === 2 * H ? 2 * H : H;
+  /** Debug and stats builds: the heap walker and its region records (`walk.ts`). */
+  const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run, granule: G });
+  /** Debug builds only: poisoning, pointer checks and the walker's checks (`debug.ts`). */
+  const dbg = ctx.debug && walker && new FreeListDebug({ cg, debug: ctx.debug, scope, L, run, walker });
+  /** Pads a cell that would start at `a` onto the granule's grid (see G above). */
   const lead = (a: number) => (((G - H - a) % G) + G) % G;
   const lists = fit === "first" ? firstFitLists(ctx, run, dbg) : binLists(ctx, run?.start, dbg, G);
   /** The bytes before a contiguous run's first cell: the list heads (bins) and the padding. */
