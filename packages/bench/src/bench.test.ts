@@ -6,6 +6,7 @@ import { measure } from "./measure.ts";
 import { buildReport, formatReport } from "./report.ts";
 import type { Contender } from "./contenders.ts";
 import type { Cell } from "./measure.ts";
+import { growthCost } from "./growth-cost.ts";
 import { geomean, spread } from "./stats.ts";
 import { benchWorkloads } from "./workloads.ts";
 
@@ -121,5 +122,20 @@ describe("workloads", () => {
     expect(all.find((t) => t.name === "compiler")!.ops).toHaveLength(10_000);
     const adversarial = benchWorkloads("quick", ["adversarial", "small-churn"]).map((t) => t.name);
     expect(adversarial).toEqual(["small-churn", ...WORKLOADS.filter((w) => w.kind === "adversarial").map((w) => w.name)]);
+  });
+});
+
+describe("growth", () => {
+  test("--workloads picks workloads by name or kind; an unknown name is refused", () => {
+    const lines: string[] = [];
+    growthCost((line) => lines.push(line), [1], ["bin-head-poison"]);
+    const rows = lines.filter((l) => /^[a-z-]+ \(\d+\):/.test(l));
+    expect(rows).toHaveLength(1);
+    // Peak live KiB, then the default's, 1/8's and exact growth's peak memory: 64 KiB pages.
+    const [live, ...memory] = rows[0]!.replace(/^bin-head-poison \(100000\): /, "").split(" | ").map(Number);
+    expect(live).toBe(812);
+    for (const m of memory.slice(0, 3)) expect(m % 64).toBe(0);
+    expect(Math.min(...memory.slice(0, 3))).toBeGreaterThanOrEqual(live!);
+    expect(() => growthCost(() => {}, [1], ["adversarial", "nope"])).toThrow(/unknown workloads nope \(known: shape, adversarial, small-churn/);
   });
 });

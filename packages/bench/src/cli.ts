@@ -124,7 +124,15 @@ program
 program
   .command("growth")
   .description("what the grow backend's growth policy costs in memory: the default free list grown by 1/16 (the default), 1/8 and exactly, beside wasi-libc's and Rust std's dlmalloc, seeds 1-4")
-  .action(() => growthCost((line) => console.log(line)));
+  .option("--workloads <names>", "comma-separated workloads, or kinds (shape, adversarial) (default: all)", list)
+  .action((options: { workloads?: string[] }) => {
+    try {
+      growthCost((line) => console.log(line), undefined, options.workloads);
+    } catch (e) {
+      if (e instanceof RangeError) program.error(e.message);
+      throw e;
+    }
+  });
 
 program
   .command("programs")

@@ -11,9 +11,13 @@ import { PEERS_DIR } from "./paths.ts";
  * default step (1/16), by an eighth and exactly, beside wasi-libc's dlmalloc and Rust std's, on
  * every generated workload. Each runs by calls from JS (no driver, so only the allocator's memory
  * counts); peak `memory.buffer.byteLength` is deterministic. Prints a table for seed 1, then the
- * worst ratio to each dlmalloc over `seeds` for the workloads with 100 KB or more live.
+ * worst ratio to each dlmalloc over `seeds` for the workloads with 100 KB or more live. `names`
+ * picks workloads by name or kind (`shape`, `adversarial`); a name that is neither is a RangeError.
  */
-export function growthCost(log: (line: string) => void, seeds: readonly number[] = [1, 2, 3, 4]): void {
+export function growthCost(log: (line: string) => void, seeds: readonly number[] = [1, 2, 3, 4], names?: readonly string[]): void {
+  const unknown = names?.filter((n) => !WORKLOADS.some((w) => w.name === n || w.kind === n));
+  if (unknown?.length) throw new RangeError(`growth: unknown workloads ${unknown.join(", ")} (known: shape, adversarial, ${WORKLOADS.map((w) => w.name).join(", ")})`);
+  const workloads = WORKLOADS.filter((w) => !names || names.includes(w.name) || names.includes(w.kind));
   const ours = (growth: NonNullable<GrowBackendOptions["growth"]>) =>
     new WebAssembly.Module(buildAllocator({ strategy: [freeList()], exports: ["malloc", "free", "realloc"], optimize: "speed", backend: growBackend({ growth }) }).binary as BufferSource);
   const modules: [string, WebAssembly.Module][] = [[`${fraction(DEFAULT_GROWTH)} (default)`, ours(DEFAULT_GROWTH)], ["1/8", ours(1 / 8)], ["exact", ours("exact")]];
@@ -32,7 +36,7 @@ export function growthCost(log: (line: string) => void, seeds: readonly number[]
   log(`workload (ops), seed ${seeds[0]}: peak live KiB | ${all.map(([n]) => `${n} KiB`).join(" | ")} | ${ratioNames.join(" | ")}`);
   const worst = new Map<string, { ratio: number; where: string }>();
   for (const seed of seeds) {
-    for (const w of WORKLOADS) {
+    for (const w of workloads) {
       const trace = generateWorkload(w.name, { seed, ops: ["staircase", "realloc-doubling", "large-blocks"].includes(w.name) ? 10_000 : 100_000 });
       const peaks = all.map(([, m]) => peak(m, trace));
       const live = peaks[0]!.live;

@@ -43,7 +43,14 @@ export type WorkloadName =
   | "realloc-doubling"
   | "staircase"
   | "class-stranding"
-  | "large-holes";
+  | "large-holes"
+  | "bin-boundary"
+  | "bin-head-poison"
+  | "log-uniform"
+  | "sawtooth"
+  | "realloc-ping-pong"
+  | "random-lifetimes"
+  | "big-among-small";
 
 /** The usual sizes of small objects (C structs, strings, vectors' first buffers). */
 const SMALL_SIZES = [8, 12, 16, 24, 32, 40, 48, 64, 96, 128] as const;
@@ -454,6 +461,153 @@ function largeHoles(options: WorkloadOptions = {}): Trace {
   }, true);
 }
 
+/**
+ * Sizes around a bin boundary: 990 to 1,030 bytes, allocated and freed at random, about 2,000
+ * live (a step allocates with probability 1 - live / 4,000, else frees a random block). 1 KiB is
+ * where the free list's bins widen (one bin per 16 bytes below, per 32 above) and where size
+ * classes hand over to the allocator below them (`maxSmall`): a block freed on one side cannot
+ * serve a request from the other, so segregated storage strands it, and an allocator that rounds
+ * requests up to the next bin wastes the space between.
+ */
+function binBoundary(options: WorkloadOptions = {}): Trace {
+  const live = new Live();
+  return generate("bin-boundary", options, (b, r) => {
+    if (r.next() * 4_000 >= live.size) live.add(b.alloc(r.int(990, 1_030)));
+    else b.free(live.take(r));
+  }, true);
+}
+
+/**
+ * Bin-head poison, in rounds of 1,000 operations: 200 blocks are allocated in a row, of a size S
+ * of 1 to 8 KiB and of S + 1.6 % in turn, each followed by a keeper of S; then all 200 are freed:
+ * half the smaller ones, the larger ones, the other half of the smaller ones. The keepers stay
+ * live, so the freed blocks cannot merge: the bin of S holds 100 free blocks just too small for the
+ * 100 requests of S + 0.1-1.6 % that come next, 50 of them at each end of the bin (the first freed
+ * and the last), the 100 fitting ones between. An allocator that looks only at the first block of
+ * the request's bin never finds the fitting ones; one that walks it, from either end, walks past
+ * 50 too-small blocks for every request. Everything is freed when the round ends.
+ */
+function binHeadPoison(options: WorkloadOptions = {}): Trace {
+  const PAIRS = 200;
+  return generate("bin-head-poison", options, (b, r) => {
+    const small = r.logInt(1024, 8192);
+    const fitting = small + Math.max(16, small >> 6);
+    const keepers: number[] = [], poisons: number[] = [], fits: number[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      if (i % 2) fits.push(b.alloc(fitting));
+      else poisons.push(b.alloc(small));
+      keepers.push(b.alloc(small));
+    }
+    for (const k of [...poisons.slice(0, PAIRS / 4), ...fits, ...poisons.slice(PAIRS / 4)]) b.free(k);
+    const requests = Array.from({ length: PAIRS / 2 }, () => b.alloc(r.int(small + 1, fitting)));
+    for (const k of [...keepers, ...requests]) b.free(k);
+  }, true);
+}
+
+/**
+ * Log-uniform sizes, 16 bytes to 64 KiB (as many near 16 bytes as near 64 KiB), allocated and
+ * freed at random, about 1,500 live (a step allocates with probability 1 - live / 3,000): every
+ * bin and every class in use at once, blocks split and merged across the whole range. Segregated
+ * storage without merging strands memory in every class; an allocator tuned for small objects
+ * meets as many large ones.
+ */
+function logUniform(options: WorkloadOptions = {}): Trace {
+  const live = new Live();
+  return generate("log-uniform", options, (b, r) => {
+    if (r.next() * 3_000 >= live.size) live.add(b.alloc(r.logInt(16, 64 * 1024)));
+    else b.free(live.take(r));
+  }, true);
+}
+
+/**
+ * A sawtooth: sizes grow by 3 to 7 % (and 8 bytes) a step from 16 bytes to 20 KB, then start again
+ * at 16; when 400 blocks are live, every other one (in allocation order) is freed. Each hole is a
+ * little smaller than every request after it in the tooth, so a first fit walks them all and an
+ * allocator that does not merge or split never reuses them; the survivors of each halving pin
+ * holes of every size.
+ */
+function sawtooth(options: WorkloadOptions = {}): Trace {
+  let size = 16;
+  let live: number[] = [];
+  return generate("sawtooth", options, (b, r) => {
+    live.push(b.alloc(size));
+    size = size > 20_000 ? 16 : Math.floor(size * (1 + r.int(3, 7) / 100)) + 8;
+    if (live.length < 400) return;
+    live.forEach((k, i) => i % 2 === 0 && b.free(k));
+    live = live.filter((_, i) => i % 2 === 1);
+  }, true);
+}
+
+/**
+ * Realloc ping-pong: 64 vectors, each step one of them realloc'd to a random size of 16 bytes to
+ * 64 KiB (a shrink as often as a growth, by up to 4,000 times), among 500 small blocks of 8 to 128
+ * bytes, one allocated a step and a random one freed. A shrink in place leaves a tail the small
+ * blocks move into, so the next growth cannot stay in place; an allocator that keeps a block at
+ * its largest size, or never shrinks, holds every vector's maximum.
+ */
+function reallocPingPong(options: WorkloadOptions = {}): Trace {
+  const vectors: number[] = [];
+  const small = new Live();
+  return generate("realloc-ping-pong", options, (b, r) => {
+    while (vectors.length < 64) vectors.push(b.alloc(64));
+    b.realloc(r.pick(vectors), r.int(16, 64 * 1024));
+    small.add(b.alloc(r.int(8, 128)));
+    if (small.size > 500) b.free(small.take(r));
+  }, true);
+}
+
+/**
+ * Random lifetimes: one allocation a step, 90 % of 8 to 256 bytes and 10 % of 257 bytes to 32 KiB;
+ * 80 % live 1 to 50 steps, 20 % 1,000 to 20,000 steps. It starts in its steady state (the
+ * long-lived objects of the 20,000 steps before the first are allocated first, ~2,100 of them), so
+ * its live bytes are flat from the start. Long-lived blocks scattered among short-lived ones pin
+ * the pages and spans around them: an allocator that groups blocks by size rather than by lifetime
+ * keeps whole spans alive for one block.
+ */
+function randomLifetimes(options: WorkloadOptions = {}): Trace {
+  const LONG = 20_000;
+  const deaths = new Deaths();
+  let step = -1;
+  const size = (r: Random) => (r.chance(0.9) ? r.int(8, 256) : r.int(257, 32 * 1024));
+  return generate("random-lifetimes", options, (b, r) => {
+    if (step < 0) {
+      // The objects born in the 20,000 steps before step 0 that are still live at step 0.
+      for (let born = -LONG; born < 0; born++) {
+        if (!r.chance(0.2)) continue;
+        const dies = born + r.int(1_000, LONG);
+        if (dies > 0) deaths.at(dies, b.alloc(size(r)));
+      }
+      step = 0;
+    }
+    const k = b.alloc(size(r));
+    deaths.at(step + (r.chance(0.8) ? r.int(1, 50) : r.int(1_000, LONG)), k);
+    for (const d of deaths.due(step)) b.free(d);
+    step++;
+  }, true);
+}
+
+/**
+ * A big buffer among small blocks: 3,000 small blocks of 16 to 200 bytes, one allocated a step and
+ * a random one freed; every 500 steps a new buffer of 200 to 600 KB replaces the last (allocated
+ * before the old one is freed). Small blocks settle in the freed buffer's space, so the next buffer
+ * finds no hole large enough: an allocator that places small blocks anywhere grows the heap by a
+ * buffer every few rounds.
+ */
+function bigAmongSmall(options: WorkloadOptions = {}): Trace {
+  const small = new Live();
+  let step = 0, buffer = -1;
+  return generate("big-among-small", options, (b, r) => {
+    if (step % 500 === 0) {
+      const next = b.alloc(r.int(200_000, 600_000));
+      if (buffer >= 0) b.free(buffer);
+      buffer = next;
+    }
+    small.add(b.alloc(r.int(16, 200)));
+    if (small.size > 3_000) b.free(small.take(r));
+    step++;
+  }, true);
+}
+
 /** Every workload, in a fixed order: the first five as they always were, then the shapes, then the adversarial patterns. */
 export const WORKLOADS: readonly Workload[] = [
   { name: "small-churn", kind: "shape", description: "many small objects (1-256 bytes) allocated and freed at random around 1 000 live", generate: smallChurn },
@@ -471,6 +625,13 @@ export const WORKLOADS: readonly Workload[] = [
   { name: "staircase", kind: "adversarial", description: "malloc(24 KiB × k + 1), malloc(16) kept, the large one freed, for k = 1..400, again and again", generate: staircase },
   { name: "class-stranding", kind: "adversarial", description: "every size class filled to 16 KiB and freed, then 256 KiB of a small size and 256 KiB of 64 KiB blocks, another small size each round", generate: classStranding },
   { name: "large-holes", kind: "adversarial", description: "a thousand free holes of 1-16 KiB and requests in the same range, one free and one malloc a step", generate: largeHoles },
+  { name: "bin-boundary", kind: "adversarial", description: "sizes of 990-1 030 B around the 1 KiB bin boundary, allocated and freed at random, ~2 000 live", generate: binBoundary },
+  { name: "bin-head-poison", kind: "adversarial", description: "rounds of 100 free blocks of 1-8 KiB just too small for the next 100 requests at both ends of their bin, 100 fitting ones between", generate: binHeadPoison },
+  { name: "log-uniform", kind: "adversarial", description: "log-uniform sizes of 16 B-64 KiB allocated and freed at random, ~1 500 live (~12 MiB)", generate: logUniform },
+  { name: "sawtooth", kind: "adversarial", description: "sizes growing 3-7 % a step from 16 B to 20 KB and back to 16, every other block freed when 400 are live", generate: sawtooth },
+  { name: "realloc-ping-pong", kind: "adversarial", description: "64 vectors realloc'd to random sizes of 16 B-64 KiB, shrinking as often as growing, among 500 small blocks", generate: reallocPingPong },
+  { name: "random-lifetimes", kind: "adversarial", description: "90 % of 8-256 B and 10 % of 257 B-32 KiB, 80 % living 1-50 steps and 20 % 1 000-20 000, from the steady state", generate: randomLifetimes },
+  { name: "big-among-small", kind: "adversarial", description: "a buffer of 200-600 KB replaced every 500 steps among 3 000 small blocks freed at random", generate: bigAmongSmall },
 ];
 
 /** Generates workload `name`. Throws a RangeError for an unknown name. */
