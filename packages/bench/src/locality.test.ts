@@ -1,8 +1,10 @@
-import { TraceBuilder } from "@alloc/trace";
+import { replay, TraceBuilder } from "@alloc/trace";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { recordHeap } from "@alloc/heap-map";
 import { describe, expect, test } from "vitest";
-import { freshHeap, locality, LOCALITY_WINDOW, placements, programTrace, replayTimes, traceLocality, traceWork } from "./locality.ts";
-import { PROGRAMS } from "./programs.ts";
+import { allocatorModule, freshHeap, locality, LOCALITY_WINDOW, placements, programTrace, replayTimes, traceLocality, traceWork } from "./locality.ts";
+import { optimizeForSpeed, PROGRAMS, PROGRAMS_DIR } from "./programs.ts";
 
 describe("locality of successive allocations", () => {
   test("a hand-made address sequence gives the known shares", () => {
@@ -62,5 +64,21 @@ describe("the same trace replayed inside Wasm, and the work per call", () => {
     const dlmalloc = traceWork(trace, "dlmalloc");
     expect(bump.malloc).toBeLessThan(dlmalloc.malloc);
     expect(bump.free).toBeGreaterThanOrEqual(1);
+  });
+
+  test("dlmalloc is replayed as the programs run it: programs/dlmalloc.wasm through the baseline's speed optimiser, verified on a trace", () => {
+    const raw = new Uint8Array(readFileSync(join(PROGRAMS_DIR, "dlmalloc.wasm")));
+    const { binary } = allocatorModule("dlmalloc");
+    expect(binary).toEqual(optimizeForSpeed(raw));
+    expect(binary).not.toEqual(raw);
+    // Blocks of mixed sizes, half freed, then reused: the optimised module still behaves.
+    const t = new TraceBuilder();
+    for (let i = 0; i < 300; i++) t.alloc(8 + (i % 7) * 24);
+    for (let i = 0; i < 300; i += 2) t.free(i);
+    for (let i = 0; i < 100; i++) t.alloc(40);
+    for (let i = 1; i < 300; i += 2) t.realloc(i, 200);
+    const result = replay(freshHeap("dlmalloc"), t.build("mixed"), { verify: true, align: 16 });
+    expect(result.failedAllocations).toBe(0);
+    expect(result.operations).toBe(300 + 150 + 100 + 150);
   });
 });
