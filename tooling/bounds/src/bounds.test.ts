@@ -29,10 +29,10 @@ import {
  */
 const KNOWN_FAILURES: Record<string, string> = {
   // KNOWN_FAILURES_BEGIN (measured at 88b1c7e: `KEYS=1 pnpm --filter @alloc/bounds measure` prints the keys that fail)
-  // realloc-ping-pong, measured at 430e8c2: where the heap grows, by a replay of a `stats: true` build reading heapStats() before each
-  // operation; the peers by `pnpm --filter @alloc/bench growth --workloads realloc-ping-pong` (seed 1)
-  "free-list | realloc-ping-pong | memory": "flat (4.4 MiB at 20k and 80k ops) but 1.74x peak live 2.5 MiB: the heap grows only in the first 4,500 ops, each time a vector is realloc'd to 44-64 KiB while the free memory between the 64 vectors and the small blocks is cut into smaller cells (op 4,451: 53 KiB asked, 2.0 MiB free in 120 cells, the largest 49 KiB); wasi-libc's dlmalloc needs 1.65x, Rust std's 2.2x (`pnpm --filter @alloc/bench growth`, 100k ops)",
-  "size-classes > free-list | realloc-ping-pong | memory": "flat (4.1 MiB at 20k and 80k ops) but 1.62x peak live 2.5 MiB: the vectors are large blocks of the free list below, which grows only in the first 8,000 ops, each time a vector is realloc'd to 57-62 KiB while its free memory is cut into smaller cells (op 7,925: 57 KiB asked, 1.1 MiB free in 66 cells, the largest 53 KiB); wasi-libc's dlmalloc needs 1.65x",
+  // realloc-ping-pong, measured at b9b7e57: where the heap grows, by a replay of a `stats: true` build reading heapStats() before each
+  // operation (the same at 320k and 1M ops); the peers by `pnpm --filter @alloc/bench growth --workloads realloc-ping-pong` (seed 1, 100k ops)
+  "free-list | realloc-ping-pong | memory": "1.74x peak live 2.5 MiB at 20k ops (4.4 MiB), 1.87x at 80k (4.8 MiB, then flat to 1M): the heap grows only when a vector is realloc'd to 44-64 KiB while the free memory between the 64 vectors and the small blocks is cut into smaller cells (the last grow, op 63,416: 57 KiB asked, 2.1 MiB free in 120 cells, the largest 56 KiB); wasi-libc's dlmalloc needs 1.65x, Rust std's 2.2x",
+  "size-classes > free-list | realloc-ping-pong | memory": "1.52x peak live 2.5 MiB at 20k ops (3.9 MiB), 1.62x at 80k (4.1 MiB): the vectors are large blocks of the free list below, which grows only when a vector is realloc'd to 57-64 KiB while its free memory is cut into smaller cells (the last grow, op 53,093: 61 KiB asked, 1.7 MiB free in 78 cells, the largest 60 KiB); wasi-libc's dlmalloc needs 1.65x",
   // KNOWN_FAILURES_END
 };
 
