@@ -6,7 +6,7 @@ import { join, relative } from "node:path";
 import { chart } from "./chart.ts";
 import { contenders } from "./contenders.ts";
 import { measure } from "./measure.ts";
-import { formatPrograms, measurePrograms, PROGRAM_ALLOCATORS, PROGRAMS } from "./programs.ts";
+import { countPrograms, formatInstructions, formatPrograms, measurePrograms, PROGRAM_ALLOCATORS, PROGRAMS } from "./programs.ts";
 import { buildPeers } from "./peers.ts";
 import { RESULTS_DIR } from "./paths.ts";
 import { buildReport, formatReport, type BenchReport } from "./report.ts";
@@ -141,18 +141,18 @@ program
   .option("--rounds <n>", "interleaved rounds (default: 3 quick, 11 full)", positiveInt)
   .option("--programs <names>", `comma-separated programs (default: all: ${PROGRAMS.map((p) => p.name).join(", ")})`, list)
   .option("--allocators <names>", `comma-separated allocators (default: all: ${PROGRAM_ALLOCATORS.join(", ")}; dlmalloc is always run)`, list)
-  .action(async (options: { quick?: boolean; rounds?: number; programs?: string[]; allocators?: string[] }) => {
+  .option("--instructions", "count the Wasm instructions each run executes, per function (deterministic), instead of timing")
+  .action(async (options: { quick?: boolean; rounds?: number; programs?: string[]; allocators?: string[]; instructions?: boolean }) => {
     const mode = options.quick ? "quick" : "full";
     const rounds = options.rounds ?? (options.quick ? 3 : 11);
     const allocators = options.allocators && [...new Set(["dlmalloc", ...options.allocators])];
+    const selected = { ...(options.programs && { programs: options.programs }), ...(allocators && { allocators }) };
+    if (options.instructions) {
+      console.log(formatInstructions(await countPrograms({ mode, ...selected, progress: (line) => console.error(line) })));
+      return;
+    }
     console.error(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}; ${rounds} rounds (${mode})`);
-    const cells = await measurePrograms({
-      mode,
-      rounds,
-      ...(options.programs && { programs: options.programs }),
-      ...(allocators && { allocators }),
-      progress: (line) => console.error(line),
-    });
+    const cells = await measurePrograms({ mode, rounds, ...selected, progress: (line) => console.error(line) });
     console.log(formatPrograms(cells));
     console.error(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   });

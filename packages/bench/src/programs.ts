@@ -1,10 +1,11 @@
 import { binaryen } from "@alloc/core";
-import { optimizeProgram, swapAllocator } from "@alloc/swap";
+import { ENTRY_NAMES, isOldAllocatorName, optimizeProgram, swapAllocator } from "@alloc/swap";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { compositions } from "./compositions.ts";
+import { instrumentInstructions, readInstructionCounts, type FunctionCount } from "./instructions.ts";
 import { LOCALITY_WINDOW, programTrace, replayTimes, traceLocality, traceWork, type Locality } from "./locality.ts";
 import { PACKAGE_DIR } from "./paths.ts";
 import { spread } from "./stats.ts";
@@ -51,6 +52,7 @@ export interface ProgramBuild {
   readonly program: RealProgram;
   readonly allocator: string;
   readonly module: WebAssembly.Module;
+  readonly binary: Uint8Array;
   readonly bytes: number;
 }
 
@@ -87,7 +89,7 @@ export function buildProgram(program: RealProgram, allocator: string): ProgramBu
     if (!composition) throw new RangeError(`programs: unknown allocator ${JSON.stringify(allocator)} (known: ${PROGRAM_ALLOCATORS.join(", ")})`);
     binary = swapAllocator(original, { strategy: composition.stack(), optimize: "speed", baseline: false }).binary;
   }
-  const build = { program, allocator, module: new WebAssembly.Module(binary as BufferSource), bytes: binary.byteLength };
+  const build = { program, allocator, module: new WebAssembly.Module(binary as BufferSource), binary, bytes: binary.byteLength };
   built.set(key, build);
   return build;
 }
@@ -115,9 +117,10 @@ let WasiClass: (new (options: object) => Wasi) | undefined;
 
 /**
  * Runs a WASI command module once under node:wasi, in this process: instantiation is not timed,
- * `_start` is (CPU time with `process.cpuUsage`, wall time with `performance.now`).
+ * `_start` is (CPU time with `process.cpuUsage`, wall time with `performance.now`). `inspect`
+ * reads the instance once the program has ended.
  */
-export async function runProgram(module: WebAssembly.Module, args: readonly string[]): Promise<ProgramRun> {
+export async function runProgram(module: WebAssembly.Module, args: readonly string[], inspect?: (instance: WebAssembly.Instance) => void): Promise<ProgramRun> {
   // Imported on first use: loading node:wasi prints an experimental warning.
   WasiClass ??= (await import("node:wasi")).WASI as unknown as new (options: object) => Wasi;
   const dir = mkdtempSync(join(tmpdir(), "alloc-programs-"));
@@ -138,6 +141,7 @@ export async function runProgram(module: WebAssembly.Module, args: readonly stri
     }
     const wallMs = performance.now() - wall;
     const used = process.cpuUsage(cpu);
+    inspect?.(instance);
     return {
       exitCode,
       stdout: readFileSync(file, "utf8"),
@@ -189,15 +193,21 @@ export function traceArgs(program: RealProgram, mode: "full" | "quick"): readonl
   return mode === "quick" ? program.args.quick : program.args.trace;
 }
 
+/** The programs and allocators `options` selects (dlmalloc, the reference, must be among them). */
+function selection(options: Pick<ProgramsOptions, "programs" | "allocators">): { programs: RealProgram[]; allocators: string[] } {
+  const programs = PROGRAMS.filter((p) => !options.programs || options.programs.includes(p.name));
+  const allocators = PROGRAM_ALLOCATORS.filter((a) => !options.allocators || options.allocators.includes(a));
+  if (!allocators.includes("dlmalloc")) throw new RangeError("programs: dlmalloc must be among the allocators (the ratios are to it)");
+  return { programs, allocators };
+}
+
 /**
  * Runs every program with every allocator: one untimed run each first (its output is the one
  * compared), then `rounds` interleaved rounds (every program with every allocator, the allocators'
  * order rotating from round to round), and reports the medians.
  */
 export async function measurePrograms(options: ProgramsOptions): Promise<ProgramCell[]> {
-  const programs = PROGRAMS.filter((p) => !options.programs || options.programs.includes(p.name));
-  const allocators = PROGRAM_ALLOCATORS.filter((a) => !options.allocators || options.allocators.includes(a));
-  if (!allocators.includes("dlmalloc")) throw new RangeError("programs: dlmalloc must be among the allocators (the ratios are to it)");
+  const { programs, allocators } = selection(options);
   const log = options.progress ?? (() => {});
   const cells: ProgramCell[] = [];
   for (const program of programs) {
@@ -246,6 +256,91 @@ export async function measurePrograms(options: ProgramsOptions): Promise<Program
     }
   }
   return cells;
+}
+
+/** A function of the allocator: ours (named under `~alloc/`), or the program's own (dlmalloc's entry points and internals). */
+export function isAllocatorFunction(name: string): boolean {
+  return name.startsWith("~alloc/") || Object.hasOwn(ENTRY_NAMES, name) || isOldAllocatorName(name);
+}
+
+/** The Wasm instructions one run of a program executed with one allocator (deterministic). */
+export interface ProgramInstructions {
+  readonly program: string;
+  readonly allocator: string;
+  readonly args: readonly string[];
+  /** The program's output (the same as the uninstrumented build's). */
+  readonly stdout: string;
+  /** Every instruction the run executed. */
+  readonly total: number;
+  /**
+   * Those executed in the allocator's functions ({@link isAllocatorFunction}). What the optimiser
+   * inlined into the program's own functions (the free list's malloc into binary-trees' `make`)
+   * is counted there: compare totals.
+   */
+  readonly inAllocator: number;
+  /** Every function that ran, most instructions first. */
+  readonly functions: readonly FunctionCount[];
+}
+
+/**
+ * Counts the instructions `program` executes with `allocator` (a {@link PROGRAM_ALLOCATORS}
+ * build, as timed), per function: see `instructions.ts` for the unit. Throws when the
+ * instrumented program fails.
+ */
+export async function programInstructions(program: RealProgram, allocator: string, args: readonly string[]): Promise<ProgramInstructions> {
+  const instrumented = instrumentInstructions(buildProgram(program, allocator).binary);
+  let functions: FunctionCount[] = [];
+  const run = await runProgram(new WebAssembly.Module(instrumented.binary as BufferSource), args, (instance) => {
+    functions = readInstructionCounts(instance, instrumented);
+  });
+  if (run.exitCode !== 0) throw new Error(`programs: ${program.name} with ${allocator} failed while counted (exit ${run.exitCode}${run.trap ? `, ${run.trap}` : ""})`);
+  const sum = (fs: readonly FunctionCount[]) => fs.reduce((n, f) => n + f.instructions, 0);
+  return { program: program.name, allocator, args, stdout: run.stdout, total: sum(functions), inAllocator: sum(functions.filter((f) => isAllocatorFunction(f.name))), functions };
+}
+
+/**
+ * `programs --instructions`: every program counted once with every allocator
+ * ({@link programInstructions}), dlmalloc first; each output must match dlmalloc's. An allocator
+ * the program fails with (bump out of memory) is left out and reported through `progress`.
+ */
+export async function countPrograms(options: Omit<ProgramsOptions, "rounds">): Promise<ProgramInstructions[]> {
+  const { programs, allocators } = selection(options);
+  const log = options.progress ?? (() => {});
+  const rows: ProgramInstructions[] = [];
+  for (const program of programs) {
+    let reference: string | undefined;
+    for (const allocator of allocators) {
+      let row: ProgramInstructions;
+      try {
+        row = await programInstructions(program, allocator, program.args[options.mode]);
+      } catch (error) {
+        if (allocator === "dlmalloc") throw error;
+        log(`${program.name}: ${allocator} left out: ${(error as Error).message}`);
+        continue;
+      }
+      reference ??= row.stdout;
+      if (row.stdout !== reference) throw new Error(`programs: ${program.name} with ${allocator} changed its output when counted`);
+      rows.push(row);
+      log(`${program.name}: ${allocator} counted`);
+    }
+  }
+  return rows;
+}
+
+/** The table `programs --instructions` prints: per program and allocator, instructions in all and in the allocator, its three busiest functions. */
+export function formatInstructions(rows: readonly ProgramInstructions[]): string {
+  const out = [
+    "| program | allocator | instructions | / dlmalloc | in the allocator's functions | its busiest functions (instructions per call × calls) |",
+    "| --- | --- | ---: | ---: | ---: | --- |",
+  ];
+  const millions = (n: number) => `${(n / 1e6).toFixed(1)} M`;
+  for (const r of rows) {
+    const base = rows.find((b) => b.program === r.program && b.allocator === "dlmalloc");
+    const busiest = r.functions.filter((f) => isAllocatorFunction(f.name)).slice(0, 3);
+    const list = busiest.map((f) => `${f.name} ${(f.instructions / f.calls).toFixed(1)} × ${f.calls.toLocaleString("en-US")}`).join(", ");
+    out.push(`| ${r.program} ${r.args.join(" ")} | ${r.allocator} | ${millions(r.total)} | ${base ? `${(r.total / base.total).toFixed(2)}×` : ""} | ${millions(r.inAllocator)} | ${list} |`);
+  }
+  return out.join("\n");
 }
 
 const pct = (share: number) => `${(share * 100).toFixed(1)} %`;

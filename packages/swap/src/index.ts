@@ -5,7 +5,7 @@ export { optimizeProgram, swapAllocator, takeSwapFault } from "./swap.ts";
 export type { FoundEntry, SwapOptions, SwapReport, SwapResult } from "./swap.ts";
 export { heapBaseBackend } from "./heap-base-backend.ts";
 export type { HeapBaseBackendOptions } from "./heap-base-backend.ts";
-export { ENTRY_NAMES, ROLES } from "./entries.ts";
+export { ENTRY_NAMES, isOldAllocatorName, ROLES } from "./entries.ts";
 export type { Role } from "./entries.ts";
 export { runWasi } from "./wasi.ts";
 export type { WasiRun } from "./wasi.ts";
