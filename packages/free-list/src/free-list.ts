@@ -597,14 +597,15 @@ const SUB_LOG = 5;
  * request never costs more than a few dozen instructions. The price is fragmentation bounded by
  * the bin width: a cell in n's own bin that the one look misses serves only smaller requests.
  *
- * Best fit within a bin, in O(1): `push` puts a cell in front of its bin unless the cell in front
- * is smaller; then second. So the front is the smallest of the cells pushed since it was last
- * taken, and a request that must split a cell of a wide bin splits the smaller of two like-sized
- * holes (below 2^(SUB_LOG + g) a bin holds one size, and that is plain LIFO). With LIFO there, a
- * large buffer freed a moment ago was in front, and small long-lived blocks were cut from it while
- * an older hole a little smaller stayed whole: the next buffer of that size no longer fitted
- * either and took new pages (`source-map`: 1.29x wasi-libc dlmalloc's memory, 4.4 MiB at 20,000
- * operations and 5.8 at 80,000; with it, 1.00x and flat; `pnpm --filter @alloc/bench growth`).
+ * Best fit within a bin, in O(1): a request served from a bin above its own takes the smaller of
+ * that bin's first two cells (bins are LIFO). Taking the first, a large buffer freed a moment ago
+ * was cut up for small long-lived blocks while an older hole a little smaller stayed whole, and the
+ * next buffer of that size no longer fitted either and took new pages (`source-map`: 1.29x
+ * wasi-libc dlmalloc's memory, 4.4 MiB at 20,000 operations and 5.8 at 80,000; with it, 1.00x and
+ * flat; `pnpm --filter @alloc/bench growth`). The remainder of the split goes back in front, so
+ * the next request compares it with the same other cell. (Keeping the smaller of two in front at
+ * `push` instead fixed that too, but the one look into n's own bin then met the smaller cell
+ * first: `realloc-ping-pong` needed 1.13x dlmalloc's memory instead of 1.06x.)
  *
  * The table sits at the start of the first region. The cell at the front of bin b has `prevFree`
  * = (address of head b) - header, so unlinking it writes its successor into the table like into
@@ -669,26 +670,16 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
       L.nextOfFree(c.get()),
     ];
   });
-  // push(c): c goes in front of its bin, or second when the head is smaller (see the best fit
-  // within a bin above).
   const push = cg.function(scope("push"), ["c"], "none", (f) => {
     const c = f.param("c");
-    const nx = f.local(), b = f.local(), s = f.local(), mp = f.local(), h = f.local(), p = f.local(), x = f.local();
+    const nx = f.local(), b = f.local(), s = f.local(), mp = f.local();
     return [
-      // x: c's size plus the FREE tag, compared below with the head's, read the same way.
-      s.set(slot(b.tee(binOf(cg.sub(x.tee(cg.sub(cg.load(c.get()), c.get())), cg.size(1)))))),
+      s.set(slot(b.tee(binOfCell(c)))),
       ...(dbg ? [cg.when(nonZero(cg, cg.load(s.get())), [dbg.followLink(s.get(), cg.load(s.get()), L.cellOf(s.get()), true)])] : []),
-      // p, the cell c goes behind: the head h when it is smaller than c, else the bin's slot as a
-      // cell (its next link is the slot). (select evaluates its arms first: the tee comes first.)
-      p.set(cg.select(
-        m.i32.and(cg.ne(h.get(), cg.size(0)), cg.ltU(cg.sub(cg.load(h.get()), h.get()), x.get())),
-        h.tee(cg.load(s.get())),
-        L.cellOf(s.get()),
-      )),
-      L.setNextFree(c.get(), nx.tee(L.nextFreeOf(p.get()))),
-      L.setPrevFree(c.get(), p.get()),
+      L.setNextFree(c.get(), nx.tee(cg.load(s.get()))),
+      L.setPrevFree(c.get(), L.cellOf(s.get())),
       cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
-      L.setNextFree(p.get(), c.get()),
+      cg.store(s.get(), c.get()),
       cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.or(cg.load(mp.get()), one(low(b.get())))),
       levelBits.set(cg.or(levelBits.get(), one(levelOf(b.get())))),
     ];
@@ -700,7 +691,7 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
     top: true,
     tableBytes,
     find: (f, n) => {
-      const c = f.local(), b = f.local(), l = f.local(), map = f.local();
+      const c = f.local(), b = f.local(), l = f.local(), map = f.local(), nx = f.local();
       /** Debug builds: the head `c` of the bin whose slot is `s` is checked before it is followed. */
       const s = dbg && f.local();
       const head = (slotAt: Expr) =>
@@ -720,7 +711,15 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
             map.set(cg.load(mapOf(l.tee(cg.ctz(map.get()))))),
           ],
         ),
-        head(slot(cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get())))),
+        c.set(head(slot(cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get()))))),
+        // The smaller of its first two cells (best fit within the bin, see above). (select
+        // evaluates its arms before the condition: the tee comes first.)
+        ...(dbg ? [cg.when(nonZero(cg, nx.tee(L.nextFreeOf(c.get()))), [dbg.followLink(cg.add(c.get(), cg.size(L.header)), nx.get(), c.get(), false)])] : []),
+        cg.select(
+          m.i32.and(cg.ne(nx.get(), cg.size(0)), cg.ltU(cg.sub(cg.load(nx.get()), nx.get()), cg.sub(cg.load(c.get()), c.get()))),
+          nx.tee(L.nextFreeOf(c.get())),
+          c.get(),
+        ),
       ];
     },
     verify: ({ f, walk, corrupt }) => {
