@@ -33,6 +33,7 @@ describe("configuration errors are clear and come before any Wasm", () => {
       /strategy "upper" cannot sit on top of "only": "only" must be the top of the stack/,
     ],
     ["minAlign not a power of two", () => buildAllocator({ strategy: pagePerBlock(), minAlign: 12 }), /minAlign must be a power of two/],
+    ["an unknown goal", () => buildAllocator({ strategy: pagePerBlock(), goal: "fast" as never }), /^goal must be "size" or "speed", got "fast"$/],
     ["minAlign too small", () => buildAllocator({ strategy: pagePerBlock(), minAlign: 2 }), /minAlign/],
     ["minAlign above a page", () => buildAllocator({ strategy: pagePerBlock(), minAlign: 2 * PAGE_SIZE }), /minAlign/],
     ["prefix with a slash", () => buildAllocator({ strategy: pagePerBlock(), prefix: "a/b" }), /prefix/],
@@ -172,6 +173,36 @@ describe("installing into an existing module", () => {
       const { instance } = await WebAssembly.instantiate(module.emitBinary() as BufferSource);
       const { calloc } = instance.exports as Record<string, (...a: number[]) => number>;
       expect(calloc!(4, 4)).toBe(PAGE_SIZE);
+    } finally {
+      module.dispose();
+    }
+  });
+});
+
+describe("the build goal reaches every layer", () => {
+  /** page-per-block, recording the goal its emit was given. */
+  const recording = (seen: string[]): Strategy => {
+    const inner = pagePerBlock();
+    return { ...inner, emit: (ctx, parent) => (seen.push(ctx.goal), inner.emit(ctx, parent)) };
+  };
+  test.each([
+    ["buildAllocator, default", {}, "size"],
+    ["buildAllocator, optimize speed", { optimize: "speed" }, "speed"],
+    ["buildAllocator, optimize none", { optimize: "none" }, "size"],
+    ["buildAllocator, goal speed with optimize size", { goal: "speed" }, "speed"],
+    ["buildAllocator, goal size with optimize speed", { optimize: "speed", goal: "size" }, "size"],
+  ] as const)("%s: %s", (_name, options, goal) => {
+    const seen: string[] = [];
+    buildAllocator({ strategy: recording(seen), ...options });
+    expect(seen).toEqual([goal]);
+  });
+  test.each([[undefined, "size"], ["speed", "speed"]] as const)("installAllocator with goal %s: %s", (given, goal) => {
+    const module = new binaryen.Module();
+    try {
+      module.setMemory(1, 10);
+      const seen: string[] = [];
+      installAllocator(module, { strategy: recording(seen), ...(given && { goal: given }) });
+      expect(seen).toEqual([goal]);
     } finally {
       module.dispose();
     }

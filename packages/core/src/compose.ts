@@ -3,6 +3,7 @@ import { C_FUNCTIONS, emitCApi, type CFunction } from "./c-api.ts";
 import { Codegen, PAGE_SIZE } from "./codegen.ts";
 import type {
   AllocatorFunctions,
+  BuildGoal,
   BuildLimits,
   EmitContext,
   MemoryDescription,
@@ -44,6 +45,13 @@ export interface AllocatorOptions {
   readonly backend?: PageBackend;
   /** Alignment of every block malloc returns: a power of two from the pointer size to 65536. Default 8. */
   readonly minAlign?: number;
+  /**
+   * What the emitted code favours: "speed" lets strategies add fast paths that cost bytes, "size"
+   * leaves them out (see `EmitContext.goal`). Default: "speed" when `buildAllocator` optimises for
+   * speed, else "size" (so `installAllocator` into a module that will be optimised for speed should
+   * pass "speed").
+   */
+  readonly goal?: BuildGoal;
   /** Prefix of every emitted name (see {@link Codegen}). Default `~alloc`. */
   readonly prefix?: string;
   /**
@@ -460,7 +468,8 @@ export function buildAllocator(options: BuildOptions): BuiltAllocator {
       module.setMemory(memory.initialPages, memory.shared ? memory.maximumPages! : -1, null, [], memory.shared, memory64, internal);
       module.addMemoryImport(internal, memory.importModule, memory.name, memory.shared);
     }
-    const { functions, debug, stats: internalStats } = emit(module, { ...options, backend, bulkMemory, memory64 }, description, plan);
+    const goal = options.goal ?? (optimize === "speed" ? "speed" : "size");
+    const { functions, debug, stats: internalStats } = emit(module, { ...options, backend, bulkMemory, memory64, goal }, description, plan);
     // [internal name, export name]: a debug build's globals under their internal names; a release
     // stats build's statistics under the short names of their words in heap_stats' struct.
     const stats = debug ? internalStats : internalStats && statsExportNames(internalStats);
@@ -570,6 +579,10 @@ function planBuild(options: AllocatorOptions, functions: readonly string[], expo
     `bulkMemory must be true or false, got ${describeValue(options.bulkMemory)}`,
   );
   checkMemory64(options.memory64);
+  check(
+    options.goal === undefined || options.goal === "size" || options.goal === "speed",
+    `goal must be "size" or "speed", got ${describeValue(options.goal)}`,
+  );
 
   checkExportRequest(exportRequest);
   const threads = resolveThreads(options.threads);
@@ -764,6 +777,7 @@ function emit(
   const debugBuild = options.debug ? new DebugBuild(cg) : undefined;
   // A release stats build: statistics globals without the rest of the debug build.
   const statGlobals = options.stats && !debugBuild ? new StatGlobals(cg, "stats") : undefined;
+  const goal: BuildGoal = options.goal ?? "size";
   const context = (layer: string, requested: ReadonlySet<string> = everything): EmitContext => {
     let unique = layer;
     for (let i = 2; used.has(unique); i++) unique = `${layer}${i}`;
@@ -771,7 +785,7 @@ function emit(
     const scope = (name: string) => cg.name(unique, name);
     const debug = debugBuild?.hooks(unique, scope);
     const vars = statGlobals?.lazy(unique, scope);
-    return { cg, limits, debug, requested, scope, ...(vars && { stats: { get vars() { return vars(); } } }) };
+    return { cg, limits, debug, requested, scope, goal, ...(vars && { stats: { get vars() { return vars(); } } }) };
   };
 
   let parent: Parent = { kind: "pages", pages: backend.emit(context(backend.name), memory) };
@@ -791,6 +805,7 @@ function emit(
     debug: debugBuild?.hooks("c-api", (name) => cg.name(name)),
     requested: plan.functions,
     scope: entryName,
+    goal,
   };
   Object.assign(functions, emitCApi(cApiContext, top!, new Set(cNames)));
   // heap_check(): every layer's walker, the bottom layer first (each may assume the ones below it sound).

@@ -83,7 +83,18 @@ export interface EmitContext {
    * "calloc" only when the build has it.
    */
   readonly requested: ReadonlySet<string>;
+  /**
+   * What the build favours. "speed" (`buildAllocator`'s `optimize: "speed"`, or the `goal`
+   * option): a layer may emit fast paths that cost bytes, such as a free list carving a cell in
+   * place. "size" (every other build): it leaves them out. The two honour the same contracts and
+   * never differ in what a call may return; where blocks land may differ (the order of free cells
+   * on a list).
+   */
+  readonly goal: BuildGoal;
 }
+
+/** What a build favours: see {@link EmitContext.goal}. */
+export type BuildGoal = "size" | "speed";
 
 // ---------------------------------------------------------------------------------------------
 // Page backends

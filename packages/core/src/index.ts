@@ -12,6 +12,7 @@ export { Codegen, FunctionScope, PAGE_SHIFT, PAGE_SIZE } from "./codegen.ts";
 export type { CodegenOptions, Expr, Local, ValueKind, Var } from "./codegen.ts";
 export type {
   AllocatorFunctions,
+  BuildGoal,
   BuildLimits,
   ContiguousRun,
   EmitContext,

@@ -93,6 +93,12 @@ interface Lists {
   unlink(c: Expr): Expr;
   /** Puts free cell `c`, its size final, on its list. */
   push(c: Expr): Expr;
+  /**
+   * Bins: an i32 condition, true when free cells of `a` and `b` bytes go on the same list; and
+   * `replace(r, c)`, which puts free cell `c` in listed cell `r`'s place (r is then on no list).
+   */
+  readonly sameList?: (a: Expr, b: Expr) => Expr;
+  replace?(r: Local, c: Local): Expr[];
   /** True when a cell whose size changes must move to another list (bins). */
   readonly rebin: boolean;
   /**
@@ -140,6 +146,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
    * puts a cell that would start at `a` on the granule's grid.
    */
   const G = ctx.limits.minAlign === 2 * H ? 2 * H : H;
+  /** Speed builds (see `EmitContext.goal`): fast paths that cost bytes. */
+  const speed = ctx.goal === "speed";
   /** Debug and stats builds: the heap walker and its region records (`walk.ts`). */
   const walker = (ctx.debug || ctx.stats) && new FreeListWalker({ cg, scope, L, run, granule: G });
   /** Debug builds only: poisoning, pointer checks and the walker's checks (`debug.ts`). */
@@ -242,11 +250,13 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   });
 
   // trim(c, cut) -> payload of c: allocated cell c ends at `cut` (a granule multiple inside it)
-  // when what lies behind can be a cell of its own, which is freed (merging with a free next
-  // neighbour; release also sets the prev of the cell behind it). Returning the payload saves the
-  // callers that hand the block out a read of it. Every block handed out (by alloc and resize)
-  // passes here last: the fresh mark rises past its end and the header there (that of the cell
-  // cut behind it, or the end sentinel's when the block ends at `last`).
+  // when what lies behind can be a cell of its own, which is freed. It has no free neighbour to
+  // merge with: c is allocated, and the cell behind c is not free (c was a free cell, or resize
+  // absorbed its free next neighbour), so speed builds skip release's merging (size builds call
+  // release, which is there anyway: 26 bytes less; debug builds too, to poison the cell). Returning the payload saves the callers that hand the block
+  // out a read of it. Every block handed out (by alloc and resize) passes here last: the fresh
+  // mark rises past its end and the header there (that of the cell cut behind it, or the end
+  // sentinel's when the block ends at `last`).
   const trim = cg.function(scope("trim"), ["c", "cut"], "usize", (f) => {
     const c = f.param("c"), cut = f.param("cut");
     const end = f.local();
@@ -254,7 +264,14 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
       cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
         L.setPrev(cut.get(), cut.get(), c.get()),
         L.setUsed(c.get(), cut.get()),
-        cg.drop(cg.call(release, [cut.get(), end.get()])),
+        ...(dbg || !speed
+          ? [cg.drop(cg.call(release, [cut.get(), end.get()]))]
+          : [
+              L.setPrev(end.get(), end.get(), cut.get()),
+              L.setFree(cut.get(), end.get()),
+              // (With bins, a cell that ends at the region's end is the top, on no list.)
+              lists.top ? cg.when(cg.ne(end.get(), last.get()), [lists.push(cut.get())]) : lists.push(cut.get()),
+            ]),
         ...(fresh ? [end.set(cut.get())] : []),
       ]),
       ...(fresh ? [end.set(cg.add(end.get(), cg.size(H))), fresh.set(cg.maxU(fresh.get(), end.get(), fresh.get(), end.get()))] : []),
@@ -362,7 +379,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
    * refuses.
    */
   const allocBody = (f: FunctionScope, size: Local, align: () => Expr, alignConst?: number): Expr[] => {
-    const n = f.local(), c = f.local(), q = f.local(), mask = f.local();
+    const n = f.local(), c = f.local(), q = f.local(), mask = f.local(), end = f.local(), cut = f.local();
     // Payloads are granule aligned: a larger alignment needs room for a gap of at least a cell
     // in front of the aligned address, so that the gap can be freed: the search is for `u`.
     const aligned = alignConst === undefined || alignConst > G;
@@ -372,6 +389,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     // ones aligned_alloc may pass (see allocAcceptsSmallAlign) get align + H: the search then asks
     // for up to 15 bytes more than the block needs (the block itself is cut to size all the same).
     // On a 2H grid (G > H), alignments up to G need no gap: every payload is G-aligned.
+    /** Speed builds' carving: an i32 condition, true when block c needs no gap in front. */
+    const alignedOk = () => (aligned ? cg.eqz(nonZero(cg, cg.and(L.payloadOf(c.get()), cg.sub(align(), cg.size(1))))) : cg.i32(1));
     const gap =
       alignConst !== undefined
         ? cg.size(alignConst + minCell - H)
@@ -387,8 +406,61 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         : [cg.returnIf(cg.geU(cg.sub(size.get(), cg.size(1)), cg.size(maxRequest)), zero()), n.set(cellBytes(size.get()))]),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
       // (refill returns the top, which holds u now.)
-      cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [cg.returnIf(cg.eqz(c.tee(cg.call(refill, [u.get()]))), zero())]),
-      L.setUsed(c.get(), take(c.get())),
+      cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [
+        ...(speed
+          ? [
+              // Speed builds: a top that holds the block and a cell after it is cut here, without
+              // refill, trim and release (the top's rest has no free neighbour; the fresh mark
+              // rises past the block and the rest's header).
+              cg.when(
+                m.i32.and(cg.geU(cg.sub(last.get(), c.tee(topCell())), cg.add(n.get(), cg.size(minCell))), alignedOk()),
+                [
+                  ...(dbg ? dbg.taken(c, u) : []),
+                  L.setPrev(cut.tee(cg.add(c.get(), n.get())), cut.get(), c.get()),
+                  L.setUsed(c.get(), cut.get()),
+                  L.setPrev(last.get(), last.get(), cut.get()),
+                  L.setFree(cut.get(), last.get()),
+                  ...(fresh ? [end.set(cg.add(cut.get(), cg.size(H))), fresh.set(cg.maxU(fresh.get(), end.get(), fresh.get(), end.get()))] : []),
+                  cg.ret(L.payloadOf(c.get())),
+                ],
+              ),
+            ]
+          : []),
+        cg.returnIf(cg.eqz(c.tee(cg.call(refill, [u.get()]))), zero()),
+      ]),
+      ...(speed && lists.replace && lists.sameList
+        ? [
+            // Speed builds: a listed cell whose rest after the block stays in its bin is carved in
+            // place: the rest takes the cell's list place, with no unlink and push (in effect
+            // dlmalloc's designated victim: successive requests carve one cell from the front).
+            // The rest has no free neighbour (see trim), and the cell is not the top: the fresh
+            // mark lies above it. (This is take(c), with the carving inside.)
+            cg.when(cg.ne(end.tee(L.nextOfFree(c.get())), last.get()), [
+              m.if(
+                cg.geU(cg.sub(end.get(), cut.tee(cg.add(c.get(), n.get()))), cg.size(minCell)),
+                cg.when(m.i32.and(lists.sameList(cg.sub(end.get(), cut.get()), cg.sub(end.get(), c.get())), alignedOk()), [
+                  ...(dbg ? dbg.taken(c, u) : []),
+                  ...lists.replace(c, cut),
+                  L.setPrev(cut.get(), cut.get(), c.get()),
+                  L.setUsed(c.get(), cut.get()),
+                  L.setPrev(end.get(), end.get(), cut.get()),
+                  L.setFree(cut.get(), end.get()),
+                  cg.ret(L.payloadOf(c.get())),
+                ]),
+                // A listed cell with no rest to cut (and no gap to free) is handed out as it is:
+                // trim would leave it whole, and the fresh mark lies above it.
+                cg.when(alignedOk(), [
+                  ...(dbg ? dbg.taken(c, u) : []),
+                  cg.drop(lists.unlink(c.get())),
+                  L.setUsed(c.get(), end.get()),
+                  cg.ret(L.payloadOf(c.get())),
+                ]),
+              ),
+              cg.drop(lists.unlink(c.get())),
+            ]),
+            L.setUsed(c.get(), end.get()),
+          ]
+        : [L.setUsed(c.get(), take(c.get()))]),
       ...(dbg ? dbg.taken(c, u) : []),
       ...(aligned
         ? [
@@ -659,14 +731,23 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
       ...(dbg ? dbg.unlinking(c, cg.i32(0)) : []),
       nx.set(L.nextFreeOf(c.get())),
       L.setNextFree(pr.tee(L.prevFreeOf(c.get())), nx.get()),
-      cg.when(nx.get(), [L.setPrevFree(nx.get(), pr.get())]),
-      // The bin is empty now: clear its bit, and its level's when that was the last.
-      cg.when(cg.eqz(cg.load(slot(b.tee(binOfCell(c))))), [
-        cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.and(cg.load(mp.get()), cg.xor(one(low(b.get())), cg.size(-1)))),
-        cg.when(cg.eqz(cg.load(mp.get())), [
-          levelBits.set(cg.and(levelBits.get(), cg.xor(one(levelOf(b.get())), cg.size(-1)))),
-        ]),
-      ]),
+      // The bin is empty now when c was its only cell: last (no next), and first (its prev is a
+      // head's slot less a header, inside the table: the unsigned offset below is in range, and
+      // is the bin's slot offset). Then its bit is cleared, and its level's when that was the
+      // last. No bin index to compute from the size.
+      cg.when(
+        nx.get(),
+        [L.setPrevFree(nx.get(), pr.get())],
+        [
+          cg.when(cg.ltU(b.tee(cg.sub(pr.get(), cg.add(table(), cg.size(mapsBytes - L.header)))), cg.size(levels * S * W)), [
+            b.set(cg.shrU(b.get(), cg.size(wordLog))),
+            cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.and(cg.load(mp.get()), cg.xor(one(low(b.get())), cg.size(-1)))),
+            cg.when(cg.eqz(cg.load(mp.get())), [
+              levelBits.set(cg.and(levelBits.get(), cg.xor(one(levelOf(b.get())), cg.size(-1)))),
+            ]),
+          ]),
+        ],
+      ),
       L.nextOfFree(c.get()),
     ];
   });
@@ -678,15 +759,39 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
       ...(dbg ? [cg.when(nonZero(cg, cg.load(s.get())), [dbg.followLink(s.get(), cg.load(s.get()), L.cellOf(s.get()), true)])] : []),
       L.setNextFree(c.get(), nx.tee(cg.load(s.get()))),
       L.setPrevFree(c.get(), L.cellOf(s.get())),
-      cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
       cg.store(s.get(), c.get()),
-      cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.or(cg.load(mp.get()), one(low(b.get())))),
-      levelBits.set(cg.or(levelBits.get(), one(levelOf(b.get())))),
+      // A bin that was empty gets its bit, and its level's.
+      cg.when(
+        nx.get(),
+        [L.setPrevFree(nx.get(), c.get())],
+        [
+          cg.store(mp.tee(mapOf(levelOf(b.get()))), cg.or(cg.load(mp.get()), one(low(b.get())))),
+          levelBits.set(cg.or(levelBits.get(), one(levelOf(b.get())))),
+        ],
+      ),
     ];
   });
+  // replace(r, c): free cell c takes listed cell r's place in its bin (the same links; the front
+  // cell's prev is its head's slot less a header, written like any cell's next link). Emitted
+  // when first used.
+  let replace: string | undefined;
+  const replaceFn = () =>
+    (replace ??= cg.function(scope("replace"), ["r", "c"], "none", (f) => {
+      const r = f.param("r"), c = f.param("c");
+      const nx = f.local(), pr = f.local();
+      return [
+        ...(dbg ? dbg.unlinking(r, cg.i32(0)) : []),
+        L.setNextFree(c.get(), nx.tee(L.nextFreeOf(r.get()))),
+        L.setPrevFree(c.get(), pr.tee(L.prevFreeOf(r.get()))),
+        L.setNextFree(pr.get(), c.get()),
+        cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
+      ];
+    }));
   return {
     unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
+    sameList: (a, b) => cg.eq(binOf(a), binOf(b)),
+    replace: (r, c) => [cg.callVoid(replaceFn(), [r.get(), c.get()])],
     rebin: true,
     top: true,
     tableBytes,

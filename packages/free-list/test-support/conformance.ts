@@ -18,6 +18,9 @@ export type Setup = Omit<BuildOptions, "strategy">;
 /** The backends and memory modes a stack must work over. */
 export const SETUPS: Readonly<Record<string, Setup>> = {
   "grow (own memory)": {},
+  // Speed builds emit fast paths of their own (EmitContext.goal): the free list's carving in place.
+  "grow (own memory), optimised for speed": { optimize: "speed" },
+  "grow (own memory), debug build with the speed paths": { goal: "speed", debug: true },
   "grow (own memory, exclusive, exact growth)": { backend: growBackend({ exclusive: true, growth: "exact" }) },
   "grow (imported memory)": { memory: { mode: "import" } },
   "grow (own memory, Wasm MVP: no bulk memory)": { bulkMemory: false },

@@ -154,6 +154,8 @@ export function swapAllocator(input: Uint8Array, options: SwapOptions = {}): Swa
         minAlign,
         prefix,
         bulkMemory,
+        // The allocator's fast paths when the program is optimised for speed.
+        goal: optimize === "speed" ? "speed" : "size",
         debug: options.debug ?? false,
         functions: options.debug ? [...serves, HEAP_CHECK] : serves,
         exports: options.debug ? { [HEAP_CHECK]: heapCheckExport } : [],
