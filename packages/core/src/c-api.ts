@@ -82,8 +82,10 @@ export function emitCApi(
       const total = f.local(), ptr = f.local();
       const m = cg.module;
       const overflow = cg.memory64
-        ? // n * size overflows 64 bits iff size != 0 and n > MAX / size.
-          m.i32.and(cg.ne(size.get(), cg.size(0)), cg.gtU(n.get(), m.i64.div_u(cg.size(-1), size.get())))
+        ? // n * size overflows 64 bits iff n > MAX / size, with size 0 read as 1 (no overflow). The
+          // division must never see 0: Wasm evaluates both operands of an i32.and (an and with
+          // `size != 0` trapped on calloc(n, 0)).
+          cg.gtU(n.get(), m.i64.div_u(cg.size(-1), cg.select(cg.ne(size.get(), cg.size(0)), size.get(), cg.size(1))))
         : // The exact product in 64 bits has a non-zero high half.
           m.i32.wrap(m.i64.shr_u(m.i64.mul(m.i64.extend_u(n.get()), m.i64.extend_u(size.get())), cg.i64(32n)));
       // On overflow, ask for all of the address space: every strategy refuses that size (alloc's

@@ -44,6 +44,14 @@ describe("a 64-bit build", () => {
     expect(heap.calloc(2 ** 20, 2 ** 20)).toBe(0);
   });
 
+  // The overflow check divides by size: calloc(n, 0) trapped ("divide by zero") until size 0
+  // was read as 1 there (found by `pnpm soak`).
+  test.each(["size", "speed"] as const)("calloc with a zero count or size is malloc(0), never a trap (optimised for %s)", async (optimize) => {
+    const heap = await buildAllocator({ strategy: pagePerBlock(), memory64: true, optimize }).instantiate();
+    for (const [n, size] of [[0, 0], [3, 0], [0, 5], [2 ** 53 - 1, 0], [0, 2 ** 53 - 1]]) expect(heap.calloc(n!, size!), `calloc(${n}, ${size})`).toBe(0);
+    expect(heap.calloc(3, 5)).toBe(PAGE_SIZE);
+  });
+
   test("the grow backend's limit may pass 4 GiB; the declared maximum is enforced", async () => {
     const backend = growBackend({ maximumPages: 100_000 });
     expect(() => buildAllocator({ strategy: pagePerBlock(), backend })).toThrow(/build with memory64 for more/);

@@ -2,6 +2,7 @@
  * `pnpm soak`: millions of random operations against every composition, with progress.
  * Options: --ops <n> (exactly n operations per composition, default 1,000,000), --seed <n>, --only <text>,
  * --debug (the debug build, with the heap walker after every operation: much slower).
+ * --speed: builds optimised for speed, with the strategies' speed-only fast paths (`goal`).
  * --threads [n]: the thread-safe builds instead, n worker threads (default 4) over one shared memory
  * hammering each (blocks tagged per thread and checked, some freed by another thread), and the
  * builds with thread caches (`threadCache`) where the top strategy allows them; with
@@ -22,9 +23,12 @@ const program = new Command("soak")
   .addOption(new Option("--seed <n>", "fast-check seed (default: random)").argParser(Number))
   .addOption(new Option("--only <text>", "only compositions whose name contains this"))
   .addOption(new Option("--debug", "debug builds, with the heap walker after every operation"))
+  .addOption(new Option("--speed", "builds optimised for speed, with the strategies' speed-only fast paths"))
   .addOption(new Option("--threads [n]", "thread-safe builds, hammered by n worker threads (default 4)").argParser(Number))
   .parse();
-const { ops: total, seed, only, debug, threads } = program.opts<{ ops: number; seed?: number; only?: string; debug?: boolean; threads?: number | true }>();
+const { ops: total, seed, only, debug, speed, threads } = program.opts<{ ops: number; seed?: number; only?: string; debug?: boolean; speed?: boolean; threads?: number | true }>();
+/** What --debug and --speed add to a composition's build options. */
+const extra = { ...(debug && { debug: true }), ...(speed && { goal: "speed" as const, optimize: "speed" as const }) };
 const perCase = 500;
 if (!Number.isSafeInteger(total) || total < 1) {
   process.stderr.write(`soak: --ops must be a positive whole number, got ${String(program.opts().ops)}\n`);
@@ -49,7 +53,7 @@ async function soakThreads(n: number): Promise<number> {
   // With thread caches too, where the top strategy allows them: each thread hands its cache back at its end.
   for (const composition of [...threadedCompositions(), ...cachedCompositions()].filter((c) => !only || c.name.includes(only))) {
     const finish = composition.options.threadCache ? THREAD_CACHE_FLUSH : undefined;
-    const built = buildAllocator({ ...composition.options, ...(debug && { debug: true }) });
+    const built = buildAllocator({ ...composition.options, ...extra });
     const started = Date.now();
     let done = 0;
     try {
@@ -74,7 +78,7 @@ async function soakThreads(n: number): Promise<number> {
 
 let failed = false;
 for (const composition of compositions().filter((c) => !only || c.name.includes(only))) {
-  const built = buildAllocator({ ...composition.options, ...(debug && { debug: true }) });
+  const built = buildAllocator({ ...composition.options, ...extra });
   let done = 0;
   let shown = Date.now();
   const started = Date.now();
