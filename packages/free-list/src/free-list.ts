@@ -249,12 +249,23 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     ];
   });
 
+  /**
+   * Cell c, allocated, now ends at `cut`; [cut, end) becomes a free cell with no free neighbour.
+   * Its headers only: the caller lists it (or leaves it the top, when end is `last`).
+   */
+  const cutFree = (c: () => Expr, cut: () => Expr, end: () => Expr) => [
+    L.setPrev(cut(), cut(), c()),
+    L.setUsed(c(), cut()),
+    L.setPrev(end(), end(), cut()),
+    L.setFree(cut(), end()),
+  ];
+
   // trim(c, cut) -> payload of c: allocated cell c ends at `cut` (a granule multiple inside it)
   // when what lies behind can be a cell of its own, which is freed. It has no free neighbour to
   // merge with: c is allocated, and the cell behind c is not free (c was a free cell, or resize
   // absorbed its free next neighbour), so speed builds skip release's merging (size builds call
-  // release, which is there anyway: 26 bytes less; debug builds too, to poison the cell). Returning the payload saves the callers that hand the block
-  // out a read of it. Every block handed out (by alloc and resize) passes here last: the fresh
+  // release, which is there anyway: 26 bytes less; debug builds too, to poison the cell).
+  // Returning the payload saves the callers that hand the block out a read of it. Every block handed out (by alloc and resize) passes here last: the fresh
   // mark rises past its end and the header there (that of the cell cut behind it, or the end
   // sentinel's when the block ends at `last`).
   const trim = cg.function(scope("trim"), ["c", "cut"], "usize", (f) => {
@@ -262,13 +273,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     const end = f.local();
     return [
       cg.when(cg.geU(cg.sub(end.tee(L.word0(c.get())), cut.get()), cg.size(minCell)), [
-        L.setPrev(cut.get(), cut.get(), c.get()),
-        L.setUsed(c.get(), cut.get()),
         ...(dbg || !speed
-          ? [cg.drop(cg.call(release, [cut.get(), end.get()]))]
+          ? [L.setPrev(cut.get(), cut.get(), c.get()), L.setUsed(c.get(), cut.get()), cg.drop(cg.call(release, [cut.get(), end.get()]))]
           : [
-              L.setPrev(end.get(), end.get(), cut.get()),
-              L.setFree(cut.get(), end.get()),
+              ...cutFree(c.get, cut.get, end.get),
               // (With bins, a cell that ends at the region's end is the top, on no list.)
               lists.top ? cg.when(cg.ne(end.get(), last.get()), [lists.push(cut.get())]) : lists.push(cut.get()),
             ]),
@@ -416,10 +424,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
                 m.i32.and(cg.geU(cg.sub(last.get(), c.tee(topCell())), cg.add(n.get(), cg.size(minCell))), alignedOk()),
                 [
                   ...(dbg ? dbg.taken(c, u) : []),
-                  L.setPrev(cut.tee(cg.add(c.get(), n.get())), cut.get(), c.get()),
-                  L.setUsed(c.get(), cut.get()),
-                  L.setPrev(last.get(), last.get(), cut.get()),
-                  L.setFree(cut.get(), last.get()),
+                  cut.set(cg.add(c.get(), n.get())),
+                  ...cutFree(c.get, cut.get, last.get),
                   ...(fresh ? [end.set(cg.add(cut.get(), cg.size(H))), fresh.set(cg.maxU(fresh.get(), end.get(), fresh.get(), end.get()))] : []),
                   cg.ret(L.payloadOf(c.get())),
                 ],
@@ -441,10 +447,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
                 cg.when(m.i32.and(lists.sameList(cg.sub(end.get(), cut.get()), cg.sub(end.get(), c.get())), alignedOk()), [
                   ...(dbg ? dbg.taken(c, u) : []),
                   ...lists.replace(c, cut),
-                  L.setPrev(cut.get(), cut.get(), c.get()),
-                  L.setUsed(c.get(), cut.get()),
-                  L.setPrev(end.get(), end.get(), cut.get()),
-                  L.setFree(cut.get(), end.get()),
+                  ...cutFree(c.get, cut.get, end.get),
                   cg.ret(L.payloadOf(c.get())),
                 ]),
                 // A listed cell with no rest to cut (and no gap to free) is handed out as it is:
