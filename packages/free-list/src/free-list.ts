@@ -677,7 +677,8 @@ const SUB_LOG = 5;
  * was cut up for small long-lived blocks while an older hole a little smaller stayed whole, and the
  * next buffer of that size no longer fitted either and took new pages (`source-map`: 1.29x
  * wasi-libc dlmalloc's memory, 4.4 MiB at 20,000 operations and 5.8 at 80,000; with it, 1.00x and
- * flat; `pnpm --filter @alloc/bench growth`). The remainder of the split goes back in front, so
+ * flat; `pnpm --filter @alloc/bench growth`). Two cells are not every cell of a bin: seed 5 of the
+ * same workload still needs 1.25x (see the README). The remainder of the split goes back in front, so
  * the next request compares it with the same other cell. (Keeping the smaller of two in front at
  * `push` instead fixed that too, but the one look into n's own bin then met the smaller cell
  * first: `realloc-ping-pong` needed 1.13x dlmalloc's memory instead of 1.06x.)
