@@ -86,33 +86,37 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
 
   test("the statistics count small and large blocks in use and what the lists hold", async () => {
     const a = await heap();
+    // Classes of 12, 28 and 260 bytes: with their header word, multiples of 8 (the release
+    // build's classes; a debug build puts 8 bytes more in front of each header, for its canary).
     const small = [8, 24, 24, 256].map((n) => a.malloc(n));
     const large = a.malloc(2000); // above maxSmall (1024): the parent's
     let [s] = a.checkHeap().layers;
-    expect(s).toMatchObject({ layer: "size-classes", usedBlocks: 5, usedBytes: 8 + 24 + 24 + 256 + 2000 });
+    expect(s).toMatchObject({ layer: "size-classes", usedBlocks: 5, usedBytes: 12 + 28 + 28 + 260 + 2000 });
     a.free(small[1]!);
     a.free(large);
     [s] = a.checkHeap().layers;
-    expect(s).toMatchObject({ usedBlocks: 3, usedBytes: 8 + 24 + 256 });
-    // Free: every block the spans of classes 8, 24 and 256 can still hand out (the freed 24-byte
+    expect(s).toMatchObject({ usedBlocks: 3, usedBytes: 12 + 28 + 260 });
+    // Free: every block the spans of classes 12, 28 and 260 can still hand out (the freed 28-byte
     // one among them) without asking the parent. A class's first span: 1024 bytes (4096 over bump,
-    // whose spans all have one size) or 2 blocks, 56 bytes of header and 8 after the last block
-    // (the debug canary's room).
+    // whose spans all have one size) or 2 blocks; 52 bytes of span header, then blocks of 12 bytes
+    // of header (canary, pad, span) and the class size, and 8 after the last block (the canary's
+    // room).
     const first = parent === "bump" ? 4096 : 1024;
-    const blocks = (size: number) => Math.floor((Math.max(first, 2 * (size + 8) + 64) - 64) / (size + 8));
+    const blocks = (size: number) => Math.floor((Math.max(first, 2 * (size + 12) + 60) - 60) / (size + 12));
     expect(s).toMatchObject({
-      freeBlocks: blocks(8) - 1 + blocks(24) - 1 + blocks(256) - 1,
-      freeBytes: (blocks(8) - 1) * 8 + (blocks(24) - 1) * 24 + (blocks(256) - 1) * 256,
-      largestFree: 256,
+      freeBlocks: blocks(12) - 1 + blocks(28) - 1 + blocks(260) - 1,
+      freeBytes: (blocks(12) - 1) * 12 + (blocks(28) - 1) * 28 + (blocks(260) - 1) * 260,
+      largestFree: 260,
     });
   });
 
   test("the walker checks live small blocks: a broken header or an overflow into the next block's canary", async () => {
     const a = await heap();
-    const p = a.malloc(40), q = a.malloc(40);
+    const p = a.malloc(44), q = a.malloc(44);
     const view = new DataView(a.memory.buffer);
-    view.setUint8(p + 40, 0x41); // one byte past p: q's canary
-    expect(faultOf(() => a.checkHeap())).toMatchObject({ kind: "corrupt-heap", layer: "size-classes", ptr: q - 8 });
+    view.setUint8(p + 44, 0x41); // one byte past p: q's canary, 12 bytes in front of q (canary, pad, header)
+    expect(q - p).toBe(56);
+    expect(faultOf(() => a.checkHeap())).toMatchObject({ kind: "corrupt-heap", layer: "size-classes", ptr: q - 12 });
     expect(faultOf(() => a.free(p)).message).toMatch(/a write past the end of the block \(the canary after it is broken\)/);
     const b = await heap();
     const r = b.malloc(40);

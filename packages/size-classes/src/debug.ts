@@ -8,9 +8,10 @@
  *   checks both the mark and the poison. A freed large block's header is marked too (| 2, so
  *   its low bits are 3), and a header that reads as poison is memory the layer below took back:
  *   both are reported as double frees.
- * - Canaries: the pad word in front of every small block's header (when the minimum alignment
- *   leaves one) holds {@link CANARY}, so a write of a few bytes past a block's end is caught when
- *   the block is freed, when the next block is handed out, and by the walker.
+ * - Canaries: small blocks' headers have room of the minimum alignment in front (`canaryRoom`:
+ *   the classes and usable sizes stay the release build's), whose first word holds
+ *   {@link CANARY}, so a write of a few bytes past a block's end is caught when the block is
+ *   freed, when the next block is handed out, and by the walker.
  * - Spans carry three more words: a mark (their address XOR {@link SPAN_MAGIC}), and the links
  *   of a list of every span, which the walker walks.
  * - `free(ptr)` checks the address is aligned and inside memory, then its header: a small
@@ -56,8 +57,8 @@ export interface SizeClassesDebugOptions {
   readonly layout: ReturnType<typeof layoutFor>;
   /** The class table's address (0 before the first span). */
   readonly table: Var;
-  /** The byte size of the class whose table offset is `h`. */
-  readonly classSize: (h: Expr) => Expr;
+  /** The byte size of the class whose table offset is `h()`. */
+  readonly classSize: (h: () => Expr) => Expr;
   /** The header of the block at `ptr` (decoded), its store, and the size word of a large block. */
   readonly headerOf: (ptr: Expr) => Expr;
   readonly setHeader: (ptr: Expr, h: Expr) => Expr;
@@ -68,8 +69,6 @@ export class SizeClassesDebug {
   /** Bytes a span keeps after its last block: room for the canary behind it. */
   readonly spanTail: number;
   private readonly o: SizeClassesDebugOptions;
-  /** Whether small blocks have a pad word for the canary. */
-  private readonly canaries: boolean;
   private readonly spans: Var;
   private readonly spanCount: Var;
   private readonly pooledCount: Var;
@@ -80,8 +79,7 @@ export class SizeClassesDebug {
   constructor(o: SizeClassesDebugOptions) {
     this.o = o;
     const { cg, scope } = o;
-    this.canaries = o.layout.smallHeader >= 2 * cg.ptrBytes;
-    this.spanTail = this.canaries ? o.layout.smallHeader : 0;
+    this.spanTail = o.layout.canaryRoom;
     this.spans = cg.global(scope("debug/spans"));
     this.spanCount = cg.global(scope("debug/span_count"));
     this.pooledCount = cg.global(scope("debug/pooled_count"));
@@ -129,7 +127,6 @@ export class SizeClassesDebug {
     return cg.module.i32.ne(cg.load32(this.canaryAt(p)), cg.i32(CANARY));
   }
   private failIfCanary(p: () => Expr, what: string): Expr[] {
-    if (!this.canaries) return [];
     const { debug } = this.o;
     return [debug.failIf(this.canaryBroken(p()), "corrupt-heap", what, this.canaryAt(p()))];
   }
@@ -144,7 +141,7 @@ export class SizeClassesDebug {
       cg.when(this.spans.get(), [this.set(this.spans.get(), "allPrev", s.get())]),
       this.spans.set(s.get()),
       this.add(this.spanCount, cg.size(1)),
-      ...(this.canaries ? [cg.store32(this.canaryAt(cg.add(s.get(), cg.size(layout.spanHeader + layout.smallHeader))), cg.i32(CANARY))] : []),
+      cg.store32(this.canaryAt(cg.add(s.get(), cg.size(layout.firstBlock))), cg.i32(CANARY)),
     ];
   }
 
@@ -217,7 +214,7 @@ export class SizeClassesDebug {
     const { cg } = this.o;
     return [
       ...this.failIfCanary(p.get, "a write past the end of the block before this one (its canary is broken)"),
-      ...(this.canaries ? [cg.store32(cg.add(p.get(), this.get(s.get(), "size")), cg.i32(CANARY))] : []),
+      cg.store32(cg.add(p.get(), this.get(s.get(), "size")), cg.i32(CANARY)),
       this.add(this.smallUsed, cg.size(1)),
     ];
   }
@@ -286,7 +283,7 @@ export class SizeClassesDebug {
         [
           invalid(this.notSpan(s), "no block header at this address (no span)"),
           // A block the span handed out: at first + k * stride, below top.
-          first.set(cg.add(s(), cg.size(layout.spanHeader + layout.smallHeader))),
+          first.set(cg.add(s(), cg.size(layout.firstBlock))),
           size.set(this.get(s(), "size")),
           invalid(
             m.i32.or(
@@ -362,13 +359,13 @@ export class SizeClassesDebug {
             corruptIf(
               m.i32.or(
                 m.i32.or(cg.geU(k.get(), cg.size(classes * W)), cg.ne(cg.and(k.get(), cg.size(W - 1)), cg.size(0))),
-                cg.ne(size.tee(this.get(s.get(), "size")), classSize(k.get())),
+                cg.ne(size.tee(this.get(s.get(), "size")), classSize(k.get)),
               ),
               "a span's header is broken (its class)",
               s.get(),
             ),
             stride.set(cg.add(size.get(), cg.size(layout.smallHeader))),
-            first.set(cg.add(s.get(), cg.size(layout.spanHeader + layout.smallHeader))),
+            first.set(cg.add(s.get(), cg.size(layout.firstBlock))),
             top.set(this.get(s.get(), "top")),
             avail.set(this.get(s.get(), "avail")),
             corruptIf(

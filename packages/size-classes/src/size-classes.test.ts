@@ -41,27 +41,30 @@ describe.each([
   { maxSmall: 64, classes: 1 },
 ])("size-classes with maxSmall $maxSmall and $classes classes", (options) => {
   const step = options.maxSmall / options.classes;
-  const header = 8; // one word, padded to the minimum alignment (8)
+  const header = 4; // one word (wasm32), not padded: a block and its header take a multiple of the spacing
+  /** The class of a small request: its block and header take the next multiple of the spacing, or for the last class, of the minimum alignment (8). */
+  const classOf = (size: number) => Math.min(Math.ceil((size + header) / step) * step, Math.ceil((options.maxSmall + header) / 8) * 8) - header;
 
   test("sizes on both sides of every class boundary get their class; above maxSmall, the parent", async () => {
     const { a, model } = await withClasses(options);
-    for (let k = 1; k <= options.classes; k++) {
-      for (const size of [k * step - 1, k * step, k * step + 1]) {
-        if (size < 1) continue;
-        const p = a.malloc(size);
-        model.add(p, size);
-        const usable = a.malloc_usable_size(p);
-        if (size <= options.maxSmall) expect(usable, `malloc(${size})`).toBe(Math.ceil(size / step) * step);
-        else expect(usable, `malloc(${size}) is large: its exact size`).toBe(size);
-      }
+    const boundaries = Array.from({ length: options.classes + 1 }, (_, k) => (k + 1) * step - header);
+    for (const size of [...boundaries.flatMap((b) => [b - 1, b, b + 1]), options.maxSmall, options.maxSmall + 1]) {
+      if (size < 1) continue;
+      const p = a.malloc(size);
+      model.add(p, size);
+      const usable = a.malloc_usable_size(p);
+      if (size <= options.maxSmall) expect(usable, `malloc(${size})`).toBe(classOf(size));
+      else expect(usable, `malloc(${size}) is large: its exact size`).toBe(size);
     }
   });
 
-  test("a class's blocks are carved one after another: the per-allocation overhead is the header", async () => {
+  test("a class's blocks are carved one after another, aligned: the per-allocation overhead is the header word", async () => {
     const { a } = await withClasses({ ...options, spanBlocks: 3 }); // (three blocks in the first span)
-    for (const size of [step, options.maxSmall]) {
+    for (const size of [1, step, step - header, options.maxSmall - header, options.maxSmall]) {
       const p = a.malloc(size), q = a.malloc(size), r = a.malloc(size);
-      expect([q - p, r - q], `class ${size}`).toEqual([size + header, size + header]);
+      expect(a.malloc_usable_size(p), `malloc(${size})`).toBe(classOf(size));
+      expect([q - p, r - q], `class ${classOf(size)}`).toEqual([classOf(size) + header, classOf(size) + header]);
+      expect([p % 8, q % 8, r % 8]).toEqual([0, 0, 0]);
     }
   });
 
@@ -74,6 +77,57 @@ describe.each([
     expect(a.malloc(step)).toBe(small[1]);
     expect(a.malloc(1)).toBe(small[0]);
     expect(a.malloc(options.maxSmall + 1)).toBe(large); // back through the parent
+  });
+});
+
+describe("size-classes: bytes per small block", () => {
+  // What one block of each request size takes (header and block: the distance between two blocks
+  // of its class carved one after the other) and its usable size. A block and its one-word header
+  // take a multiple of the class spacing (max(8, minAlign)), or for the last class of the
+  // minimum alignment: no padding. (Before, the header was padded to minAlign: at 16, a request
+  // of 8 bytes took 32.)
+  const FOOTPRINT = {
+    "wasm32, minAlign 8": { 4: [8, 4], 8: [16, 12], 16: [24, 20], 24: [32, 28], 100: [104, 100], 1000: [1008, 1004], 1024: [1032, 1028] },
+    "wasm32, minAlign 16": { 4: [16, 12], 8: [16, 12], 16: [32, 28], 24: [32, 28], 100: [112, 108], 1000: [1008, 1004], 1024: [1040, 1036] },
+    "memory64, minAlign 8": { 4: [16, 8], 8: [16, 8], 16: [24, 16], 24: [32, 24], 100: [112, 104], 1000: [1008, 1000], 1024: [1032, 1024] },
+    "memory64, minAlign 16": { 4: [16, 8], 8: [16, 8], 16: [32, 24], 24: [32, 24], 100: [112, 104], 1000: [1008, 1000], 1024: [1040, 1032] },
+  } as const;
+  const setups = Object.keys(FOOTPRINT).map((name) => ({ name, memory64: name.startsWith("memory64"), minAlign: name.endsWith("16") ? 16 : 8 }));
+  const heap = (memory64: boolean, minAlign: number) =>
+    buildAllocator({ strategy: [sizeClasses({ spanBlocks: 3 }), freeList()], memory64, minAlign, exports: ["malloc", "free", "malloc_usable_size"] }).instantiate();
+
+  test.each(setups)("$name: the stride and usable size of each request size", async ({ name, memory64, minAlign }) => {
+    const measured: Record<number, [number, number]> = {};
+    for (const size of Object.keys(FOOTPRINT[name as keyof typeof FOOTPRINT]).map(Number)) {
+      const a = await heap(memory64, minAlign);
+      const p = a.malloc(size), q = a.malloc(size), r = a.malloc(size);
+      expect(r - q, `malloc(${size})`).toBe(q - p);
+      measured[size] = [q - p, a.malloc_usable_size(p)];
+    }
+    expect(measured).toEqual(FOOTPRINT[name as keyof typeof FOOTPRINT]);
+  });
+
+  test.each(setups)("$name: every small block is aligned, holds its request, and its header word is all the overhead", async ({ memory64, minAlign }) => {
+    const a = await heap(memory64, minAlign);
+    const W = memory64 ? 8 : 4;
+    for (let size = 1; size <= 1024; size++) {
+      // (Three blocks: when a span fills up, one pair of them is in the next span, which holds 3 or more.)
+      const p = a.malloc(size), q = a.malloc(size), r = a.malloc(size);
+      expect([p % minAlign, q % minAlign, r % minAlign], `malloc(${size})`).toEqual([0, 0, 0]);
+      const usable = a.malloc_usable_size(p);
+      expect(usable).toBeGreaterThanOrEqual(size);
+      // The block and its header: the request rounded up to the spacing, or the last class's.
+      expect([q - p, r - q], `malloc(${size})`).toContain(usable + W);
+      expect(usable + W).toBeLessThanOrEqual(Math.ceil((size + W) / Math.max(8, minAlign)) * Math.max(8, minAlign));
+    }
+  });
+
+  test("binary-trees' nodes at minAlign 16 (8 bytes on wasm32): 100,000 of them take 16 bytes each, not 32", async () => {
+    const a = await heap(false, 16);
+    const before = a.memoryBytes();
+    for (let i = 0; i < 100_000; i++) expect(a.malloc(8)).not.toBe(0);
+    // (Spans of 4 KiB hold 252 blocks: 1.6 MB and the spans' headers; the grow backend rounds up.)
+    expect(a.memoryBytes() - before).toBeLessThanOrEqual(1.1 * 16 * 100_000);
   });
 });
 
@@ -100,8 +154,10 @@ describe("size-classes: realloc", () => {
     const { a, bytes } = await withClasses({ maxSmall: 256, classes: 32 });
     const p = a.malloc(20);
     bytes().fill(0x3c, p, p + 20);
-    expect(a.realloc(p, 24)).toBe(p);
+    expect(a.malloc_usable_size(p)).toBe(20); // (its class: 20 bytes, 24 with its header)
+    expect(a.realloc(p, 17)).toBe(p);
     expect(a.realloc(p, 9)).toBe(p);
+    expect(a.realloc(p, 20)).toBe(p);
     const q = a.realloc(p, 100);
     expect(q).not.toBe(p);
     expect(bytes().subarray(q, q + 20).every((b) => b === 0x3c)).toBe(true);
@@ -282,7 +338,7 @@ describe("size-classes: configuration", () => {
     const a = await build({}, 16).instantiate();
     const p = a.malloc(1), q = a.malloc(1);
     expect(p % 16).toBe(0);
-    expect(q - p).toBe(32); // class 16, header 16
+    expect(q - p).toBe(16); // class 12, header 4
     expect(() => build({ classes: 128 }, 16)).toThrow(/less than the minimum alignment \(16\)/);
   });
 

@@ -22,9 +22,11 @@ export interface SizeClassesOptions {
    */
   readonly maxSmall?: number;
   /**
-   * How many classes share [1, maxSmall]: class i holds blocks of (i + 1) * maxSmall / classes
-   * bytes. maxSmall / classes must be a power of two and at least the minimum alignment (8 by
-   * default). Default: maxSmall / max(8, minAlign), i.e. 128 classes 8 bytes apart.
+   * How many classes share [1, maxSmall], by their spacing maxSmall / classes: class i's blocks
+   * take (i + 1) * maxSmall / classes bytes with their header word (one class more holds the
+   * requests up to maxSmall that the header leaves out). maxSmall / classes must be a power of
+   * two and at least the minimum alignment (8 by default). Default: maxSmall / max(8, minAlign),
+   * i.e. 128 classes 8 bytes apart (129 on wasm32: blocks of 4, 12, ... 1028 bytes).
    */
   readonly classes?: number;
   /**
@@ -68,16 +70,17 @@ interface Resolved {
  *
  * ```text
  *   small block (size <= maxSmall)             large block (from the parent)
- *        header        payload                      parent block       header        payload
- *   ... [ pad | span ][ class size bytes ]          [ .. | size | block+1 ][ size bytes ]
- *                    ^ ptr                                              ^ ptr
+ *     header  payload                               parent block       header        payload
+ *   ... [ span ][ class size bytes ]                [ .. | size | block+1 ][ size bytes ]
+ *               ^ ptr                                                   ^ ptr
  *   span (a block of the parent):
- *   [ next prev free top avail cap size slot ring ][pad|span][blk][pad|span][blk] .. top .. ]
+ *   [ next prev free top avail cap size slot spare grade ][pad][span][blk][span][blk] .. top .. ]
  *   table[class] -> span with free blocks <-> span <-> ... (spans that are full are on no list)
  * ```
  *
- * Every block carries a header word just before its payload (padded to the minimum alignment:
- * 8 bytes by default). A small block's header is the address of its span (even); a large
+ * Every block carries a header word just before its payload. A small block and its header take
+ * a multiple of the class spacing, so that blocks stay aligned with no padding (`layoutFor`). A
+ * small block's header is the address of its span (even); a large
  * block's is the parent's block address + 1 (odd), with the size asked for in the word before.
  * `free(ptr)` reads it, so it needs no size.
  *
@@ -180,13 +183,55 @@ export const SPAN_FIELDS = ["next", "prev", "free", "top", "avail", "cap", "size
 export const DEBUG_SPAN_FIELDS = ["mark", "allNext", "allPrev"] as const;
 export type SpanField = (typeof SPAN_FIELDS)[number] | (typeof DEBUG_SPAN_FIELDS)[number];
 
-/** Header sizes, the class table's size and the span header's layout. */
-export function layoutFor(minAlign: number, word: number, classes: number, spares: number, debug: boolean) {
+/**
+ * The layout of small blocks, spans and the class table, for one build.
+ *
+ * ```text
+ *   release:  ..][ span ][ block: (i + 1) * spacing - inside bytes ][ span ][ block ..
+ *                          ^ ptr (minimum aligned)
+ *   debug:    ..][ canary | pad | span ][ block ][ canary | pad | span ][ block ..
+ *                 (canaryRoom bytes)
+ * ```
+ *
+ * A small block's header is one word. Class i's blocks are (i + 1) * spacing - `inside` bytes,
+ * with `inside` the header word when it is smaller than the spacing (0 otherwise: a block must
+ * hold a word, its free-list link), so that a block and its header (the stride) take a multiple
+ * of the spacing, itself a multiple of the minimum alignment: every block stays aligned with no
+ * padding. (At minAlign 16 on wasm32, a request of 8 bytes gets a 12-byte block, 16 bytes with
+ * its header, where a header padded to 16 bytes took 32.) Requests up to maxSmall need one class
+ * more than maxSmall / spacing when `inside` is not 0. Debug builds put a canary in front of
+ * every header, in room of the minimum alignment, so that the class sizes (and every usable
+ * size) are the release build's.
+ */
+export function layoutFor(o: { minAlign: number; word: number; maxSmall: number; shift: number; spares: number; debug: boolean }) {
+  const { minAlign, word, maxSmall, shift, spares, debug } = o;
   const alignUp = (n: number) => Math.ceil(n / minAlign) * minAlign;
   const fields = debug ? [...SPAN_FIELDS, ...DEBUG_SPAN_FIELDS] : SPAN_FIELDS;
+  const spacing = 2 ** shift;
+  const inside = word < spacing ? word : 0;
+  /** Debug builds: room for a canary word in front of each small block's header. */
+  const canaryRoom = debug ? alignUp(word) : 0;
+  const smallHeader = word + canaryRoom;
+  const classes = Math.ceil((maxSmall + inside) / spacing);
+  // The last class holds requests up to maxSmall: its blocks take maxSmall bytes with their
+  // header, rounded up to the minimum alignment (not to the spacing, when that is larger).
+  const largest = Math.min(classes * spacing - inside, alignUp(maxSmall + word) - word);
+  /** The first block's payload, from the span's start: after the span's header and the block's own. */
+  const firstBlock = alignUp(fields.length * word + smallHeader);
   return {
-    /** Bytes in front of a small payload: one word, padded to the minimum alignment. */
-    smallHeader: alignUp(word),
+    /** Bytes a small block's class size leaves to its header: class i holds (i + 1) * spacing - inside bytes. */
+    inside,
+    /** How many classes: requests from 1 to maxSmall bytes. */
+    classes,
+    /**
+     * The last class's block size, when it is below (classes * spacing - inside): a spacing
+     * above the minimum alignment would round maxSmall up by up to a spacing. Else undefined.
+     */
+    largest: largest < classes * spacing - inside ? largest : undefined,
+    /** Bytes in front of a small payload: its header word (and in debug builds, the canary's room). */
+    smallHeader,
+    /** Debug builds: the canary's room (0 in release builds). */
+    canaryRoom,
     /**
      * Bytes in front of a large payload (for the minimum alignment): two words, padded. Debug
      * builds keep two more words free in front, where the parent may keep its own links once the
@@ -199,8 +244,12 @@ export function layoutFor(minAlign: number, word: number, classes: number, spare
     countAt: classes * word,
     /** Offset in the table of the spare spans. */
     sparesAt: 2 * classes * word,
-    /** The span header. */
-    spanHeader: alignUp(fields.length * word),
+    /** The span header's bytes (its fields). */
+    spanHeader: fields.length * word,
+    /** The offset in a span of its first block's payload (minimum aligned). */
+    firstBlock,
+    /** The offset in a span of its first block's header: the span's blocks start there. */
+    blocksAt: firstBlock - smallHeader,
     /** A span field's byte offset. */
     at: (field: SpanField) => fields.indexOf(field as never) * word,
   };
@@ -213,8 +262,11 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   const up = parent.allocator;
   const W = cg.ptrBytes;
   const wordLog = Math.log2(W);
-  const L = layoutFor(limits.minAlign, W, o.classes, up.usableSize === undefined ? 0 : o.spareSpans, !!ctx.debug);
-  const { smallHeader, largeHeader, tableBytes, spanHeader, at, countAt, sparesAt } = L;
+  const L = layoutFor({
+    minAlign: limits.minAlign, word: W, maxSmall: o.maxSmall, shift: o.shift,
+    spares: up.usableSize === undefined ? 0 : o.spareSpans, debug: !!ctx.debug,
+  });
+  const { smallHeader, largeHeader, tableBytes, firstBlock, blocksAt, inside, largest, at, countAt, sparesAt } = L;
   const zero = () => cg.size(0);
   const one = () => cg.size(1);
   /** Sizes this large or more can never be allocated; refusing them keeps `size + header` from wrapping. */
@@ -251,11 +303,16 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
   /** A request size that realloc asks for after resize refused it: it is given twice the room. */
   const grower = cg.global(scope("grower"));
 
-  /** The byte size of the class whose table offset is `h` (= class * W). */
-  // (class + 1) << shift, from h = class * W: (h + W) scaled by 2^(shift - wordLog), exact as W divides h.
-  const classSize = (h: Expr) => {
-    const next = cg.add(h, cg.size(W));
-    return o.shift >= wordLog ? cg.shl(next, cg.size(o.shift - wordLog)) : cg.shrU(next, cg.size(wordLog - o.shift));
+  /** The byte size of the class whose table offset is `h()` (= class * W). */
+  // ((class + 1) << shift) - inside, from h = class * W: (h + W) scaled by 2^(shift - wordLog),
+  // exact as W divides h; at most `largest`.
+  const classSize = (h: () => Expr) => {
+    const size = () => {
+      const next = cg.add(h(), cg.size(W));
+      const stride = o.shift >= wordLog ? cg.shl(next, cg.size(o.shift - wordLog)) : cg.shrU(next, cg.size(wordLog - o.shift));
+      return inside ? cg.sub(stride, cg.size(inside)) : stride;
+    };
+    return largest === undefined ? size() : cg.select(cg.ltU(size(), cg.size(largest)), size(), cg.size(largest));
   };
 
   /** Debug builds only: free marks, poison, canaries, the span list and the walker (`debug.ts`). */
@@ -265,7 +322,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       cg,
       debug: ctx.debug,
       scope,
-      classes: o.classes,
+      classes: L.classes,
       spareSpans: spares,
       spanDoublings: o.spanDoublings,
       keepSpans,
@@ -280,7 +337,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
     });
 
   /** Release builds with heap statistics only: counters and the walker (`stats.ts`). */
-  const st = ctx.stats && new SizeClassesStats({ cg, scope, classes: o.classes, table, get, sizeWordAt });
+  const st = ctx.stats && new SizeClassesStats({ cg, scope, classes: L.classes, table, get, sizeWordAt });
 
   /**
    * A minimum-aligned block of `size` bytes from the parent: its constant-alignment copy when it
@@ -382,7 +439,7 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
         ? [k.set(cg.load(c.tee(cg.add(table.get(), h.get())), countAt)), g.set(cg.size(Math.min(2, o.spanDoublings)))]
         : [g.set(cg.select(cg.ltU(k.get(), cg.size(o.spanDoublings)), k.tee(cg.load(c.tee(cg.add(table.get(), h.get())), countAt)), cg.size(o.spanDoublings)))]),
       // spanBlocks blocks, or spanBytes << grade when that holds more.
-      t.set(cg.add(cg.mul(stride.tee(cg.add(size.tee(classSize(h.get())), cg.size(smallHeader))), cg.size(o.spanBlocks)), cg.size(spanHeader + tail))),
+      t.set(cg.add(cg.mul(stride.tee(cg.add(size.tee(classSize(h.get)), cg.size(smallHeader))), cg.size(o.spanBlocks)), cg.size(blocksAt + tail))),
       bytes.set(cg.select(cg.gtU(bytes.get(), t.get()), bytes.tee(cg.shl(cg.size(o.spanBytes), g.get())), t.get())),
       ...(pool
         ? [
@@ -396,8 +453,8 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
           ]
         : [cg.returnIf(cg.eqz(s.tee(upAlloc(bytes.get()))), zero())]),
       set(s.get(), "free", zero()),
-      set(s.get(), "top", cg.add(s.get(), cg.size(spanHeader + smallHeader))),
-      set(s.get(), "avail", t.tee(divU(cg.sub(bytes.get(), cg.size(spanHeader + tail)), stride.get()))),
+      set(s.get(), "top", cg.add(s.get(), cg.size(firstBlock))),
+      set(s.get(), "avail", t.tee(divU(cg.sub(bytes.get(), cg.size(blocksAt + tail)), stride.get()))),
       set(s.get(), "cap", t.get()),
       set(s.get(), "size", size.get()),
       set(s.get(), "slot", c.get()),
@@ -449,7 +506,8 @@ function emitSizeClasses(ctx: EmitContext, parent: Parent, o: Resolved): Allocat
       // realloc's request after resize refused this size: twice the room (see `resize`).
       cg.when(cg.eq(size.get(), grower.get()), [grower.set(zero()), size.set(cg.shl(size.get(), one()))]),
       cg.when(alignConst === undefined ? m.i32.and(small, cg.leU(align(), cg.size(limits.minAlign))) : small, [
-        h.set(cg.shl(cg.shrU(t.get(), cg.size(o.shift)), cg.size(wordLog))),
+        // The class: the first whose blocks hold size bytes, ((size - 1 + inside) >> shift).
+        h.set(cg.shl(cg.shrU(inside ? cg.add(t.get(), cg.size(inside)) : t.get(), cg.size(o.shift)), cg.size(wordLog))),
         m.loop(
           again,
           cg.block([
