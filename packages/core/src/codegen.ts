@@ -60,7 +60,13 @@ export interface SharedStateArea {
   readonly wait: boolean;
 }
 
-/** Where the state cells start in a {@link SharedStateArea}: after the lock word (i32) and its padding. */
+/**
+ * Where a {@link SharedStateArea} holds the memory's size in pages after the allocator's latest
+ * `memory.grow` (an i32 after the lock word): see {@link Codegen.memoryGrow} and `threads.ts`.
+ */
+export const GROWN_PAGES_OFFSET = 4;
+
+/** Where the state cells start in a {@link SharedStateArea}: after the lock word and the grown-pages word (two i32s). */
 export const STATE_CELLS_OFFSET = 8;
 
 /**
@@ -262,9 +268,39 @@ export class Codegen {
     if (this.sharedState) return this.module.memory.grow(this.size(0), undefined, this.memory64);
     return this.module.memory.size(undefined, this.memory64);
   }
-  /** `memory.grow(pages)`: the old size in pages, or -1 (all ones) when the engine refuses. */
+  /**
+   * `memory.grow(pages)`: the old size in pages, or -1 (all ones) when the engine refuses. In a
+   * thread-safe build, a call of a function that also records the memory's new size in the state
+   * area's grown-pages word, so that the lock can tell a thread whose view of the memory's size
+   * is older (see `threads.ts`).
+   */
   memoryGrow(pages: Expr): Expr {
-    return this.module.memory.grow(pages, undefined, this.memory64);
+    if (!this.sharedState) return this.module.memory.grow(pages, undefined, this.memory64);
+    return this.module.call(this.ensureMemoryGrow(), [pages], this.usize);
+  }
+
+  /** Thread-safe builds: emits (once) `memory/grow(pages)`, which grows and records the new size. */
+  private ensureMemoryGrow(): string {
+    const name = this.name("memory", "grow");
+    if (this.module.getFunction(name)) return name;
+    const { module } = this;
+    return this.function(name, ["pages"], "usize", (f) => {
+      const old = f.local();
+      return [
+        old.set(module.memory.grow(f.param("pages").get(), undefined, this.memory64)),
+        this.store32(this.size(0), this.memoryPages(), this.sharedState!.address + GROWN_PAGES_OFFSET),
+        old.get(),
+      ];
+    });
+  }
+
+  /**
+   * `memory.size` in pages as an i32, as this thread's instance sees it: in a thread-safe build,
+   * it may be from before another thread's grow (only for comparing with the grown-pages word).
+   */
+  memoryPages(): Expr {
+    const pages = this.module.memory.size(undefined, this.memory64);
+    return this.memory64 ? this.module.i32.wrap(pages) : pages;
   }
 
   /** Sets `len` bytes at `dest` to `byte` (an i32). */

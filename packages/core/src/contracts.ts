@@ -50,7 +50,9 @@ export interface BuildLimits {
  *   {@link AllocatorFunctions.usableSizeUnlocked}. Cached blocks are allocated blocks to every
  *   layer.
  * - The memory's size is `cg.memorySize()` (in a thread-safe build `memory.grow(0)`: V8 may
- *   answer `memory.size` with a size from before another thread's grow).
+ *   answer `memory.size` with a size from before another thread's grow), and the memory grows
+ *   through `cg.memoryGrow`, which in a thread-safe build records the new size for the lock: a
+ *   thread that takes the lock updates its view of the size from it (see `threads.ts`).
  * - The state area ({@link ThreadOptions.stateAddress}): 256 bytes of the memory, zero when the
  *   first thread starts: the lock word at its start, then the state cells. A cell holds its value
  *   minus its initial value, so zero memory needs no initialisation (and there is none to race

@@ -3,9 +3,9 @@
  *
  * ```text
  *   state area (threads.stateAddress, THREAD_STATE_BYTES bytes, zero at start)
- *   +------------+---------+--------+--------+-----
- *   | lock (i32) | padding | cell 0 | cell 1 | ...    one word per state cell (Codegen.global),
- *   +------------+---------+--------+--------+-----    holding value - init: zero reads as init
+ *   +------------+-------------------+--------+--------+-----
+ *   | lock (i32) | grown pages (i32) | cell 0 | cell 1 | ...    one word per state cell (Codegen.global),
+ *   +------------+-------------------+--------+--------+-----    holding value - init: zero reads as init
  *
  *   malloc (exported)  = lock(); r = malloc (unlocked); unlock(); r
  * ```
@@ -20,9 +20,22 @@
  * (a browser's main thread may not block, so spinning is the default). With `wait`, a thread
  * that finds the lock taken marks it contended (2) and sleeps in `memory.atomic.wait32` until
  * the holder's unlock wakes one waiter (Drepper's three-state mutex): for workers only.
+ *
+ * The memory's size: every `memory.grow` of the allocator ({@link Codegen.memoryGrow}) records the
+ * memory's new size in pages in the grown-pages word, and a thread that takes the lock compares
+ * it with `memory.size`: when its view is older, `memory.grow(0)` updates it. V8 (Node 20) keeps
+ * each thread's view of a shared memory's size in its instance and updates it for another
+ * thread's grow only at the thread's next function entry (or own `memory.grow`), even when the
+ * two threads synchronised: until then `memory.copy` and `memory.fill` (and, on memory64, every
+ * load and store) trap on the new pages. A size build calls a function after the lock and so got
+ * by; a speed build inlines the whole call into one function, and bump's realloc, waiting for the
+ * lock while another thread grew, copied into the new pages and trapped (measured: 12 of 20
+ * copies after another thread's grow trapped in a loop that had waited for it; none with a call
+ * or `memory.grow(0)` before the copy). The threads proposal leaves this open
+ * (WebAssembly/threads#26); WAMR fixed the same stale bound (wasm-micro-runtime#2078).
  */
 import binaryen from "binaryen";
-import type { Codegen, Expr } from "./codegen.ts";
+import { GROWN_PAGES_OFFSET, type Codegen, type Expr } from "./codegen.ts";
 import { check, checkOptions, describeValue } from "./errors.ts";
 
 /** The bytes a thread-safe build reserves for its state area: the lock word and up to 62 cells (wasm32; 31 on memory64). */
@@ -93,26 +106,37 @@ export function ensureLock(cg: Codegen): { lock: string; unlock: string } {
   const cas = (expected: number, replacement: number) =>
     m.i32.atomic.rmw.cmpxchg(at, word(), cg.i32(expected), cg.i32(replacement));
   const wait = cg.sharedState!.wait;
+  // Taken: if this thread's view of the memory's size is older than the allocator's latest grow
+  // (another thread's, while this one waited), memory.grow(0) brings it up to date.
+  const seeGrownPages = cg.when(m.i32.lt_u(cg.memoryPages(), m.i32.load(at + GROWN_PAGES_OFFSET, 4, word())), [
+    m.drop(m.memory.grow(cg.size(0), undefined, cg.memory64)),
+  ]);
   cg.function(lock, [], "none", (f) => {
     const spin = f.label("spin");
     if (!wait) {
       // Test and test-and-set: spin on a load (no write traffic) until the lock looks free.
-      return m.loop(spin, cg.block([
-        cg.when(m.i32.atomic.load(at, word()), [m.br(spin)]),
-        m.br(spin, cas(0, 1)),
-      ]));
+      return [
+        m.loop(spin, cg.block([
+          cg.when(m.i32.atomic.load(at, word()), [m.br(spin)]),
+          m.br(spin, cas(0, 1)),
+        ])),
+        seeGrownPages,
+      ];
     }
     const c = f.local("i32");
     const sleep = f.label("sleep");
     // 0 free, 1 taken, 2 taken and someone may be waiting.
-    return cg.when(c.tee(cas(0, 1)), [
-      cg.when(m.i32.ne(c.get(), cg.i32(2)), [c.set(m.i32.atomic.rmw.xchg(at, word(), cg.i32(2)))]),
-      m.loop(sleep, cg.when(c.get(), [
-        m.drop(m.memory.atomic.wait32(cg.size(at), cg.i32(2), cg.i64(-1n))),
-        c.set(m.i32.atomic.rmw.xchg(at, word(), cg.i32(2))),
-        m.br(sleep),
-      ])),
-    ]);
+    return [
+      cg.when(c.tee(cas(0, 1)), [
+        cg.when(m.i32.ne(c.get(), cg.i32(2)), [c.set(m.i32.atomic.rmw.xchg(at, word(), cg.i32(2)))]),
+        m.loop(sleep, cg.when(c.get(), [
+          m.drop(m.memory.atomic.wait32(cg.size(at), cg.i32(2), cg.i64(-1n))),
+          c.set(m.i32.atomic.rmw.xchg(at, word(), cg.i32(2))),
+          m.br(sleep),
+        ])),
+      ]),
+      seeGrownPages,
+    ];
   });
   cg.function(unlock, [], "none", () => {
     if (!wait) return m.i32.atomic.store(at, word(), cg.i32(0));

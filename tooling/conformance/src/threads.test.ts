@@ -1,6 +1,7 @@
-import { binaryen, buildAllocator, HeapFaultError } from "@alloc/core";
+import { binaryen, buildAllocator, growBackend, HeapFaultError } from "@alloc/core";
 import { describe, expect, test } from "vitest";
 import { threadedCompositions } from "./compositions.ts";
+import { growRace } from "./threads/grow-race.ts";
 import { hammer, hammerBroken } from "./threads/hammer.ts";
 
 /** Operations per thread in CI; `pnpm soak --threads` runs as many as you like. */
@@ -31,6 +32,18 @@ describe.each(threadedCompositions())("thread-safe $name", (composition) => {
     if (composition.reuses) expect(top.usedBlocks).toBe(0);
   });
 });
+
+// Found by `pnpm soak --threads --speed --only "bump over grow"` (7 runs in 8 trapped): a speed
+// build inlines the whole call into one function, and in V8 a thread that waited for the lock
+// while another thread grew the memory still had the old size for memory.copy until its next
+// function entry. The lock brings it up to date (threads.ts in @alloc/core). Without that, each of
+// 20 races (10 per width) trapped, by round 132 (round 662 the latest seen in other runs).
+test.each(["bump over grow", "bump over grow, memory64"])("%s, speed build: a realloc that waited for the lock while another thread grew the memory copies into the new pages", async (name) => {
+  const composition = threadedCompositions().find((c) => c.name === name)!;
+  // Exact growth: every grower's malloc grows the memory.
+  const built = buildAllocator({ ...composition.options, backend: growBackend({ growth: "exact" }), optimize: "speed" });
+  expect(await growRace(built, 2000)).toBe(2000);
+}, 20_000);
 
 test("a debug build releases the lock when a check fails: the fault is reported and other threads go on", async () => {
   const composition = threadedCompositions().find((c) => c.name === "free-list over grow")!;
