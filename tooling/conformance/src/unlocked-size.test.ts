@@ -5,15 +5,18 @@
  * build is instrumented (Binaryen's instrument-memory pass; bulk memory off, so that fills and
  * copies are byte stores too; the heap's state lives in memory in a thread-safe build, so no state
  * escapes as a Wasm global), and random operations on other blocks run between two reads of a
- * target block's size: none may store into a byte that read touched (the lock word aside).
+ * target block's size: none may store into a byte that read touched (the lock's two words aside).
  */
 import { binaryen, buildAllocator, PAGE_SIZE, type BuildOptions, type Strategy } from "@alloc/core";
 import { STRATEGIES } from "@alloc/cli";
 import { describe, expect, test } from "vitest";
 import { CACHE_TOPS, threadedCompositions } from "./compositions.ts";
 
-/** The lock word of a thread-safe build at the default state address: every call writes it. */
-const LOCK = [1024, 1028] as const;
+/**
+ * The lock word of a thread-safe build at the default state address, which every call writes,
+ * and the grown-pages word after it, which every call's lock reads and every grow writes.
+ */
+const LOCK = [1024, 1032] as const;
 
 interface Conflict {
   readonly target: number;
