@@ -26,6 +26,13 @@ const positiveInt = (value: string) => {
   return n;
 };
 const list = (value: string) => value.split(",").map((s) => s.trim()).filter(Boolean);
+/** "1-21" -> [1, ..., 21]; "3" -> [3]. */
+const seedRange = (value: string) => {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value.trim());
+  const [from, to] = [Number(m?.[1]), Number(m?.[2] ?? m?.[1])];
+  if (!m || from < 1 || to < from) throw new InvalidArgumentError("must be a seed or a range from-to of seeds from 1 (e.g. 1-21)");
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+};
 
 /** A progress line on stderr: rewritten in place on a terminal, a line per 10% otherwise. */
 function progressLine(): (done: number, total: number, what: string) => void {
@@ -125,9 +132,11 @@ program
   .command("growth")
   .description("what the grow backend's growth policy costs in memory: the default free list grown by 1/16 (the default), 1/8 and exactly, beside wasi-libc's and Rust std's dlmalloc, seeds 1-4")
   .option("--workloads <names>", "comma-separated workloads, or kinds (shape, adversarial) (default: all)", list)
-  .action((options: { workloads?: string[] }) => {
+  .option("--seeds <range>", "seeds, as from-to (e.g. 1-21) (default: 1-4)", seedRange)
+  .option("--ops <n>", "operations per trace (default: 100,000; 10,000 for staircase, realloc-doubling and large-blocks)", positiveInt)
+  .action((options: { workloads?: string[]; seeds?: number[]; ops?: number }) => {
     try {
-      growthCost((line) => console.log(line), undefined, options.workloads);
+      growthCost((line) => console.log(line), options.seeds, options.workloads, options.ops);
     } catch (e) {
       if (e instanceof RangeError) program.error(e.message);
       throw e;

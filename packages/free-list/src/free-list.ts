@@ -66,7 +66,7 @@ type Fit = "first" | "bins";
  * - `usableSize(ptr)`: the payload size, read from the header.
  *
  * Memory follows live bytes: the backend is asked for pages only when no free cell can serve
- * (bins: none in a bin whose every cell fits, nor the one look into the request's own bin), free
+ * (bins: none in a bin whose every cell fits, nor among the first cells of the request's own bin), free
  * neighbours always merge, and pages that follow the region extend its top, so that only what
  * the top lacks is asked for.
  *
@@ -121,6 +121,11 @@ interface Lists {
    * included; minCell <= n < 2^32), or 0.
    */
   find(f: FunctionScope, n: Local): Expr[];
+  /**
+   * `find`'s body never returns early, so speed builds emit it at each call site (a block):
+   * Binaryen inlines no function with a loop.
+   */
+  readonly findInline?: boolean;
   /** Debug builds: the walker's check of the lists (see `debug.ts`). */
   verify(check: ListCheck): Expr[];
 }
@@ -299,14 +304,15 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     /** The top [t, e) becomes one free cell and e the end sentinel (word 0 already 0: fresh memory). */
     const finish = [
       ...(dbg ? [from.set(last.get()), ...dbg.grownPoison(t, from, e)] : []),
+      // A free top that grew now holds the old end sentinel, whose prev word is not zero: it is
+      // cleared, so that fresh memory stays zero above the mark. (When the top was allocated,
+      // the old end sentinel becomes the new top's header instead. When nothing grew, e is the
+      // old end sentinel, and the next store writes its prev word again.)
+      ...(fresh ? [cg.when(cg.ne(t.get(), last.get()), [cg.store(last.get(), zero(), L.word)])] : []),
       L.setFree(t.get(), e.get()),
       L.setPrev(e.get(), e.get(), t.get()),
       // With one list, a new cell joins it; a grown one is on it already.
       ...(lists.top ? [] : [cg.when(cg.eq(t.get(), last.get()), [lists.push(t.get())])]),
-      // A free top that grew now holds the old end sentinel, whose prev word is not zero: it is
-      // cleared, so that fresh memory stays zero above the mark. (When the top was allocated,
-      // the old end sentinel becomes the new top's header instead.)
-      ...(fresh ? [cg.when(m.i32.and(cg.ne(t.get(), last.get()), cg.ne(e.get(), last.get())), [cg.store(last.get(), zero(), L.word)])] : []),
       last.set(e.get()),
       t.get(),
     ];
@@ -377,8 +383,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
     ]));
   });
 
-  // find(n): the lists' search, in one function (alloc and resize call it).
-  const find = cg.function(scope("find"), ["n"], "usize", (f) => lists.find(f, f.param("n")));
+  // find(n): the lists' search, in one function that alloc and resize call; in speed builds,
+  // emitted at both sites when it can be (see Lists.findInline).
+  const findFn = cg.function(scope("find"), ["n"], "usize", (f) => lists.find(f, f.param("n")));
+  const find = (f: FunctionScope, n: Local) => (speed && lists.findInline ? cg.block(lists.find(f, n)) : cg.call(findFn, [n.get()]));
 
   /**
    * alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed):
@@ -414,7 +422,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
         : [cg.returnIf(cg.geU(cg.sub(size.get(), cg.size(1)), cg.size(maxRequest)), zero()), n.set(cellBytes(size.get()))]),
       ...(aligned ? [u.set(cg.add(n.get(), gap))] : []),
       // (refill returns the top, which holds u now.)
-      cg.when(cg.eqz(c.tee(cg.call(find, [u.get()]))), [
+      cg.when(cg.eqz(c.tee(find(f, u))), [
         ...(speed
           ? [
               // Speed builds: a top that holds the block and a cell after it is cut here, without
@@ -489,7 +497,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   // (`size` is compared as it is: the block's usable size is a granule multiple.)
   const resize = cg.function(scope("resize"), ["ptr", "size"], "usize", (f) => {
     const ptr = f.param("ptr"), size = f.param("size");
-    const c = f.local(), end = f.local();
+    const c = f.local(), end = f.local(), need = f.local();
     const grow = f.label("grow");
     return [
       ...(dbg ? [dbg.checkLive("realloc", ptr.get())] : []),
@@ -508,7 +516,8 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
           // the size is rounded up), and the block absorbs it. Otherwise realloc moves the block.
           // (Impossible sizes, over maxRequest, are refused here.)
           cg.when(m.i32.and(cg.eq(end.get(), last.get()), cg.leU(size.get(), cg.size(maxRequest))), [
-            cg.when(cg.eqz(cg.call(find, [cellBytes(size.get())])), [
+            need.set(cellBytes(size.get())),
+            cg.when(cg.eqz(find(f, need)), [
               m.br(grow, nonZero(cg, cg.call(refill, [cg.sub(size.get(), cg.sub(end.get(), ptr.get()))]))),
             ]),
           ]),
@@ -652,6 +661,11 @@ function firstFitLists({ cg, scope }: EmitContext, run: ContiguousRun | undefine
 
 /** log2 of the bins each power of two is split into (32: sizes about 3 % apart). */
 const SUB_LOG = 5;
+/**
+ * How many cells of a request's own bin `find` follows when its first did not fit and no bin
+ * above holds a cell (see binLists). Bounded: a request's work stays O(1).
+ */
+const OWN_LOOKS = 8;
 
 /**
  * Two-level segregated fit (TLSF, Masmano et al.): O(1) `find`, `push` and `unlink`, whatever
@@ -667,27 +681,40 @@ const SUB_LOG = 5;
  * ```
  *
  * `find(n)` looks at the first cell of n's own bin (a cell there may or may not fit: one look,
- * which finds a same-size cell freed before), then takes the first cell of the first non-empty bin
- * whose every cell fits: the bins above n's own, found with two masks and two ctz. No walk: a
- * request never costs more than a few dozen instructions. The price is fragmentation bounded by
- * the bin width: a cell in n's own bin that the one look misses serves only smaller requests.
+ * which finds a same-size cell freed before), then takes from the first non-empty bin whose every
+ * cell fits: from bin(n - 1) + 1 on, found with two masks and two ctz. Only when no such bin holds
+ * a cell, before the top is cut or the heap grows, it follows n's own bin for at most OWN_LOOKS
+ * cells and takes the smallest that fits. One bounded loop does the three walks (1, 2 and up to
+ * OWN_LOOKS cells). No unbounded walk: a request never costs more than a few dozen instructions.
+ * The price is fragmentation bounded by the bin width: a cell in n's own bin that is passed over
+ * serves smaller requests.
+ *
+ * The last look into n's own bin: with the one look only, `source-map` at other seeds than 1
+ * kept a buffer's old hole behind a slightly smaller one in the request's bin, with nothing
+ * above, and every later buffer took new pages: over 1.1x wasi-libc dlmalloc's memory on 11 of
+ * seeds 1-21 at 320,000 operations (1.30x at worst); with it, 1.00x at worst (`pnpm --filter
+ * @alloc/bench growth --workloads source-map --seeds 1-21 --ops 320000`). It costs 35 bytes (the
+ * five C functions: 1,395 -> 1,424 B, with 6 saved in refill). The first look stays: without it
+ * (27 bytes less), size-classes over the free
+ * list kept growing on the every-other-one-freed pattern of the conformance suite, and
+ * `phase-change` at seed 6 went from 1.11x to 1.20x. A bin whose first OWN_LOOKS cells are all too
+ * small still grows the heap: `bin-head-poison` builds that on purpose (1.27x dlmalloc at seed 4).
  *
  * Best fit within a bin, in O(1): a request served from a bin above its own takes the smaller of
  * that bin's first two cells (bins are LIFO). Taking the first, a large buffer freed a moment ago
  * was cut up for small long-lived blocks while an older hole a little smaller stayed whole, and the
  * next buffer of that size no longer fitted either and took new pages (`source-map`: 1.29x
  * wasi-libc dlmalloc's memory, 4.4 MiB at 20,000 operations and 5.8 at 80,000; with it, 1.00x and
- * flat; `pnpm --filter @alloc/bench growth`). Two cells are not every cell of a bin: seed 5 of the
- * same workload still needs 1.25x (see the README). The remainder of the split goes back in front, so
- * the next request compares it with the same other cell. (Keeping the smaller of two in front at
- * `push` instead fixed that too, but the one look into n's own bin then met the smaller cell
- * first: `realloc-ping-pong` needed 1.13x dlmalloc's memory instead of 1.06x.)
+ * flat). The remainder of the split goes back in front, so the next request compares it with the
+ * same other cell. (Keeping the smaller of two in front at `push` instead fixed that too, but the
+ * look into n's own bin then met the smaller cell first: `realloc-ping-pong` needed 1.13x
+ * dlmalloc's memory instead of 1.06x.)
  *
  * The table sits at the start of the first region. The cell at the front of bin b has `prevFree`
  * = (address of head b) - header, so unlinking it writes its successor into the table like into
  * any cell. A last level, always empty, takes the searches past the largest bin.
  */
-function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeListDebug | undefined, granule: number): Lists {
+function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg: FreeListDebug | undefined, granule: number): Lists {
   const m = cg.module;
   const L = cellLayout(cg);
   const W = cg.ptrBytes;
@@ -791,6 +818,18 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
         cg.when(nx.get(), [L.setPrevFree(nx.get(), c.get())]),
       ];
     }));
+  /** The head of the bin whose slot is at `slotAt` (debug builds check it before it is followed). */
+  const headOf = (f: FunctionScope, slotAt: Expr): Expr => {
+    if (!dbg) return cg.load(slotAt);
+    const s = f.local(), c = f.local();
+    return cg.block([s.set(slotAt), c.set(cg.load(s.get())), cg.when(nonZero(cg, c.get()), [dbg.followLink(s.get(), c.get(), L.cellOf(s.get()), true)]), c.get()]);
+  };
+  /** Debug builds: cell c's next link is checked before it is followed. */
+  const checkNext = (f: FunctionScope, c: Local): Expr[] => {
+    if (!dbg) return [];
+    const nx = f.local();
+    return [cg.when(nonZero(cg, nx.tee(L.nextFreeOf(c.get()))), [dbg.followLink(cg.add(c.get(), cg.size(L.header)), nx.get(), c.get(), false)])];
+  };
   return {
     unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
@@ -800,37 +839,76 @@ function binLists({ cg, scope }: EmitContext, at: number | undefined, dbg: FreeL
     top: true,
     tableBytes,
     find: (f, n) => {
-      const c = f.local(), b = f.local(), l = f.local(), map = f.local(), nx = f.local();
-      /** Debug builds: the head `c` of the bin whose slot is `s` is checked before it is followed. */
-      const s = dbg && f.local();
-      const head = (slotAt: Expr) =>
-        dbg && s
-          ? cg.block([s.set(slotAt), c.set(cg.load(s.get())), cg.when(nonZero(cg, c.get()), [dbg.followLink(s.get(), c.get(), L.cellOf(s.get()), true)]), c.get()])
-          : cg.load(slotAt);
-      return [
-        // One look at n's own bin.
-        cg.returnIf(m.if(nonZero(cg, c.tee(head(slot(binOf(n.get()))))), holds(cg, c, n), cg.i32(0)), c.get()),
-        // The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level
-        // with a non-empty bin (the last level is always empty: b never leaves the table).
+      const c = f.local(), b = f.local(), l = f.local(), map = f.local(), k = f.local();
+      const best = f.local(), bsz = f.local(), t = f.local(), own = f.local();
+      const found = f.label("found"), walk = f.label("walk");
+      /** In loop `walk`: best <- the smallest cell that holds n among the next k cells from c, bsz its size. */
+      const walkK = cg.when(nonZero(cg, c.get()), [
+        cg.when(m.i32.and(cg.ltU(n.get(), t.tee(cg.sub(cg.load(c.get()), c.get()))), cg.ltU(t.get(), bsz.get())), [best.set(c.get()), bsz.set(t.get())]),
+        ...checkNext(f, c),
+        c.set(L.nextFreeOf(c.get())),
+        m.br(walk, nonZero(cg, k.tee(cg.sub(k.get(), cg.size(1))))),
+      ]);
+      /** The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level with a non-empty bin (the last level is always empty: b never leaves the table). `none` runs when there is none. */
+      const above = (none: Expr[]) => [
         b.set(cg.add(binOf(cg.sub(n.get(), cg.size(1))), cg.size(1))),
         cg.when(
           cg.eqz(nonZero(cg, map.tee(cg.and(cg.load(mapOf(l.tee(levelOf(b.get())))), cg.shl(cg.size(-1), low(b.get())))))),
           [
-            cg.returnIf(cg.eqz(nonZero(cg, map.tee(cg.and(levelBits.get(), cg.shl(cg.size(-1), cg.add(l.get(), cg.size(1))))))), cg.size(0)),
+            cg.when(cg.eqz(nonZero(cg, map.tee(cg.and(levelBits.get(), cg.shl(cg.size(-1), cg.add(l.get(), cg.size(1))))))), none),
             map.set(cg.load(mapOf(l.tee(cg.ctz(map.get()))))),
           ],
         ),
-        c.set(head(slot(cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get()))))),
-        // The smaller of its first two cells (best fit within the bin, see above). (select
-        // evaluates its arms before the condition: the tee comes first.)
-        ...(dbg ? [cg.when(nonZero(cg, nx.tee(L.nextFreeOf(c.get()))), [dbg.followLink(cg.add(c.get(), cg.size(L.header)), nx.get(), c.get(), false)])] : []),
-        cg.select(
-          m.i32.and(cg.ne(nx.get(), cg.size(0)), cg.ltU(cg.sub(cg.load(nx.get()), nx.get()), cg.sub(cg.load(c.get()), c.get()))),
-          nx.tee(L.nextFreeOf(c.get())),
-          c.get(),
-        ),
+        cg.add(cg.shl(l.get(), cg.size(SUB_LOG)), cg.ctz(map.get())),
+      ];
+      if (goal === "speed") {
+        // Speed builds emit this inside malloc and realloc (see findInline): no early return, no
+        // local assumed 0, and the usual paths without the loop (the one look, and the smaller of
+        // two cells by a select, as the loop would choose).
+        const done = f.label("done"), nx = f.local();
+        return [
+          m.block(done, [
+            cg.drop(m.br(done, m.if(nonZero(cg, c.get()), holds(cg, c, n), cg.i32(0)), c.tee(headOf(f, slot(own.tee(binOf(n.get()))))))),
+            c.set(headOf(f, slot(m.block(found, above([
+              // (c is still the bin's first cell, too small, or 0: an empty bin.)
+              cg.drop(m.br(done, cg.eqz(nonZero(cg, c.get())), cg.size(0))),
+              k.set(cg.size(OWN_LOOKS)),
+              best.set(cg.size(0)),
+              bsz.set(cg.size(-1)),
+              m.loop(walk, walkK),
+              m.br(done, undefined, best.get()),
+            ]), cg.usize)))),
+            ...checkNext(f, c),
+            // (select evaluates its arms before the condition: the tee comes first.)
+            cg.select(
+              m.i32.and(cg.ne(nx.get(), cg.size(0)), cg.ltU(cg.sub(cg.load(nx.get()), nx.get()), cg.sub(cg.load(c.get()), c.get()))),
+              nx.tee(L.nextFreeOf(c.get())),
+              c.get(),
+            ),
+          ], cg.usize),
+        ];
+      }
+      // Size builds: one bounded loop walks k cells from c and keeps the smallest that holds n:
+      // first the first cell of n's own bin; when it does not fit, once more from the bin above,
+      // every cell of which fits (the smaller of its first two); none, n's own bin again, for
+      // OWN_LOOKS cells. (b is 0 until the second walk is set up, and the bin there is 1 or more;
+      // a function's locals start at 0: find is called, never emitted inline, here.)
+      return [
+        bsz.set(cg.size(-1)),
+        k.set(cg.size(1)),
+        c.set(headOf(f, slot(own.tee(binOf(n.get()))))),
+        m.loop(walk, cg.block([
+          walkK,
+          cg.when(cg.eqz(cg.or(best.get(), b.get())), [
+            k.set(cg.size(2)),
+            c.set(headOf(f, slot(m.block(found, above([k.set(cg.size(OWN_LOOKS)), m.br(found, undefined, own.get())]), cg.usize)))),
+            m.br(walk),
+          ]),
+        ])),
+        best.get(),
       ];
     },
+    findInline: true,
     verify: ({ f, walk, corrupt }) => {
       // Each bin: its bit set exactly when it is non-empty, every cell in its size range; each
       // level: its bit set exactly when its map is non-zero.
