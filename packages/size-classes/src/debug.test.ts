@@ -135,3 +135,30 @@ describe.each(cases)("size-classes over $parent debug build, $memory memory", ({
     a.free(keep);
   });
 });
+
+describe.each([
+  { name: "wasm32, minAlign 8", memory64: false, minAlign: 8 },
+  { name: "wasm32, minAlign 16", memory64: false, minAlign: 16 },
+  { name: "memory64, minAlign 8", memory64: true, minAlign: 8 },
+  { name: "memory64, minAlign 16", memory64: true, minAlign: 16 },
+])("size-classes debug build, $name: a canary in front of every small header", ({ memory64, minAlign }) => {
+  const W = memory64 ? 8 : 4;
+  const room = Math.max(W, minAlign); // the canary's room, in front of the header word
+  const build = (debug: boolean) =>
+    buildAllocator({ strategy: [sizeClasses(), freeList()], memory64, minAlign, debug, exports: ["malloc", "free", "malloc_usable_size"] }).instantiate();
+
+  test("the release build's classes, the room in front, and a write one byte past a block caught at the next block's canary", async () => {
+    const [a, release] = [await build(true), await build(false)];
+    const p = a.malloc(20), q = a.malloc(20);
+    const usable = a.malloc_usable_size(p);
+    expect(usable).toBe(release.malloc_usable_size(release.malloc(20)));
+    expect(q - p).toBe(usable + room + W);
+    expect([p % minAlign, q % minAlign]).toEqual([0, 0]);
+    const bytes = new Uint8Array(a.memory.buffer);
+    bytes.fill(0x41, p, p + usable); // the whole block: no fault
+    a.checkHeap();
+    bytes[p + usable] = 0x41; // one byte past it
+    expect(faultOf(() => a.checkHeap())).toMatchObject({ kind: "corrupt-heap", layer: "size-classes", ptr: q - room - W });
+    expect(faultOf(() => a.free(p)).message).toMatch(/a write past the end of the block \(the canary after it is broken\)/);
+  });
+});
