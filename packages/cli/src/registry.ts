@@ -59,7 +59,7 @@ export const STRATEGIES: Readonly<Record<string, StrategyEntry>> = {
         kind: "int",
         derive: (o, minAlign) => Math.max(1, Math.floor(Number(o.maxSmall ?? 1024) / Math.max(8, minAlign))),
         defaultText: "maxSmall / max(8, minAlign)",
-        doc: "how many classes share [1, maxSmall]; maxSmall / classes must be a power of two >= minAlign",
+        doc: "how many classes share [1, maxSmall] (their spacing, maxSmall / classes, must be a power of two >= minAlign); one class more holds the requests up to maxSmall that the header word leaves out",
         samples: [16],
       },
       { name: "spanBytes", kind: "bytes", default: 1024, doc: "a class's first span (256 B to 16 MiB, a multiple of minAlign)", samples: [4096] },
