@@ -270,9 +270,10 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   // merge with: c is allocated, and the cell behind c is not free (c was a free cell, or resize
   // absorbed its free next neighbour), so speed builds skip release's merging (size builds call
   // release, which is there anyway: 26 bytes less; debug builds too, to poison the cell).
-  // Returning the payload saves the callers that hand the block out a read of it. Every block handed out (by alloc and resize) passes here last: the fresh
-  // mark rises past its end and the header there (that of the cell cut behind it, or the end
-  // sentinel's when the block ends at `last`).
+  // Returning the payload saves the callers that hand the block out a read of it. Every block
+  // handed out (by alloc and resize) passes here last: the fresh mark rises past its end and the
+  // header there (that of the cell cut behind it, or the end sentinel's when the block ends at
+  // `last`).
   const trim = cg.function(scope("trim"), ["c", "cut"], "usize", (f) => {
     const c = f.param("c"), cut = f.param("cut");
     const end = f.local();
@@ -695,9 +696,8 @@ const OWN_LOOKS = 8;
  * seeds 1-21 at 320,000 operations (1.30x at worst); with it, 1.00x at worst (`pnpm --filter
  * @alloc/bench growth --workloads source-map --seeds 1-21 --ops 320000`). It costs 35 bytes (the
  * five C functions: 1,395 -> 1,424 B, with 6 saved in refill). The first look stays: without it
- * (27 bytes less), size-classes over the free
- * list kept growing on the every-other-one-freed pattern of the conformance suite, and
- * `phase-change` at seed 6 went from 1.11x to 1.20x. A bin whose first OWN_LOOKS cells are all too
+ * (27 bytes less), size-classes over the free list kept growing on the every-other-one-freed
+ * pattern of the conformance suite, and `phase-change` at seed 6 went from 1.11x to 1.20x. A bin whose first OWN_LOOKS cells are all too
  * small still grows the heap: `bin-head-poison` builds that on purpose (1.27x dlmalloc at seed 4).
  *
  * Best fit within a bin, in O(1): a request served from a bin above its own takes the smaller of
@@ -849,7 +849,11 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
         c.set(L.nextFreeOf(c.get())),
         m.br(walk, nonZero(cg, k.tee(cg.sub(k.get(), cg.size(1))))),
       ]);
-      /** The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level with a non-empty bin (the last level is always empty: b never leaves the table). `none` runs when there is none. */
+      /**
+       * The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level with a
+       * non-empty bin (the last level is always empty: b never leaves the table). `none` runs
+       * when there is none.
+       */
       const above = (none: Expr[]) => [
         b.set(cg.add(binOf(cg.sub(n.get(), cg.size(1))), cg.size(1))),
         cg.when(
@@ -870,9 +874,12 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
           m.block(done, [
             cg.drop(m.br(done, m.if(nonZero(cg, c.get()), holds(cg, c, n), cg.i32(0)), c.tee(headOf(f, slot(own.tee(binOf(n.get()))))))),
             c.set(headOf(f, slot(m.block(found, above([
-              // (c is still the bin's first cell, too small, or 0: an empty bin.)
+              // (c is still the bin's first cell, too small, or 0: an empty bin. The walk starts
+              // behind it: the same OWN_LOOKS cells as a size build's, the first not read twice.)
               cg.drop(m.br(done, cg.eqz(nonZero(cg, c.get())), cg.size(0))),
-              k.set(cg.size(OWN_LOOKS)),
+              ...checkNext(f, c),
+              c.set(L.nextFreeOf(c.get())),
+              k.set(cg.size(OWN_LOOKS - 1)),
               best.set(cg.size(0)),
               bsz.set(cg.size(-1)),
               m.loop(walk, walkK),
@@ -908,7 +915,8 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
         best.get(),
       ];
     },
-    findInline: true,
+    // (Only the speed body is written for it: the size body counts on a call's zeroed locals.)
+    findInline: goal === "speed",
     verify: ({ f, walk, corrupt }) => {
       // Each bin: its bit set exactly when it is non-empty, every cell in its size range; each
       // level: its bit set exactly when its map is non-zero.
