@@ -94,10 +94,10 @@ interface Lists {
   /** Puts free cell `c`, its size final, on its list. */
   push(c: Expr): Expr;
   /**
-   * Bins: an i32 condition, true when free cells of `a` and `b` bytes go on the same list; and
+   * Bins: an i32 condition, true when free cells of `a` and `b` bytes (a <= b) go on the same list; and
    * `replace(r, c)`, which puts free cell `c` in listed cell `r`'s place (r is then on no list).
    */
-  readonly sameList?: (a: Expr, b: Expr) => Expr;
+  readonly sameList?: (f: FunctionScope, a: Expr, b: Expr) => Expr;
   replace?(r: Local, c: Local): Expr[];
   /** True when a cell whose size changes must move to another list (bins). */
   readonly rebin: boolean;
@@ -453,7 +453,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
             cg.when(cg.ne(end.tee(L.nextOfFree(c.get())), last.get()), [
               m.if(
                 cg.geU(cg.sub(end.get(), cut.tee(cg.add(c.get(), n.get()))), cg.size(minCell)),
-                cg.when(m.i32.and(lists.sameList(cg.sub(end.get(), cut.get()), cg.sub(end.get(), c.get())), alignedOk()), [
+                cg.when(m.i32.and(lists.sameList(f, cg.sub(end.get(), cut.get()), cg.sub(end.get(), c.get())), alignedOk()), [
                   ...(dbg ? dbg.taken(c, u) : []),
                   ...lists.replace(c, cut),
                   ...cutFree(c.get, cut.get, end.get),
@@ -683,7 +683,10 @@ const OWN_LOOKS = 8;
  *
  * `find(n)` looks at the first cell of n's own bin (a cell there may or may not fit: one look,
  * which finds a same-size cell freed before), then takes from the first non-empty bin whose every
- * cell fits: from bin(n - 1) + 1 on, found with two masks and two ctz. Only when no such bin holds
+ * cell fits: from bin(n) + 1 on, found with two masks and two ctz. (Every cell of bin(n - 1) + 1
+ * fits. That bin is bin(n) + 1, or bin(n) itself when n is its bin's smallest size: then every
+ * cell of bin(n) fits, and its first was taken by the look, or the bin is empty. So the search
+ * starts from own + 1, with no second bin computation.) Only when no such bin holds
  * a cell, before the top is cut or the heap grows, it follows n's own bin for at most OWN_LOOKS
  * cells and takes the smallest that fits. One bounded loop does the three walks (1, 2 and up to
  * OWN_LOOKS cells). No unbounded walk: a request never costs more than a few dozen instructions.
@@ -743,13 +746,12 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
   // bin is ((e - G) << SUB_LOG) + (x >> e). Below 2^(SUB_LOG + G), e is G: x >> G, one bin per
   // granule. Above, x >> e has SUB_LOG + 1 bits (S + the range in the level), and each e its
   // level. The max is taken by or-ing the bits below 2^(SUB_LOG + G + 1) into x, which keeps its
-  // top bit unless it was lower. (bin(n - 1) + 1 is the first bin whose every cell holds n or more.)
+  // top bit unless it was lower.
+  /** e of size x (see bin). */
+  const shiftOf = (x: Expr) => cg.sub(cg.size(bits - 1 - SUB_LOG), cg.clz(cg.or(x, cg.size(2 ** (SUB_LOG + G + 1) - 1))));
   const bin = cg.function(scope("bin"), ["x"], "usize", (f) => {
     const x = f.param("x"), e = f.local();
-    return cg.add(
-      cg.shl(cg.sub(e.tee(cg.sub(cg.size(bits - 1 - SUB_LOG), cg.clz(cg.or(x.get(), cg.size(2 ** (SUB_LOG + G + 1) - 1))))), cg.size(G)), cg.size(SUB_LOG)),
-      cg.shrU(x.get(), e.get()),
-    );
+    return cg.add(cg.shl(cg.sub(e.tee(shiftOf(x.get())), cg.size(G)), cg.size(SUB_LOG)), cg.shrU(x.get(), e.get()));
   });
   const binOf = (x: Expr) => cg.call(bin, [x]);
   /** The bin of free cell `c` (read twice). */
@@ -833,7 +835,12 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
   return {
     unlink: (c) => cg.call(unlink, [c]),
     push: (c) => cg.callVoid(push, [c]),
-    sameList: (a, b) => cg.eq(binOf(a), binOf(b)),
+    // Sizes a <= b share a bin when they agree above bit e of a: then they have the same top
+    // bit (e lies below it) and so the same e, and the same x >> e. (One clz, not two bins.)
+    sameList: (f, a, b) => {
+      const x = f.local();
+      return cg.eqz(nonZero(cg, cg.shrU(cg.xor(x.tee(a), b), shiftOf(x.get()))));
+    },
     replace: (r, c) => [cg.callVoid(replaceFn(), [r.get(), c.get()])],
     rebin: true,
     top: true,
@@ -850,12 +857,12 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
         m.br(walk, nonZero(cg, k.tee(cg.sub(k.get(), cg.size(1))))),
       ]);
       /**
-       * The first non-empty bin from bin(n - 1) + 1 on: in its level, or in the next level with a
-       * non-empty bin (the last level is always empty: b never leaves the table). `none` runs
-       * when there is none.
+       * The first non-empty bin from own + 1 on (own: n's bin, looked at before; see binLists):
+       * in its level, or in the next level with a non-empty bin (the last level is always empty:
+       * b never leaves the table). `none` runs when there is none.
        */
       const above = (none: Expr[]) => [
-        b.set(cg.add(binOf(cg.sub(n.get(), cg.size(1))), cg.size(1))),
+        b.set(cg.add(own.get(), cg.size(1))),
         cg.when(
           cg.eqz(nonZero(cg, map.tee(cg.and(cg.load(mapOf(l.tee(levelOf(b.get())))), cg.shl(cg.size(-1), low(b.get())))))),
           [
