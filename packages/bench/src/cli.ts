@@ -1,13 +1,15 @@
 import { growthCost } from "./growth-cost.ts";
+import { createReplayer } from "@alloc/trace";
 import { Command, InvalidArgumentError } from "commander";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { chart } from "./chart.ts";
-import { contenders } from "./contenders.ts";
+import { contenders, instantiate } from "./contenders.ts";
 import { measure } from "./measure.ts";
 import { countPrograms, formatInstructions, formatPrograms, measurePrograms, PROGRAM_ALLOCATORS, PROGRAMS } from "./programs.ts";
 import { buildPeers } from "./peers.ts";
+import { formatPaths, measurePaths } from "./call-paths.ts";
 import { RESULTS_DIR } from "./paths.ts";
 import { buildReport, formatReport, type BenchReport } from "./report.ts";
 import { setup } from "./setup.ts";
@@ -141,6 +143,35 @@ program
       if (e instanceof RangeError) program.error(e.message);
       throw e;
     }
+  });
+
+program
+  .command("paths")
+  .description("where a reused heap's time goes, deterministically: Wasm instructions per malloc, free and realloc on the bench's reused-heap replay, and the most frequent per-call counts (paths)")
+  .option("--workloads <names>", "comma-separated workloads, or kinds (recorded, shape, adversarial) (default: all)", list)
+  .option("--allocators <names>", "comma-separated allocators (default: free-list,dlmalloc)", list)
+  .option("--top <n>", "paths shown per allocator (default: 8)", positiveInt)
+  .action((options: { workloads?: string[]; allocators?: string[]; top?: number }) => {
+    const { contenders: chosen, skipped } = contenders(options.allocators ?? ["free-list", "dlmalloc"]);
+    for (const s of skipped) console.error(`skipped ${s.name}: ${s.reason}`);
+    const cells = benchWorkloads("full", options.workloads).flatMap((w) => chosen.map((c) => measurePaths(c, w)));
+    console.log(formatPaths(cells, options.top ?? 8));
+  });
+
+program
+  .command("loop <allocator> <workload>")
+  .description("replays one workload on one allocator's reused heap over and over, for a profiler (see README: Where the time goes)")
+  .option("--reps <n>", "replays after the first (default: 1,000)", positiveInt)
+  .action((allocator: string, workload: string, options: { reps?: number }) => {
+    const [c] = contenders([allocator]).contenders;
+    const [w] = benchWorkloads("full", [workload]);
+    if (!c || !w) program.error(`no allocator "${allocator}" (or not built: setup-peers) or no workload "${workload}"`);
+    const replayer = createReplayer(instantiate(c!), w!, { verify: false });
+    replayer.run({ freeLive: true });
+    let ms = 0;
+    const reps = options.reps ?? 1_000;
+    for (let i = 0; i < reps; i++) ms += replayer.run({ freeLive: true }).elapsedMs;
+    console.log(`${c!.name} on ${w!.name}: ${((ms * 1e6) / (reps * w!.ops.length)).toFixed(1)} ns/op over ${reps} replays of the reused heap`);
   });
 
 program
