@@ -93,6 +93,23 @@ describe("issue 10's targets", () => {
     expect(work).toMatchObject({ met: false, detail: "over on: w 129" });
     // 1.5 × 1 MiB + 256 KiB is less than dlmalloc's 4 MiB: the limit is 1.2 × 4 MiB.
     expect(memory).toMatchObject({ met: false, detail: "over on: w 5120 KiB > 4915" });
+    expect(targets({ ...cell("d", (4.7 * 2 ** 20) | 0, 20) })[1]).toMatchObject({ met: true });
+  });
+
+  test("dlmalloc needs more only when its heap, less its initial memory and the driver's blocks, is over 1.5 × peak live", () => {
+    const withInitial = (initial: number, driver: number) =>
+      buildReport({
+        command: "t", mode: "quick", config: { rounds: 1, sampleOps: 1, maxFresh: 1 },
+        contenders: [contender("d", true), { ...contender("dlmalloc"), initialMemoryBytes: initial }], skipped: [],
+        workloads: [{ name: "w", ops: [], allocations: 0 }],
+        cells: [cell("d", 3 << 20, 10), { ...cell("dlmalloc", 4 << 20, 10), driverBytes: driver }],
+      }).targets.find((t) => t.target.startsWith("default composition's peak memory at most 1.5"))!;
+    // dlmalloc's 4 MiB less 2 MiB it starts with: a 2 MiB heap, over 1.5 MiB: the limit is 1.2 × 2 MiB.
+    expect(withInitial(2 << 20, 0)).toMatchObject({ met: false, detail: "over on: w 3072 KiB > 2458" });
+    // Less 2.75 MiB: 1.25 MiB, not over 1.5 × 1 MiB: the limit is 1.5 × 1 MiB + 256 KiB.
+    expect(withInitial(2.75 * 2 ** 20, 0)).toMatchObject({ met: false, detail: "over on: w 3072 KiB > 1792" });
+    // Its heap of 2 MiB holds 0.75 MiB of the driver's blocks: 1.25 MiB of its own, the same.
+    expect(withInitial(2 << 20, 0.75 * 2 ** 20)).toMatchObject({ met: false, detail: "over on: w 3072 KiB > 1792" });
   });
 
   test("issue 10's done-when is checked against each dlmalloc build that ran", () => {

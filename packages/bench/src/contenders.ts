@@ -20,6 +20,13 @@ export interface Contender {
   readonly module: WebAssembly.Module;
   /** The module's bytes (the work count instruments them). */
   readonly binary: Uint8Array;
+  /** Its memory before the first call: stack and data (a peer's), the first page (ours). */
+  readonly initialMemoryBytes?: number;
+}
+
+/** The memory `module` has before any call. */
+function initialMemory(module: WebAssembly.Module): number {
+  return (new WebAssembly.Instance(module, {}).exports.memory as WebAssembly.Memory).buffer.byteLength;
 }
 
 /** A fresh instance of `contender`: a new, empty heap. */
@@ -38,6 +45,7 @@ export function contenders(names?: readonly string[]): { contenders: Contender[]
   const list: Contender[] = [];
   for (const c of available.filter((c) => wanted(c.name) && !c.sizeOnly)) {
     const built = buildAllocator({ strategy: c.stack(), exports: BENCH_EXPORTS, optimize: "speed" });
+    const module = new WebAssembly.Module(built.binary as BufferSource);
     list.push({
       name: c.name,
       kind: "ours",
@@ -45,21 +53,24 @@ export function contenders(names?: readonly string[]): { contenders: Contender[]
       ...(c.isDefault && { isDefault: true }),
       bytes: built.size,
       builtWith: `buildAllocator({ optimize: "speed", exports: [${BENCH_EXPORTS.join(", ")}] })`,
-      module: new WebAssembly.Module(built.binary as BufferSource),
+      module,
       binary: built.binary,
+      initialMemoryBytes: initialMemory(module),
     });
   }
   const manifest = readManifest();
   const peers = loadPeers(names);
   for (const { peer, binary } of peers.loaded) {
+    const module = new WebAssembly.Module(binary as BufferSource);
     list.push({
       name: peer.name,
       kind: "peer",
       description: peer.description,
       bytes: binary.byteLength,
       builtWith: manifest[peer.name]?.builtWith ?? "unknown (rebuild with setup)",
-      module: new WebAssembly.Module(binary as BufferSource),
+      module,
       binary,
+      initialMemoryBytes: initialMemory(module),
     });
   }
   const skipped = [
