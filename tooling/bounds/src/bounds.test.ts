@@ -20,6 +20,7 @@ import {
   N,
   peakLive,
   referenceHeapOf,
+  SEEDS,
   WORK_BOUND,
   workViolations,
   type Pair,
@@ -44,20 +45,28 @@ const KNOWN_FAILURES: Record<string, string> = {
   // sawtooth and realloc-churn. Releasing only kept spans that stay idle needs a clock that ticks in the large phase (a step on every
   // call to the parent): +6 % instructions on large-blocks, +18 % on sawtooth. Left for a decision.
   "size-classes > free-list | phase-change | memory": "1.68x peak live 1,680 KiB at 80k ops (2,816 KiB; the bound is 2,776 KiB; 2,752 KiB before small headers lost their padding): the last grow, op 54,526, is a 255 KiB buffer while the free list holds 1,048 KiB in 78 cells, the largest 251 KiB",
+  // Seeds 2 and 3 (since the suite runs SEEDS), measured at e7f2676 with `measureWork` at 20k, 80k, 320k and 1.28M ops:
+  "free-list | bin-head-poison (seed 2) | memory": "not flat: 3,008 KiB at 20k ops, 3,712 KiB at 80k (live 2,882 -> 2,977 KiB); bounded after: 3,712 KiB at 320k, 4,224 KiB at 1.28M (1.32x live 3,212 KiB; dlmalloc's heap 3,200 KiB). The pattern puts more than the 8 cells find follows of just-too-small cells in front of the fitting ones in a request's bin (TLSF's known weakness; seed 4 the same, seed 1 reaches 4,224 KiB only at 1.28M ops)",
+  "size-classes > free-list | big-among-small (seed 2) | memory": "1.72x peak live 1,412 KiB at 80k ops (2,432 KiB; dlmalloc's heap 2,048 KiB, 1.45x); the free list alone passes. Cause not measured (helper h2 found it; likely the spans kept by classes, as on phase-change above)",
+  "size-classes > free-list | compiler (seed 3) | memory": "not flat: 9,600 KiB at 20k ops, 13,440 KiB at 80k (live 9,244 -> 9,899 KiB), 15,424 KiB at 1.28M (1.42x live 10,843 KiB) while the free list alone stays at 11,392 KiB (1.05x) and dlmalloc's heap at 10,880 KiB; at seed 1 size-classes creeps too, past 80k ops (11,456 KiB at 20k and 80k, 15,616 KiB at 1.28M for 10,950 KiB live). Cause not measured; likely h2's (spans kept by idle classes)",
   // KNOWN_FAILURES_END
 };
 
 describe.each(COMPOSITIONS.map((c) => [c.name, c] as const))("%s", (_name, c) => {
-  for (const w of WORKLOADS) {
-    const workKey = `${c.name} | ${w.name} | work`;
-    (KNOWN_FAILURES[workKey] ? test.fails : test)(`${w.name} (${w.kind}): the worst op's work stays under ${WORK_BOUND} and does not grow from ${N} to ${N * LONGER} ops`, () => {
-      expect(workViolations(measurePair(c, w))).toEqual([]);
-    });
-    if (!memoryApplies(c, w.generate({ seed: 1, ops: N * LONGER }))) continue;
-    const memoryKey = `${c.name} | ${w.name} | memory`;
-    (KNOWN_FAILURES[memoryKey] ? test.fails : test)(`${w.name} (${w.kind}): memory ≤ 1.5 × peak live + ${ALLOWANCE / 1024} KiB, and flat from ${N} to ${N * LONGER} ops`, () => {
-      expect(memoryViolations(measurePair(c, w))).toEqual([]);
-    });
+  for (const seed of SEEDS) {
+    for (const w of WORKLOADS) {
+      // (Seed 1's keys and names carry no seed.)
+      const at = seed === 1 ? w.name : `${w.name} (seed ${seed})`;
+      const workKey = `${c.name} | ${at} | work`;
+      (KNOWN_FAILURES[workKey] ? test.fails : test)(`${at} (${w.kind}): the worst op's work stays under ${WORK_BOUND} and does not grow from ${N} to ${N * LONGER} ops`, () => {
+        expect(workViolations(measurePair(c, w, N, seed))).toEqual([]);
+      });
+      if (!memoryApplies(c, w.generate({ seed, ops: N * LONGER }))) continue;
+      const memoryKey = `${c.name} | ${at} | memory`;
+      (KNOWN_FAILURES[memoryKey] ? test.fails : test)(`${at} (${w.kind}): memory ≤ 1.5 × peak live + ${ALLOWANCE / 1024} KiB, and flat from ${N} to ${N * LONGER} ops`, () => {
+        expect(memoryViolations(measurePair(c, w, N, seed))).toEqual([]);
+      });
+    }
   }
 });
 
@@ -111,6 +120,16 @@ describe("the bounds catch what they are for", () => {
     expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 10 * MiB, 8 * MiB)))).toEqual([]);
     expect(memoryViolations(pair(result(1, 20 * MiB, 8 * MiB), result(1, 20 * MiB, 8 * MiB))).join("\n")).toMatch(/memory 20480 KiB > 1.5 × peak live 8192 KiB/);
     expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 12 * MiB, 8 * MiB))).join("\n")).toMatch(/not flat/);
+  });
+
+  test("memory that grows with the live bytes is flat; beyond them it is not", () => {
+    const MiB = 2 ** 20;
+    // Live 8 -> 10 MiB (×1.25): 10 MiB of memory may become 1.1 × 1.25 × 10 MiB + 256 KiB.
+    expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 13.5 * MiB, 10 * MiB)))).toEqual([]);
+    expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 14.2 * MiB, 10 * MiB))).join("\n")).toMatch(/not flat: .*live bytes ×1\.25/);
+    // Live bytes that fall give no room: 1.1 × 10 MiB + 256 KiB is the bound still.
+    expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 11.2 * MiB, 7.9 * MiB)))).toEqual([]);
+    expect(memoryViolations(pair(result(1, 10 * MiB, 8 * MiB), result(1, 11.4 * MiB, 7.9 * MiB))).join("\n")).toMatch(/not flat: memory 10240 KiB at 1 ops, 11674 KiB at 1 \(> 1\.1× \+ 256 KiB\)/);
   });
 
   test("where dlmalloc itself needs more than 1.5 × live, up to 1.2 × dlmalloc's heap passes, and no more", () => {
