@@ -19,8 +19,8 @@ export type PeerManifest = Record<string, { readonly builtWith: string; readonly
 
 const MANIFEST = join(PEERS_DIR, "manifest.json");
 
-function run(command: string, args: readonly string[], cwd?: string): string {
-  const result = spawnSync(command, args, { cwd, encoding: "utf8" });
+function run(command: string, args: readonly string[], cwd?: string, env?: NodeJS.ProcessEnv): string {
+  const result = spawnSync(command, args, { cwd, encoding: "utf8", ...(env && { env }) });
   if (result.error) throw new Error(`${command}: ${result.error.message}`);
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr || result.stdout}`.trim());
   return result.stdout;
@@ -49,10 +49,16 @@ export const DLMALLOC_FLAGS = [
 
 function dlmalloc(): string {
   const version = run("clang", ["--version"]).split("\n")[0]!.trim();
-  run("clang", [...DLMALLOC_FLAGS, "-o", join(PEERS_DIR, "dlmalloc.wasm"), join(PEERS_SRC_DIR, "dlmalloc.c"), "-lc"]);
+  // clang runs `wasm-opt` after the link when one is on PATH (13,740 bytes without, 12,244 with
+  // binaryen 132's): binaryen's, first on PATH, so the peer is the same however setup is started.
+  const require = createRequire(import.meta.url);
+  const binaryen = dirname(require.resolve("binaryen/package.json"));
+  const binaryenVersion = (JSON.parse(readFileSync(join(binaryen, "package.json"), "utf8")) as { version: string }).version;
+  const env = { ...process.env, PATH: `${join(binaryen, "bin")}:${process.env.PATH ?? ""}` };
+  run("clang", [...DLMALLOC_FLAGS, "-o", join(PEERS_DIR, "dlmalloc.wasm"), join(PEERS_SRC_DIR, "dlmalloc.c"), "-lc"], undefined, env);
   const libc = spawnSync("dpkg-query", ["-W", "-f", "${Version}", "wasi-libc"], { encoding: "utf8" });
   const libcVersion = libc.status === 0 ? `wasi-libc ${libc.stdout.trim()}` : "wasi-libc";
-  return `${version}, ${libcVersion}: clang ${DLMALLOC_FLAGS.join(" ")} dlmalloc.c -lc`;
+  return `${version}, ${libcVersion}: clang ${DLMALLOC_FLAGS.join(" ")} dlmalloc.c -lc (clang then runs wasm-opt of binaryen ${binaryenVersion}, on PATH)`;
 }
 
 /** Debian's rustc (1.63 on bookworm), not a rustup one that may be first on PATH. */
