@@ -880,7 +880,7 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
         return [
           m.block(done, [
             cg.drop(m.br(done, m.if(nonZero(cg, c.get()), holds(cg, c, n), cg.i32(0)), c.tee(headOf(f, slot(own.tee(binOf(n.get()))))))),
-            c.set(headOf(f, slot(m.block(found, above([
+            c.set(headOf(f, slot(b.tee(m.block(found, above([
               // (c is still the bin's first cell, too small, or 0: an empty bin. The walk starts
               // behind it: the same OWN_LOOKS cells as a size build's, the first not read twice.)
               cg.drop(m.br(done, cg.eqz(nonZero(cg, c.get())), cg.size(0))),
@@ -891,13 +891,21 @@ function binLists({ cg, scope, goal }: EmitContext, at: number | undefined, dbg:
               bsz.set(cg.size(-1)),
               m.loop(walk, walkK),
               m.br(done, undefined, best.get()),
-            ]), cg.usize)))),
-            ...checkNext(f, c),
-            // (select evaluates its arms before the condition: the tee comes first.)
-            cg.select(
-              m.i32.and(cg.ne(nx.get(), cg.size(0)), cg.ltU(cg.sub(cg.load(nx.get()), nx.get()), cg.sub(cg.load(c.get()), c.get()))),
-              nx.tee(L.nextFreeOf(c.get())),
+            ]), cg.usize))))),
+            // The bins below 2S hold one size each: the smaller of two is the first, and its
+            // successor is not read. (select evaluates its arms before the condition: the tee
+            // comes first.)
+            m.if(
+              cg.ltU(b.get(), cg.size(2 * S)),
               c.get(),
+              cg.block([
+                ...checkNext(f, c),
+                cg.select(
+                  m.i32.and(cg.ne(nx.get(), cg.size(0)), cg.ltU(cg.sub(cg.load(nx.get()), nx.get()), cg.sub(cg.load(c.get()), c.get()))),
+                  nx.tee(L.nextFreeOf(c.get())),
+                  c.get(),
+                ),
+              ]),
             ),
           ], cg.usize),
         ];
