@@ -387,7 +387,7 @@ function emitFreeList(ctx: EmitContext, parent: Parent, fit: Fit): AllocatorFunc
   // find(n): the lists' search, in one function that alloc and resize call; in speed builds,
   // emitted at both sites when it can be (see Lists.findInline).
   const findFn = cg.function(scope("find"), ["n"], "usize", (f) => lists.find(f, f.param("n")));
-  const find = (f: FunctionScope, n: Local) => (speed && lists.findInline ? cg.block(lists.find(f, n)) : cg.call(findFn, [n.get()]));
+  const find = (f: FunctionScope, n: Local) => (lists.findInline ? cg.block(lists.find(f, n)) : cg.call(findFn, [n.get()]));
 
   /**
    * alloc(size, align), for `align` an expression (a parameter, or a constant in allocFixed):
@@ -686,9 +686,9 @@ const OWN_LOOKS = 8;
  * cell fits: from bin(n) + 1 on, found with two masks and two ctz. (Every cell of bin(n - 1) + 1
  * fits. That bin is bin(n) + 1, or bin(n) itself when n is its bin's smallest size: then every
  * cell of bin(n) fits, and its first was taken by the look, or the bin is empty. So the search
- * starts from own + 1, with no second bin computation.) Only when no such bin holds
- * a cell, before the top is cut or the heap grows, it follows n's own bin for at most OWN_LOOKS
- * cells and takes the smallest that fits. One bounded loop does the three walks (1, 2 and up to
+ * starts from own + 1, with no second bin computation.) Only when no such bin holds a cell,
+ * before the top is cut or the heap grows, it follows n's own bin for at most OWN_LOOKS cells and
+ * takes the smallest that fits. One bounded loop does the three walks (1, 2 and up to
  * OWN_LOOKS cells). No unbounded walk: a request never costs more than a few dozen instructions.
  * The price is fragmentation bounded by the bin width: a cell in n's own bin that is passed over
  * serves smaller requests.
@@ -700,8 +700,9 @@ const OWN_LOOKS = 8;
  * @alloc/bench growth --workloads source-map --seeds 1-21 --ops 320000`). It costs 35 bytes (the
  * five C functions: 1,395 -> 1,424 B, with 6 saved in refill). The first look stays: without it
  * (27 bytes less), size-classes over the free list kept growing on the every-other-one-freed
- * pattern of the conformance suite, and `phase-change` at seed 6 went from 1.11x to 1.20x. A bin whose first OWN_LOOKS cells are all too
- * small still grows the heap: `bin-head-poison` builds that on purpose (1.27x dlmalloc at seed 4).
+ * pattern of the conformance suite, and `phase-change` at seed 6 went from 1.11x to 1.20x. A bin
+ * whose first OWN_LOOKS cells are all too small still grows the heap: `bin-head-poison` builds
+ * that on purpose (1.27x dlmalloc at seed 4; the bounds suite's known failure at seed 2).
  *
  * Best fit within a bin, in O(1): a request served from a bin above its own takes the smaller of
  * that bin's first two cells (bins are LIFO). Taking the first, a large buffer freed a moment ago

@@ -16,9 +16,11 @@ import { measureWork, type OpWork, type Trace, type Workload, type WorkResult } 
  *   returns, loop iterations: see `WORK_UNIT`);
  * - **memory**: at the end of the pattern, memory is at most {@link MEMORY_FACTOR}× the peak live
  *   bytes plus {@link ALLOWANCE}, at N and at 4N, or, where wasi-libc's dlmalloc itself needs
- *   more than {@link MEMORY_FACTOR}× the peak live bytes, at most {@link REFERENCE_FACTOR}× what dlmalloc needs (issue 10's bound;
+ *   more than {@link MEMORY_FACTOR}× the peak live bytes, at most {@link REFERENCE_FACTOR}× what
+ *   dlmalloc needs (issue 10's bound;
  *   `reference/dlmalloc.wasm`, replayed on the same trace); and the memory at 4N is at most
- *   {@link FLAT_FACTOR}× the memory at N plus {@link ALLOWANCE} (flat).
+ *   {@link FLAT_FACTOR}× the memory at N, times the growth of the peak live bytes when they grow,
+ *   plus {@link ALLOWANCE} (flat); at each of {@link SEEDS}.
  */
 import { readFileSync } from "node:fs";
 
@@ -55,7 +57,7 @@ export const MEMORY_FACTOR = 1.5;
  * up to REFERENCE_FACTOR × dlmalloc's heap (its memory less its initial memory: stack and data).
  */
 export const REFERENCE_FACTOR = 1.2;
-/** Memory at 4N ≤ FLAT_FACTOR × memory at N + ALLOWANCE. */
+/** Memory at 4N ≤ FLAT_FACTOR × memory at N (× the peak live bytes' growth, when they grow) + ALLOWANCE. */
 export const FLAT_FACTOR = 1.1;
 /**
  * Fixed allowance for small heaps: static data, the first pages, a class's first span, a heap
